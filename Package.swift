@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "durable-streams",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "durable-streams", targets: ["durable-streams"]),
+        .library(name: "DurableStreams", targets: ["DurableStreams"]),
+        .library(name: "StreamStore", targets: ["StreamStore"]),
+        .library(name: "OriginServer", targets: ["OriginServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.90.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.30.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // Protocol vocabulary: offsets, cursors, ETags, JSON framing, SSE encoding, request parsing. No I/O.
+        .target(
+            name: "DurableStreams",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Storage: the StreamStore protocol, the in-memory store, waiters for live reads.
+        .target(
+            name: "StreamStore",
+            dependencies: [
+                "DurableStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The origin's HTTP/1.1 server on SwiftNIO.
+        .target(
+            name: "OriginServer",
+            dependencies: [
+                "DurableStreams",
+                "StreamStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "durable-streams",
+            dependencies: [
+                "OriginServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Shared by the test targets: a small HTTP/1.1 client over real sockets.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "DurableStreamsTests", dependencies: ["DurableStreams"]),
+        .testTarget(
+            name: "StreamStoreTests",
+            dependencies: ["StreamStore", .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "OriginServerTests",
+            dependencies: [
+                "OriginServer", "TestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,36 @@
+/// The protocol's header names, spelled once.
+public enum HeaderName {
+    public static let nextOffset = "Stream-Next-Offset"
+    public static let cursor = "Stream-Cursor"
+    public static let upToDate = "Stream-Up-To-Date"
+    public static let closed = "Stream-Closed"
+    public static let seq = "Stream-Seq"
+    public static let ttl = "Stream-TTL"
+    public static let expiresAt = "Stream-Expires-At"
+    public static let sseDataEncoding = "stream-sse-data-encoding"
+    public static let producerID = "Producer-Id"
+    public static let producerEpoch = "Producer-Epoch"
+    public static let producerSeq = "Producer-Seq"
+    public static let producerExpectedSeq = "Producer-Expected-Seq"
+    public static let producerReceivedSeq = "Producer-Received-Seq"
+
+    /// Every header a browser client must be allowed to read (CORS `Access-Control-Expose-Headers`).
+    public static let exposedToBrowsers = [
+        nextOffset, cursor, upToDate, closed, ttl, expiresAt, sseDataEncoding,
+        producerEpoch, producerSeq, producerExpectedSeq, producerReceivedSeq,
+        "ETag", "Location", "Content-Type",
+    ]
+
+    /// Every request header a browser client may send (CORS `Access-Control-Allow-Headers`).
+    public static let acceptedFromBrowsers = [
+        "Content-Type", "Authorization", "If-None-Match", seq, ttl, expiresAt, closed,
+        producerID, producerEpoch, producerSeq,
+    ]
+
+    /// `Stream-Closed` counts only when its value is `true`, compared case-insensitively;
+    /// any other value is treated as if the header were absent.
+    public static func isTrue(_ value: String?) -> Bool {
+        guard let value else { return false }
+        return value.utf8.count == 4 && value.lowercased() == "true"
+    }
+}

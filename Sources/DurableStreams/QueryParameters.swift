@@ -1,0 +1,57 @@
+/// The decoded query parameters of a request URI.
+public struct QueryParameters: Sendable {
+    private var pairs: [(String, String)]
+
+    /// Parses `a=1&b=x%20y`; `+` is a space, as in forms. A malformed escape is a 400.
+    public init(query: Substring) throws(ProtocolError) {
+        pairs = []
+        for item in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.percentDecode(parts[0]),
+                let value = Self.percentDecode(parts.count > 1 ? parts[1] : "")
+            else { throw ProtocolError(.badRequest, "malformed percent-encoding in query string") }
+            pairs.append((name, value))
+        }
+    }
+
+    /// The first value for `name`.
+    public subscript(_ name: String) -> String? {
+        pairs.first { $0.0 == name }?.1
+    }
+
+    /// Whether `name` appears more than once (ambiguous for the protocol's parameters).
+    public func isRepeated(_ name: String) -> Bool {
+        pairs.lazy.filter { $0.0 == name }.count > 1
+    }
+
+    /// Decodes `%XX` escapes and `+`; `nil` for a bad escape or invalid UTF-8.
+    public static func percentDecode(_ text: Substring) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
+            return String(text)
+        }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

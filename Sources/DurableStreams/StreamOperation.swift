@@ -1,0 +1,147 @@
+/// A request decoded into the protocol operation it asks for (§5), with every header and query
+/// parameter validated. Decoding is pure, so every rejection is testable without a server.
+public enum StreamOperation: Sendable {
+    case create(Create)
+    case append(Append)
+    case read(Read)
+    case head
+    case delete
+
+    /// `PUT`: create, or confirm an identical stream exists.
+    public struct Create: Sendable {
+        public var contentType: ContentType
+        public var lifetime: StreamLifetime
+        public var closed: Bool
+    }
+
+    /// `POST`: append, close, or both.
+    public struct Append: Sendable {
+        /// `nil` only for a close without a body, where the type is irrelevant.
+        public var contentType: ContentType?
+        public var seq: String?
+        public var closed: Bool
+        public var producer: ProducerClaim?
+    }
+
+    /// `GET`: a catch-up, long-poll or SSE read.
+    public struct Read: Sendable {
+        public var start: ReadStart
+        public var mode: ReadMode
+        public var ifNoneMatch: String?
+    }
+
+    /// The three read modes.
+    public enum ReadMode: Hashable, Sendable {
+        case catchUp
+        case longPoll(cursor: Substring?)
+        case sse(cursor: Substring?)
+
+        public var isLive: Bool { self != .catchUp }
+
+        public var cursor: Substring? {
+            switch self {
+            case .catchUp: return nil
+            case .longPoll(let cursor), .sse(let cursor): return cursor
+            }
+        }
+    }
+
+    /// The methods a stream URL answers, for `Allow` on a 405.
+    public static let allowedMethods = "GET, HEAD, PUT, POST, DELETE, OPTIONS"
+
+    /// Decodes a request.
+    /// - Parameters:
+    ///   - method: the HTTP method, upper case.
+    ///   - query: the raw query string (without `?`).
+    ///   - header: looks up a request header by name (case-insensitive, first value).
+    ///   - bodyLength: the number of body bytes received.
+    public static func decode(
+        method: String, query: Substring, header: (String) -> String?, bodyLength: Int
+    ) throws(ProtocolError) -> StreamOperation {
+        switch method {
+        case "PUT":
+            var contentType = ContentType.octetStream
+            if let value = header("Content-Type") {
+                guard let parsed = ContentType(value) else {
+                    throw ProtocolError(.badRequest, "malformed Content-Type")
+                }
+                contentType = parsed
+            }
+            let lifetime = try StreamLifetime(ttlHeader: header(HeaderName.ttl), expiresAtHeader: header(HeaderName.expiresAt))
+            return .create(Create(contentType: contentType, lifetime: lifetime, closed: HeaderName.isTrue(header(HeaderName.closed))))
+
+        case "POST":
+            let closed = HeaderName.isTrue(header(HeaderName.closed))
+            guard bodyLength > 0 || closed else {
+                throw ProtocolError(.badRequest, "empty body: an append needs data, or Stream-Closed: true to close")
+            }
+            var contentType: ContentType?
+            if bodyLength > 0 {
+                guard let value = header("Content-Type") else {
+                    throw ProtocolError(.badRequest, "missing Content-Type")
+                }
+                guard let parsed = ContentType(value) else { throw ProtocolError(.badRequest, "malformed Content-Type") }
+                contentType = parsed
+            }
+            let producer = try ProducerClaim(
+                id: header(HeaderName.producerID), epoch: header(HeaderName.producerEpoch), seq: header(HeaderName.producerSeq))
+            let seq = header(HeaderName.seq)
+            if let seq, seq.isEmpty { throw ProtocolError(.badRequest, "Stream-Seq must not be empty") }
+            return .append(Append(contentType: contentType, seq: seq, closed: closed, producer: producer))
+
+        case "GET":
+            let parameters = try QueryParameters(query: query)
+            for name in ["offset", "live", "cursor"] where parameters.isRepeated(name) {
+                throw ProtocolError(.badRequest, "query parameter '\(name)' given more than once")
+            }
+            let offset = parameters["offset"]
+            let start = try ReadStart(queryValue: offset.map { Substring($0) })
+            let cursor = parameters["cursor"].map { Substring($0) }
+            let mode: ReadMode
+            switch parameters["live"] {
+            case nil: mode = .catchUp
+            case "long-poll": mode = .longPoll(cursor: cursor)
+            case "sse": mode = .sse(cursor: cursor)
+            case let other?: throw ProtocolError(.badRequest, "unknown live mode '\(other)': use long-poll or sse")
+            }
+            if mode.isLive && offset == nil {
+                throw ProtocolError(.badRequest, "live reads require an offset")
+            }
+            return .read(Read(start: start, mode: mode, ifNoneMatch: header("If-None-Match")))
+
+        case "HEAD":
+            return .head
+
+        case "DELETE":
+            return .delete
+
+        default:
+            throw ProtocolError(.methodNotAllowed, "method \(method) is not supported on a stream", headers: [("Allow", allowedMethods)])
+        }
+    }
+}
+
+/// Stream names: the part of the URL path after the streams prefix.
+public enum StreamPath {
+    /// The longest stream name accepted.
+    public static let maxLength = 1024
+
+    /// Validates a stream name taken from a URL path: non-empty, bounded, no empty, `.` or `..`
+    /// segments (no path traversal, §12.2) and no control characters.
+    public static func validate(_ name: Substring) throws(ProtocolError) -> String {
+        guard !name.isEmpty else { throw ProtocolError(.badRequest, "missing stream name") }
+        guard name.utf8.count <= maxLength else { throw ProtocolError(.badRequest, "stream name longer than \(maxLength) bytes") }
+        guard let decoded = QueryParameters.percentDecode(name.replacing("+", with: "%2B")) else {
+            throw ProtocolError(.badRequest, "malformed percent-encoding in stream name")
+        }
+        for segment in decoded.split(separator: "/", omittingEmptySubsequences: false) {
+            guard !segment.isEmpty, segment != ".", segment != ".." else {
+                throw ProtocolError(.badRequest, "stream name has an empty, '.' or '..' segment")
+            }
+        }
+        guard decoded.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
+            throw ProtocolError(.badRequest, "stream name contains control characters")
+        }
+        return decoded
+    }
+}

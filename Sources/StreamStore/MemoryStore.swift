@@ -1,0 +1,290 @@
+import DurableStreams
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A `StreamStore` that keeps everything in memory: fast, and gone when the process exits.
+///
+/// One lock guards all streams. Every critical section is short and does no I/O (a copy of an
+/// append's bytes at most), so calling it from an event loop is fine. Promises are completed
+/// only after the lock is released, because completing one runs its callbacks inline.
+public final class MemoryStore: StreamStore {
+    /// Seconds since 1970; injectable so expiry can be tested without waiting.
+    public typealias Clock = @Sendable () -> Double
+
+    private let state = NIOLockedValueBox(State())
+    private let clock: Clock
+    /// Distinguishes stream ids of this process from those of an earlier run.
+    private let incarnation = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+
+    public init(clock: @escaping Clock = { Date().timeIntervalSince1970 }) {
+        self.clock = clock
+    }
+
+    private struct Waiter {
+        var promise: EventLoopPromise<StoreWait.Outcome>
+    }
+
+    private struct Stream {
+        var id: String
+        var contentType: ContentType
+        var lifetime: StreamLifetime
+        var log: MemoryLog
+        var closed = false
+        var lastAccess: Double
+        var lastSeq: String?
+        var producers: [String: ProducerState] = [:]
+        /// The producer request that closed the stream, so its retry is recognised.
+        var closedBy: ProducerClaim?
+        var waiters: [UInt64: Waiter] = [:]
+
+        var tail: StreamOffset { StreamOffset(position: log.length) }
+
+        func info() -> StreamInfo {
+            StreamInfo(id: id, contentType: contentType, lifetime: lifetime, tail: tail, closed: closed,
+                       expiresAt: lifetime.expiry(lastAccess: lastAccess))
+        }
+
+        func isExpired(at now: Double) -> Bool {
+            guard let expiry = lifetime.expiry(lastAccess: lastAccess) else { return false }
+            return now >= expiry
+        }
+
+        mutating func touch(_ now: Double) {
+            if lifetime.isSliding { lastAccess = now }
+        }
+
+        /// Removes and returns every waiter, to be woken once the lock is released.
+        mutating func takeWaiters() -> [EventLoopPromise<StoreWait.Outcome>] {
+            defer { waiters.removeAll() }
+            return allWaiters
+        }
+
+        var allWaiters: [EventLoopPromise<StoreWait.Outcome>] { waiters.values.map(\.promise) }
+
+        mutating func write(_ body: Body, messages: [Range<Int>]) {
+            let separator: UInt8? = contentType.isJSON ? UInt8(ascii: ",") : nil
+            for range in messages where !range.isEmpty || separator != nil {
+                log.append(body.bytes, range, suffix: separator)
+            }
+        }
+    }
+
+    private struct State {
+        var streams: [String: Stream] = [:]
+        var nextID: UInt64 = 1
+        var nextWaiterID: UInt64 = 1
+
+        /// The live stream at `path`; an expired one is removed (its waiters returned for waking).
+        mutating func lookup(_ path: String, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
+            guard let stream = streams[path] else { return nil }
+            if stream.isExpired(at: now) {
+                woken += streams.removeValue(forKey: path)!.allWaiters
+                return nil
+            }
+            return stream
+        }
+    }
+
+    private static let notFound = ProtocolError(.notFound, "stream not found")
+
+    public var streamCount: Int { state.withLockedValue { $0.streams.count } }
+
+    public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
+        let now = clock()
+        let messages: [Range<Int>]
+        switch command.body.messages {
+        case .success(let ranges): messages = ranges
+        case .failure(let error): return loop.makeFailedFuture(error)
+        }
+        if case .expiresAt(let instant, _) = command.lifetime, instant <= now {
+            return loop.makeFailedFuture(ProtocolError(.badRequest, "Stream-Expires-At is in the past"))
+        }
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let result: Result<CreateResult, ProtocolError> = state.withLockedValue { state in
+            if let existing = state.lookup(path, now: now, woken: &woken) {
+                guard existing.contentType == command.contentType,
+                    existing.lifetime.matches(command.lifetime),
+                    existing.closed == command.closed
+                else {
+                    return .failure(ProtocolError(.conflict, "stream exists with a different configuration"))
+                }
+                return .success(CreateResult(created: false, info: existing.info()))
+            }
+            var stream = Stream(
+                id: "\(incarnation)-\(state.nextID)", contentType: command.contentType, lifetime: command.lifetime,
+                log: MemoryLog(framed: command.contentType.isJSON), lastAccess: now)
+            state.nextID += 1
+            stream.write(command.body, messages: messages)
+            stream.closed = command.closed
+            state.streams[path] = stream
+            return .success(CreateResult(created: true, info: stream.info()))
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return loop.makeCompletedFuture(result.mapError { $0 as any Error })
+    }
+
+    public func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult> {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let result: Result<AppendResult, ProtocolError> = state.withLockedValue { state in
+            guard var stream = state.lookup(path, now: now, woken: &woken) else { return .failure(Self.notFound) }
+            let outcome = Self.apply(command, to: &stream, now: now)
+            if case .success(let result) = outcome, !result.duplicate {
+                stream.touch(now)
+                woken += stream.takeWaiters()
+            }
+            state.streams[path] = stream
+            return outcome
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return loop.makeCompletedFuture(result.mapError { $0 as any Error })
+    }
+
+    /// The append rules of §5.2 in their precedence order: closed, content type, producer, seq,
+    /// then the body's framing. Nothing changes unless every check passes.
+    private static func apply(_ command: AppendCommand, to stream: inout Stream, now: Double) -> Result<AppendResult, ProtocolError> {
+        let hasData = command.body.bytes.readableBytes > 0
+        let tailHeader = (HeaderName.nextOffset, stream.tail.description)
+        if stream.closed {
+            if let producer = command.producer, producer == stream.closedBy {
+                return .success(AppendResult(tail: stream.tail, closed: true, producer: stream.producers[producer.id], duplicate: true))
+            }
+            if !hasData && command.closed {
+                return .success(AppendResult(tail: stream.tail, closed: true, producer: nil, duplicate: true))
+            }
+            return .failure(ProtocolError(.conflict, "stream is closed", headers: [(HeaderName.closed, "true"), tailHeader]))
+        }
+        if hasData, let type = command.contentType, type != stream.contentType {
+            return .failure(ProtocolError(.conflict, "content type \(type.mediaType) does not match the stream's \(stream.contentType.mediaType)"))
+        }
+        var newProducerState: ProducerState?
+        if let producer = command.producer {
+            switch producer.validate(against: stream.producers[producer.id]) {
+            case .accept(let next):
+                newProducerState = next
+            case .duplicate(let current):
+                return .success(AppendResult(tail: stream.tail, closed: stream.closed, producer: current, duplicate: true))
+            case .staleEpoch(let current):
+                return .failure(ProtocolError(.forbidden, "stale producer epoch", headers: [(HeaderName.producerEpoch, String(current))]))
+            case .gap(let expected, let received):
+                return .failure(ProtocolError(.conflict, "producer sequence gap", headers: [
+                    (HeaderName.producerExpectedSeq, String(expected)), (HeaderName.producerReceivedSeq, String(received)),
+                ]))
+            case .newEpochNotAtZero:
+                return .failure(ProtocolError(.badRequest, "a new producer epoch must start at Producer-Seq 0"))
+            }
+        }
+        if let seq = command.seq, let last = stream.lastSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
+            return .failure(ProtocolError(.conflict, "Stream-Seq must increase: \(seq) is not after \(last)"))
+        }
+        let messages: [Range<Int>]
+        switch command.body.messages {
+        case .success(let ranges): messages = ranges
+        case .failure(let error): return .failure(error)
+        }
+        stream.write(command.body, messages: messages)
+        if let seq = command.seq { stream.lastSeq = seq }
+        if let producer = command.producer, let newProducerState {
+            stream.producers[producer.id] = newProducerState
+            if command.closed { stream.closedBy = producer }
+        }
+        if command.closed { stream.closed = true }
+        return .success(AppendResult(tail: stream.tail, closed: stream.closed, producer: newProducerState, duplicate: false))
+    }
+
+    public func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let result: Result<ReadResult, ProtocolError> = state.withLockedValue { state in
+            guard var stream = state.lookup(path, now: now, woken: &woken) else { return .failure(Self.notFound) }
+            if touch {
+                stream.touch(now)
+                state.streams[path] = stream
+            }
+            let from: UInt64
+            switch start {
+            case .beginning: from = 0
+            case .now: from = stream.log.length
+            case .offset(let offset):
+                guard offset.position <= stream.log.length else {
+                    return .failure(ProtocolError(.badRequest, "offset is beyond the end of the stream"))
+                }
+                guard stream.log.isBoundary(offset.position) else {
+                    return .failure(ProtocolError(.badRequest, "offset is not a message boundary"))
+                }
+                from = offset.position
+            }
+            let end = stream.log.readEnd(from: from, maxBytes: maxBytes)
+            return .success(ReadResult(
+                info: stream.info(), start: StreamOffset(position: from), end: StreamOffset(position: end),
+                chunks: stream.log.bytes(from: from, to: end)))
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return loop.makeCompletedFuture(result.mapError { $0 as any Error })
+    }
+
+    public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let info = state.withLockedValue { $0.lookup(path, now: now, woken: &woken)?.info() }
+        woken.forEach { $0.succeed(.changed) }
+        guard let info else { return loop.makeFailedFuture(Self.notFound) }
+        return loop.makeSucceededFuture(info)
+    }
+
+    public func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let found: Bool = state.withLockedValue { state in
+            guard state.lookup(path, now: now, woken: &woken) != nil else { return false }
+            woken += state.streams.removeValue(forKey: path)!.allWaiters
+            return true
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return found ? loop.makeSucceededVoidFuture() : loop.makeFailedFuture(Self.notFound)
+    }
+
+    public func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait {
+        let now = clock()
+        let promise = loop.makePromise(of: StoreWait.Outcome.self)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let id: UInt64 = state.withLockedValue { state in
+            let id = state.nextWaiterID
+            state.nextWaiterID += 1
+            guard var stream = state.lookup(path, now: now, woken: &woken),
+                !stream.closed, stream.log.length <= offset.position
+            else {
+                woken.append(promise)
+                return id
+            }
+            stream.waiters[id] = Waiter(promise: promise)
+            state.streams[path] = stream
+            return id
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return StoreWait(path: path, id: id, future: promise.futureResult)
+    }
+
+    public func cancel(_ wait: StoreWait) {
+        let waiter = state.withLockedValue { $0.streams[wait.path]?.waiters.removeValue(forKey: wait.id) }
+        waiter?.promise.succeed(.cancelled)
+    }
+
+    /// Removes expired streams and wakes their waiters; returns how many were removed. Expiry is
+    /// also enforced lazily on every access, so this only reclaims memory.
+    @discardableResult
+    public func sweepExpired() -> Int {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let removed: Int = state.withLockedValue { state in
+            let expired = state.streams.filter { $0.value.isExpired(at: now) }.map(\.key)
+            for path in expired { woken += state.streams.removeValue(forKey: path)!.allWaiters }
+            return expired.count
+        }
+        woken.forEach { $0.succeed(.changed) }
+        return removed
+    }
+}

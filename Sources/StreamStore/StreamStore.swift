@@ -1,0 +1,189 @@
+import DurableStreams
+import NIOCore
+
+/// Where streams live. Every operation answers on the caller's event loop through a future, so
+/// the in-memory store can answer at once while a file-backed store runs its I/O on a thread
+/// pool: the HTTP layer never blocks and never changes when the backing store does.
+///
+/// Operations fail with `ProtocolError`, carrying the status and headers the protocol demands.
+public protocol StreamStore: AnyObject, Sendable {
+    /// Creates a stream, or confirms an identical one exists (§5.1).
+    func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult>
+
+    /// Appends and/or closes (§5.2, §5.2.1, §5.3). Validation and the append happen atomically
+    /// per stream, which also serialises each (stream, producer) pair.
+    func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult>
+
+    /// Reads up to `maxBytes` from `start` (for JSON streams: whole messages, at least one).
+    /// `touch` renews a sliding TTL.
+    func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+
+    /// Metadata without renewing the TTL (HEAD).
+    func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo>
+
+    /// Deletes a stream; waiters on it wake up.
+    func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void>
+
+    /// Completes once the stream's tail moves past `offset`, the stream closes or goes away,
+    /// or the wait is cancelled. Completes at once if that is already so.
+    func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait
+
+    /// Stops waiting; the wait's future completes with `.cancelled` (no promise is leaked).
+    func cancel(_ wait: StoreWait)
+
+    /// Number of live streams (for metrics).
+    var streamCount: Int { get }
+}
+
+/// What `PUT` asks the store to do.
+public struct CreateCommand: Sendable {
+    public var contentType: ContentType
+    public var lifetime: StreamLifetime
+    public var closed: Bool
+    /// Initial content, split into messages (one for byte streams; JSON messages for JSON mode).
+    public var body: Body
+
+    public init(contentType: ContentType, lifetime: StreamLifetime, closed: Bool, body: Body) {
+        self.contentType = contentType
+        self.lifetime = lifetime
+        self.closed = closed
+        self.body = body
+    }
+}
+
+/// What `POST` asks the store to do.
+public struct AppendCommand: Sendable {
+    /// `nil` for a close without data.
+    public var contentType: ContentType?
+    public var seq: String?
+    public var closed: Bool
+    public var producer: ProducerClaim?
+    public var body: Body
+
+    public init(contentType: ContentType?, seq: String?, closed: Bool, producer: ProducerClaim?, body: Body) {
+        self.contentType = contentType
+        self.seq = seq
+        self.closed = closed
+        self.producer = producer
+        self.body = body
+    }
+}
+
+/// A request body and the messages framed in it.
+///
+/// Framing is computed by the caller, off any lock; a framing error (invalid JSON) is carried
+/// rather than thrown so the store can report the protocol's higher-precedence errors
+/// (closed stream, content-type mismatch) first.
+public struct Body: Sendable {
+    public var bytes: ByteBuffer
+    public var messages: Result<[Range<Int>], ProtocolError>
+
+    public static let empty = Body(bytes: ByteBuffer(), messages: .success([]))
+
+    public init(bytes: ByteBuffer, messages: Result<[Range<Int>], ProtocolError>) {
+        self.bytes = bytes
+        self.messages = messages
+    }
+
+    /// Frames `bytes` for a stream of `contentType`: JSON messages for JSON mode (`[]` is an
+    /// empty list only when `allowEmptyArray`), otherwise the whole body as one record.
+    public static func framing(_ bytes: ByteBuffer, as contentType: ContentType?, allowEmptyArray: Bool) -> Body {
+        guard bytes.readableBytes > 0 else { return Body(bytes: bytes, messages: .success([])) }
+        guard let contentType, contentType.isJSON else {
+            return Body(bytes: bytes, messages: .success([0..<bytes.readableBytes]))
+        }
+        let result: Result<[Range<Int>], JSONMessages.Failure> = bytes.withUnsafeReadableBytes { raw in
+            Result { () throws(JSONMessages.Failure) in try JSONMessages.split(raw) }
+        }
+        switch result {
+        case .success(let ranges):
+            return Body(bytes: bytes, messages: .success(ranges))
+        case .failure(.emptyArray):
+            return Body(bytes: bytes, messages: allowEmptyArray
+                ? .success([]) : .failure(ProtocolError(.badRequest, "empty JSON array: nothing to append")))
+        case .failure(.invalid(let position, let message)):
+            return Body(bytes: bytes, messages: .failure(ProtocolError(.badRequest, "invalid JSON at byte \(position): \(message)")))
+        }
+    }
+}
+
+/// A stream's metadata.
+public struct StreamInfo: Sendable, Hashable {
+    /// Internal identity, unique across deletes and re-creations (part of ETags).
+    public var id: String
+    public var contentType: ContentType
+    public var lifetime: StreamLifetime
+    public var tail: StreamOffset
+    public var closed: Bool
+    /// When the stream expires, in seconds since 1970, if it does.
+    public var expiresAt: Double?
+
+    public init(id: String, contentType: ContentType, lifetime: StreamLifetime, tail: StreamOffset, closed: Bool, expiresAt: Double?) {
+        self.id = id
+        self.contentType = contentType
+        self.lifetime = lifetime
+        self.tail = tail
+        self.closed = closed
+        self.expiresAt = expiresAt
+    }
+}
+
+/// The outcome of a `PUT`.
+public struct CreateResult: Sendable {
+    /// `false` when an identical stream already existed (200 rather than 201).
+    public var created: Bool
+    public var info: StreamInfo
+}
+
+/// The outcome of a `POST` that succeeded.
+public struct AppendResult: Sendable {
+    public var tail: StreamOffset
+    public var closed: Bool
+    /// The producer's state after the request, when producer headers were sent.
+    public var producer: ProducerState?
+    /// `true` when the request was a retry of something already applied (no data added).
+    public var duplicate: Bool
+}
+
+/// Bytes read from a stream.
+public struct ReadResult: Sendable {
+    public var info: StreamInfo
+    public var start: StreamOffset
+    public var end: StreamOffset
+    /// The stored bytes of `[start, end)`, in order. For JSON streams each message is stored
+    /// followed by a comma, so the body is `[` + chunks without the final comma + `]`.
+    public var chunks: [ByteBuffer]
+
+    public init(info: StreamInfo, start: StreamOffset, end: StreamOffset, chunks: [ByteBuffer]) {
+        self.info = info
+        self.start = start
+        self.end = end
+        self.chunks = chunks
+    }
+
+    /// The read reached the tail as it was when the read happened.
+    public var upToDate: Bool { end == info.tail }
+    /// The reader has reached the end of a closed stream: EOF.
+    public var reachedClosedEnd: Bool { info.closed && end == info.tail }
+    public var byteCount: Int { chunks.reduce(0) { $0 + $1.readableBytes } }
+}
+
+/// A pending `waitForChange`.
+public struct StoreWait: Sendable {
+    public enum Outcome: Sendable, Hashable {
+        /// The tail moved, the stream closed, or it went away: read again.
+        case changed
+        case cancelled
+    }
+
+    public let path: String
+    public let id: UInt64
+    public let future: EventLoopFuture<Outcome>
+
+    public init(path: String, id: UInt64, future: EventLoopFuture<Outcome>) {
+        self.path = path
+        self.id = id
+        self.future = future
+    }
+}
