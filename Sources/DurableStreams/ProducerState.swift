@@ -52,8 +52,8 @@ public struct ProducerClaim: Hashable, Sendable {
     /// The validation rules of §5.2.1, given what the server knows about this producer.
     public func validate(against state: ProducerState?) -> ProducerDecision {
         guard let state else {
-            // An unknown producer starts like a fresh epoch: it must begin at sequence 0.
-            return seq == 0 ? .accept(ProducerState(epoch: epoch, lastSeq: 0)) : .newEpochNotAtZero
+            // An unknown producer may open at any epoch, but its first request must be sequence 0.
+            return seq == 0 ? .accept(ProducerState(epoch: epoch, lastSeq: 0)) : .gap(expected: 0, received: seq)
         }
         if epoch < state.epoch { return .staleEpoch(current: state.epoch) }
         if epoch > state.epoch {

@@ -43,7 +43,7 @@ public enum SSEEncoder {
             var index = text.utf8.startIndex
             repeat {
                 let end = text.utf8.index(index, offsetBy: base64LineLength, limitedBy: text.utf8.endIndex) ?? text.utf8.endIndex
-                out.writeStaticString("data: ")
+                out.writeStaticString("data:")
                 out.writeString(String(text[index..<end]))
                 out.writeStaticString("\n")
                 index = end
@@ -56,38 +56,49 @@ public enum SSEEncoder {
 
     /// Appends an `event: control`.
     public static func writeControl(_ control: Control, into out: inout ByteBuffer) {
-        out.writeStaticString("event: control\ndata: ")
+        out.writeStaticString("event: control\ndata:")
         out.writeString(control.json)
         out.writeStaticString("\n\n")
     }
 
     /// One `data:` line per line of text. CR, LF and CRLF all end a line in SSE, so each becomes
-    /// a line break the client rejoins with LF. The space after the colon is always written so
-    /// that a line starting with a space keeps it.
+    /// a line break the client rejoins with LF. `data:` is written without a space, except before
+    /// a line that itself starts with a space: clients strip one leading space, so it is doubled.
     private static func writeTextLines(_ parts: [ByteBuffer], into out: inout ByteBuffer) {
-        out.writeStaticString("data: ")
         var previousWasCR = false
+        var atLineStart = true
         for part in parts {
             part.withUnsafeReadableBytes { bytes in
                 var runStart = 0
+                func flushRun(upTo end: Int) {
+                    guard runStart < end else { return }
+                    if atLineStart {
+                        out.writeStaticString(bytes[runStart] == UInt8(ascii: " ") ? "data: " : "data:")
+                        atLineStart = false
+                    }
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<end]))
+                }
                 for index in 0..<bytes.count {
                     let byte = bytes[index]
                     guard byte == 0x0A || byte == 0x0D else {
                         previousWasCR = false
                         continue
                     }
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                    flushRun(upTo: index)
                     runStart = index + 1
                     if byte == 0x0A && previousWasCR {
-                        previousWasCR = false  // the LF of a CRLF: the line already ended
+                        previousWasCR = false  // the LF of a CRLF: that line already ended
                         continue
                     }
                     previousWasCR = byte == 0x0D
-                    out.writeStaticString("\ndata: ")
+                    if atLineStart { out.writeStaticString("data:") }
+                    out.writeStaticString("\n")
+                    atLineStart = true
                 }
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+                flushRun(upTo: bytes.count)
             }
         }
+        if atLineStart { out.writeStaticString("data:") }
         out.writeStaticString("\n")
     }
 }

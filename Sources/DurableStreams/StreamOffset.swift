@@ -1,11 +1,14 @@
 /// A position in a stream: the number of stored bytes that precede it.
 ///
-/// On the wire an offset is a fixed-width, zero-padded decimal string, so byte-wise
-/// lexicographic order equals numeric order, as the protocol requires. Twenty digits hold
-/// any `UInt64`, and the form never collides with the sentinels `-1` and `now`.
+/// On the wire an offset is `<16 digits>_<16 digits>`: fixed-width and zero-padded, so
+/// byte-wise lexicographic order equals numeric order, as the protocol requires, and the form
+/// can never be mistaken for the sentinels `-1` and `now`. The first field is reserved for a
+/// future log generation and is always zero today; the second is the byte position.
 public struct StreamOffset: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// Width of the wire form.
-    public static let width = 20
+    /// Digits in each field of the wire form.
+    public static let fieldWidth = 16
+    /// The largest position the wire form holds.
+    public static let maxPosition: UInt64 = 9_999_999_999_999_999
 
     /// Bytes of the stream's stored log before this position.
     public var position: UInt64
@@ -14,20 +17,30 @@ public struct StreamOffset: Hashable, Comparable, Sendable, CustomStringConverti
     public static let zero = StreamOffset(position: 0)
 
     public init(position: UInt64) {
+        precondition(position <= Self.maxPosition, "stream offset out of range")
         self.position = position
     }
 
-    /// Parses the wire form; `nil` unless it is exactly `width` ASCII digits.
+    /// Parses the wire form; `nil` unless it is exactly what `description` produces.
     public init?(_ text: Substring) {
-        guard text.utf8.count == Self.width else { return nil }
+        let utf8 = text.utf8
+        guard utf8.count == 2 * Self.fieldWidth + 1 else { return nil }
+        var generation: UInt64 = 0
         var value: UInt64 = 0
-        for byte in text.utf8 {
+        for (index, byte) in utf8.enumerated() {
+            if index == Self.fieldWidth {
+                guard byte == UInt8(ascii: "_") else { return nil }
+                continue
+            }
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { return nil }
-            value = sum
+            let digit = UInt64(byte - UInt8(ascii: "0"))
+            if index < Self.fieldWidth {
+                generation = generation * 10 + digit
+            } else {
+                value = value * 10 + digit
+            }
         }
+        guard generation == 0 else { return nil }
         self.position = value
     }
 
@@ -37,9 +50,10 @@ public struct StreamOffset: Hashable, Comparable, Sendable, CustomStringConverti
 
     public var description: String {
         // Hand-rolled padding: this runs on every response and String(format:) is slow.
-        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: Self.width)
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: 2 * Self.fieldWidth + 1)
+        digits[Self.fieldWidth] = UInt8(ascii: "_")
         var value = position
-        var index = Self.width - 1
+        var index = digits.count - 1
         while value > 0 {
             digits[index] = UInt8(ascii: "0") + UInt8(value % 10)
             value /= 10

@@ -1,0 +1,130 @@
+import Foundation
+import NIOCore
+import TOMLKit
+
+/// A TOML configuration file (`origin/origin.conf`, `edge.conf`), read with TOMLKit. Errors
+/// name the file and line, so an operator can fix a typo without guessing.
+public struct ConfigurationFile {
+    /// A problem with the file, already phrased for the operator.
+    public struct Problem: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let path: String
+    private let table: TOMLTable
+    private let lines: [Substring]
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw Problem(description: "\(path): cannot read the file")
+        }
+        try self.init(text: text, path: path)
+    }
+
+    public init(text: String, path: String) throws {
+        self.path = path
+        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw Problem(description: "\(path):\(error.source.begin.line): \(error.description)")
+        }
+    }
+
+    /// Refuses keys this program does not know, naming the first one's line.
+    public func rejectUnknownKeys(_ known: Set<String>) throws {
+        for key in table.keys.sorted() where !known.contains(key) {
+            throw problem(key, "unknown setting '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    public func string(_ key: String) throws -> String? {
+        guard let value = table[key] else { return nil }
+        guard let string = value.string else { throw problem(key, "'\(key)' must be a string") }
+        return string
+    }
+
+    public func int(_ key: String) throws -> Int? {
+        guard let value = table[key] else { return nil }
+        guard let int = value.int else { throw problem(key, "'\(key)' must be an integer") }
+        return int
+    }
+
+    public func bool(_ key: String) throws -> Bool? {
+        guard let value = table[key] else { return nil }
+        guard let bool = value.bool else { throw problem(key, "'\(key)' must be true or false") }
+        return bool
+    }
+
+    /// A duration, written as a string such as `"30s"`, `"500ms"`, `"2m"`.
+    public func duration(_ key: String) throws -> TimeAmount? {
+        guard let text = try string(key) else { return nil }
+        guard let amount = DurationText.parse(text) else {
+            throw problem(key, "'\(key)' must be a duration like \"30s\", \"500ms\" or \"2m\"")
+        }
+        return amount
+    }
+
+    /// A problem reported at the line that sets `key`.
+    public func problem(_ key: String, _ message: String) -> Problem {
+        let line = lines.firstIndex { line in
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            guard trimmed.hasPrefix(key) else { return false }
+            return trimmed.dropFirst(key.count).drop { $0 == " " || $0 == "\t" }.first == "="
+        }
+        return Problem(description: "\(path):\(line.map { String($0 + 1) } ?? "?"): \(message)")
+    }
+}
+
+/// Durations as operators write them: a whole number and a unit (`ms`, `s`, `m`, `h`).
+public enum DurationText {
+    public static func parse(_ text: String) -> TimeAmount? {
+        let units: [(String, Int64)] = [("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
+        for (suffix, nanos) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy(\.isASCIIDigitCharacter), let value = Int64(number),
+                value <= Int64.max / nanos
+            else { return nil }
+            return .nanoseconds(value * nanos)
+        }
+        return nil
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigitCharacter: Bool { isASCII && isNumber }
+}
+
+extension OriginConfiguration {
+    /// Settings a configuration file may hold; `data_dir` is read by the command line.
+    public static let fileKeys: Set<String> = [
+        "host", "port", "long_poll_timeout", "sse_reconnect_interval", "cursor_interval", "max_chunk_bytes",
+        "max_body_bytes", "compression", "compression_threshold_bytes", "data_dir",
+    ]
+
+    /// Applies the settings present in `file` on top of `self`.
+    public mutating func apply(_ file: ConfigurationFile) throws {
+        try file.rejectUnknownKeys(Self.fileKeys)
+        if let value = try file.string("host") { host = value }
+        if let value = try file.int("port") {
+            guard (0...65535).contains(value) else { throw file.problem("port", "'port' must be between 0 and 65535") }
+            port = value
+        }
+        if let value = try file.duration("long_poll_timeout") { longPollTimeout = value }
+        if let value = try file.duration("sse_reconnect_interval") { sseReconnectInterval = value }
+        if let value = try file.duration("cursor_interval") {
+            guard value.nanoseconds >= 1_000_000_000 else { throw file.problem("cursor_interval", "'cursor_interval' must be at least 1s") }
+            cursorIntervalSeconds = Double(value.nanoseconds) / 1e9
+        }
+        if let value = try file.int("max_chunk_bytes") {
+            guard value > 0 else { throw file.problem("max_chunk_bytes", "'max_chunk_bytes' must be positive") }
+            maxChunkBytes = value
+        }
+        if let value = try file.int("max_body_bytes") {
+            guard value > 0 else { throw file.problem("max_body_bytes", "'max_body_bytes' must be positive") }
+            maxBodyBytes = value
+        }
+        if let value = try file.bool("compression") { compression = value }
+        if let value = try file.int("compression_threshold_bytes") { compressionThresholdBytes = max(0, value) }
+    }
+}

@@ -1,0 +1,35 @@
+import NIOCore
+
+/// Everything an origin server can be told. Defaults are what `durable-streams origin` uses.
+public struct OriginConfiguration: Sendable {
+    /// Address to listen on.
+    public var host = "127.0.0.1"
+    /// Port to listen on; 0 picks a free one (see `OriginServer.port`).
+    public var port = 4437
+    /// How long a long-poll waits for data before answering 204.
+    public var longPollTimeout: TimeAmount = .seconds(30)
+    /// How often the server closes an SSE connection so that CDNs can re-collapse readers.
+    public var sseReconnectInterval: TimeAmount = .seconds(60)
+    /// Length of a cursor interval, in seconds (§10.1).
+    public var cursorIntervalSeconds: Double = 20
+    /// The most bytes one read returns. Generous, because some clients read a whole catch-up
+    /// as one response.
+    public var maxChunkBytes = 4 << 20
+    /// Request bodies beyond this are refused with 413.
+    public var maxBodyBytes = 64 << 20
+    /// gzip/deflate responses when the client accepts them.
+    public var compression = true
+    /// Bodies smaller than this are never compressed: the framing would cost more than it saves.
+    public var compressionThresholdBytes = 1024
+    /// URL path under which streams live.
+    public var streamPathPrefix = "/v1/stream/"
+    /// Event loop threads when the server creates its own group.
+    public var eventLoopThreads = System.coreCount
+
+    /// Called after a stream is created (not when an identical one already existed).
+    public var onStreamCreated: (@Sendable (String) -> Void)?
+    /// Called after a stream is deleted.
+    public var onStreamDeleted: (@Sendable (String) -> Void)?
+
+    public init() {}
+}

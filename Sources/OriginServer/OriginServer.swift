@@ -1,0 +1,144 @@
+import DurableStreams
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTPCompression
+import NIOPosix
+import StreamStore
+
+/// A Durable Streams origin: an HTTP/1.1 server over a `StreamStore`.
+///
+/// ```swift
+/// var configuration = OriginConfiguration()
+/// configuration.port = 0                       // any free port
+/// let server = OriginServer(configuration: configuration)
+/// try await server.start()
+/// print(server.port!)                          // where it listens
+/// try await server.shutdown()
+/// ```
+public final class OriginServer: Sendable {
+    public let configuration: OriginConfiguration
+    public let store: any StreamStore
+    public let metrics: OriginMetrics
+    private let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let logger: Logger
+    private let service: StreamService
+    private let state = NIOLockedValueBox(RunState())
+
+    private struct RunState {
+        var channel: (any Channel)?
+        var connections: [ObjectIdentifier: Connection] = [:]
+        var sweeper: RepeatedTask?
+    }
+
+    /// A live connection, reachable from the shutdown path on any thread.
+    private struct Connection: @unchecked Sendable {
+        // Only touched on `loop`, through `execute`.
+        let handler: StreamHTTPHandler
+        let loop: any EventLoop
+    }
+
+    /// - Parameters:
+    ///   - store: where streams live; an in-memory store by default.
+    ///   - group: event loops to run on; by default the server makes (and later shuts down) its own.
+    public init(
+        configuration: OriginConfiguration, store: (any StreamStore)? = nil, group: (any EventLoopGroup)? = nil,
+        logger: Logger = Logger(label: "durable-streams.origin")
+    ) {
+        self.configuration = configuration
+        self.store = store ?? MemoryStore()
+        self.metrics = OriginMetrics()
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        self.ownsGroup = group == nil
+        self.logger = logger
+        self.service = StreamService(configuration: configuration, store: self.store, metrics: metrics)
+    }
+
+    /// The port the server listens on, once started.
+    public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    /// The base URL of the server, e.g. `http://127.0.0.1:4437`, once started.
+    public var baseURL: String? {
+        port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+    }
+
+    /// Binds and starts serving.
+    public func start() async throws {
+        let service = self.service
+        let configuration = self.configuration
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    if configuration.compression {
+                        try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
+                    }
+                    let handler = StreamHTTPHandler(service: service)
+                    try sync.addHandler(handler)
+                    self?.track(channel, handler)
+                }
+            }
+        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        let sweeper: RepeatedTask? = (store as? MemoryStore).map { memory in
+            channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
+                memory.sweepExpired()
+            }
+        }
+        state.withLockedValue {
+            $0.channel = channel
+            $0.sweeper = sweeper
+        }
+        logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+    }
+
+    /// Stops accepting connections, ends in-flight long-polls (204) and SSE responses, waits for
+    /// connections to close (up to `gracePeriod`), then releases the event loops it owns.
+    public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
+        let (channel, connections, sweeper) = state.withLockedValue { state in
+            defer {
+                state.channel = nil
+                state.sweeper = nil
+            }
+            return (state.channel, Array(state.connections.values), state.sweeper)
+        }
+        sweeper?.cancel()
+        try? await channel?.close()
+        for connection in connections {
+            connection.loop.execute { connection.handler.quiesce() }
+        }
+        let deadline = NIODeadline.now() + gracePeriod
+        while NIODeadline.now() < deadline, !state.withLockedValue({ $0.connections.isEmpty }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if ownsGroup { try await group.shutdownGracefully() }
+    }
+
+    private func track(_ channel: any Channel, _ handler: StreamHTTPHandler) {
+        let key = ObjectIdentifier(channel)
+        state.withLockedValue { $0.connections[key] = Connection(handler: handler, loop: channel.eventLoop) }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
+        }
+    }
+
+    /// Compress bodies worth compressing; never SSE, whose events must leave at once, nor small
+    /// or empty bodies. Compressed responses vary by `Accept-Encoding` for caches.
+    static func shouldCompress(threshold: Int) -> HTTPResponseCompressor.ResponseCompressionPredicate {
+        { head, supported in
+            let type = head.headers.first(name: "Content-Type") ?? ""
+            if type.hasPrefix("text/event-stream") { return .doNotCompress }
+            guard let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length >= threshold else {
+                return .doNotCompress
+            }
+            head.headers.add(name: "Vary", value: "Accept-Encoding")
+            return supported ? .compressIfPossible : .doNotCompress
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import DurableStreams
+import NIOCore
+import NIOHTTP1
+
+/// The life of one request on a connection, as a plain value: collect the head and a bounded
+/// body, hand the request over, then wait for the response before the next one (the pipelining
+/// handler in front holds pipelined requests back until then). The connection handler feeds it
+/// events and carries out the actions it returns.
+struct RequestStateMachine {
+    enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        /// The request was refused before its body ended; the rest of it is dropped.
+        case discarding
+        case responding
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Hand the complete request to the service.
+        case process(HTTPRequestHead, ByteBuffer)
+        /// Answer with this error and close the connection once it is written.
+        case rejectAndClose(ProtocolError)
+    }
+
+    let maxBodyBytes: Int
+    private(set) var state = State.idle
+
+    init(maxBodyBytes: Int) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    mutating func receivedHead(_ head: HTTPRequestHead) -> Action {
+        guard case .idle = state else { return protocolViolation() }
+        if let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maxBodyBytes {
+            state = .discarding
+            return .rejectAndClose(tooLarge)
+        }
+        state = .receiving(head, ByteBuffer())
+        return .none
+    }
+
+    mutating func receivedBody(_ part: ByteBuffer) -> Action {
+        switch state {
+        case .receiving(let head, var body):
+            guard body.readableBytes + part.readableBytes <= maxBodyBytes else {
+                state = .discarding
+                return .rejectAndClose(tooLarge)
+            }
+            // Drop the state's reference first so the append does not copy the buffer.
+            state = .discarding
+            var part = part
+            if body.readableBytes == 0 { body = part } else { body.writeBuffer(&part) }
+            state = .receiving(head, body)
+            return .none
+        case .discarding:
+            return .none
+        case .idle, .responding:
+            return protocolViolation()
+        }
+    }
+
+    mutating func receivedEnd() -> Action {
+        switch state {
+        case .receiving(let head, let body):
+            state = .responding
+            return .process(head, body)
+        case .discarding:
+            return .none
+        case .idle, .responding:
+            return protocolViolation()
+        }
+    }
+
+    /// The response to the current request is fully written.
+    mutating func responseCompleted() {
+        if case .responding = state { state = .idle }
+    }
+
+    private var tooLarge: ProtocolError {
+        ProtocolError(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes")
+    }
+
+    private mutating func protocolViolation() -> Action {
+        state = .discarding
+        return .rejectAndClose(ProtocolError(.badRequest, "unexpected request part"))
+    }
+}

@@ -1,0 +1,131 @@
+import DurableStreams
+import NIOCore
+import NIOHTTP1
+
+/// The per-connection channel handler: feeds request parts to `RequestStateMachine`, passes
+/// complete requests to `StreamService`, and writes replies, including streaming SSE ones.
+final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let service: StreamService
+    private var machine: RequestStateMachine
+    private var context: ChannelHandlerContext?
+    private var live: LiveRequest?
+    private var session: SSESession?
+    private var keepAlive = true
+    private var isHeadRequest = false
+    private var quiescing = false
+
+    init(service: StreamService) {
+        self.service = service
+        self.machine = RequestStateMachine(maxBodyBytes: service.configuration.maxBodyBytes)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        service.metrics.openConnections.increment()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        service.metrics.openConnections.decrement()
+        releaseRequest()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let action: RequestStateMachine.Action
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            keepAlive = head.isKeepAlive
+            isHeadRequest = head.method == .HEAD
+            action = machine.receivedHead(head)
+        case .body(let body):
+            action = machine.receivedBody(body)
+        case .end:
+            action = machine.receivedEnd()
+        }
+        switch action {
+        case .none:
+            break
+        case .process(let head, let body):
+            let live = LiveRequest()
+            self.live = live
+            if quiescing { live.cancel() }
+            service.handle(StreamRequest(head: head, body: body), live: live, on: context.eventLoop)
+                .assumeIsolated().whenSuccess { [self] reply in
+                    guard self.context != nil else { return }
+                    self.live = nil
+                    write(reply)
+                }
+        case .rejectAndClose(let error):
+            keepAlive = false
+            write(StreamService.errorReply(error))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        releaseRequest()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { session?.writabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The server is shutting down: end what is in flight promptly, then close.
+    func quiesce() {
+        quiescing = true
+        live?.cancel()
+        session?.stop()
+        if case .idle = machine.state { context?.close(promise: nil) }
+    }
+
+    private func releaseRequest() {
+        live?.cancel()
+        live = nil
+        session?.cancel()
+        session = nil
+    }
+
+    private func write(_ reply: Reply) {
+        guard let context else { return }
+        switch reply {
+        case .response(var head, let body):
+            if !keepAlive || quiescing { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if !isHeadRequest && head.status != .noContent && head.status != .notModified {
+                for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
+            }
+            let close = !keepAlive || quiescing
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
+                machine.responseCompleted()
+                if close { self.context?.close(promise: nil) }
+            }
+        case .sse(let head, let plan):
+            let session = SSESession(service: service, plan: plan, loop: context.eventLoop)
+            self.session = session
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            session.start(self)
+        }
+    }
+}
+
+extension StreamHTTPHandler: SSEOutput {
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func send(_ events: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(events))), promise: nil)
+    }
+
+    func finish() {
+        session = nil
+        guard let context else { return }
+        // SSE connections are closed rather than reused: that is what makes readers reconnect
+        // to whichever node is in front and lets caches re-collapse them (§10.2).
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
+            self.context?.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,299 @@
+import DurableStreams
+import Foundation
+import NIOCore
+import NIOHTTP1
+import StreamStore
+
+/// A request as the connection handler hands it over: the head and the whole body.
+struct StreamRequest {
+    var head: HTTPRequestHead
+    var body: ByteBuffer
+}
+
+/// Turns requests into replies: routing, the protocol's rules for each operation, and the
+/// response headers they require. Stateless apart from the store; runs on the calling
+/// connection's event loop and never blocks it.
+final class StreamService: Sendable {
+    let configuration: OriginConfiguration
+    let store: any StreamStore
+    let metrics: OriginMetrics
+    let cursors: CursorPolicy
+    /// Seconds since 1970 (cursor intervals and cache lifetimes).
+    let clock: @Sendable () -> Double
+
+    init(configuration: OriginConfiguration, store: any StreamStore, metrics: OriginMetrics,
+         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.configuration = configuration
+        self.store = store
+        self.metrics = metrics
+        self.cursors = CursorPolicy(intervalSeconds: configuration.cursorIntervalSeconds)
+        self.clock = clock
+    }
+
+    /// Answers one request. The future always succeeds: failures become error responses.
+    func handle(_ request: StreamRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<Reply> {
+        metrics.bytesIn.increment(by: Int64(request.body.readableBytes))
+        let uri = request.head.uri
+        let queryStart = uri.firstIndex(of: "?")
+        let path = uri[..<(queryStart ?? uri.endIndex)]
+        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let method = request.head.method.rawValue
+
+        let operationName: String
+        let reply: EventLoopFuture<Reply>
+        if path.hasPrefix(configuration.streamPathPrefix) {
+            let name = path.dropFirst(configuration.streamPathPrefix.count)
+            if method == "OPTIONS" {
+                operationName = "options"
+                reply = loop.makeSucceededFuture(Self.preflight())
+            } else {
+                do throws(ProtocolError) {
+                    let streamPath = try StreamPath.validate(name)
+                    let operation = try StreamOperation.decode(
+                        method: method, query: query, header: { request.head.headers.first(name: $0) },
+                        bodyLength: request.body.readableBytes)
+                    operationName = Self.name(of: operation)
+                    reply = perform(operation, on: streamPath, request: request, live: live, loop: loop)
+                } catch {
+                    operationName = "invalid"
+                    reply = loop.makeSucceededFuture(Self.errorReply(error))
+                }
+            }
+        } else if path == "/metrics" && method == "GET" {
+            operationName = "metrics"
+            var head = ResponseHeaders.head(.ok, [("Content-Type", "text/plain; version=0.0.4"), ("Cache-Control", ResponseHeaders.noStore)])
+            let text = metrics.render(streamCount: store.streamCount)
+            head.headers.replaceOrAdd(name: "Content-Length", value: String(text.count))
+            reply = loop.makeSucceededFuture(.response(head, body: [ByteBuffer(bytes: text)]))
+        } else if path == "/healthz" {
+            operationName = "other"
+            reply = loop.makeSucceededFuture(Self.text(.ok, "ok\n"))
+        } else {
+            operationName = "other"
+            reply = loop.makeSucceededFuture(Self.errorReply(ProtocolError(
+                .notFound, "no route: streams live under \(configuration.streamPathPrefix)<name>")))
+        }
+        let metrics = self.metrics
+        return reply.map { reply in
+            metrics.request(operationName, status: reply.status.code)
+            if case .response(_, let body) = reply {
+                metrics.bytesOut.increment(by: Int64(body.reduce(0) { $0 + $1.readableBytes }))
+            }
+            return reply
+        }
+    }
+
+    private static func name(of operation: StreamOperation) -> String {
+        switch operation {
+        case .create: return "create"
+        case .append(let append): return append.contentType == nil ? "close" : "append"
+        case .read(let read):
+            switch read.mode {
+            case .catchUp: return "read"
+            case .longPoll: return "long_poll"
+            case .sse: return "sse"
+            }
+        case .head: return "head"
+        case .delete: return "delete"
+        }
+    }
+
+    private func perform(_ operation: StreamOperation, on path: String, request: StreamRequest, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<Reply>
+    {
+        let future: EventLoopFuture<Reply>
+        switch operation {
+        case .create(let create):
+            future = self.create(path, create, request: request, loop: loop)
+        case .append(let append):
+            future = self.append(path, append, body: request.body, loop: loop)
+        case .read(let read):
+            switch read.mode {
+            case .catchUp: future = catchUp(path, read, loop: loop)
+            case .longPoll: future = longPoll(path, read, live: live, loop: loop)
+            case .sse: future = sse(path, read, loop: loop)
+            }
+        case .head:
+            future = store.info(path, on: loop).map { info in
+                var extra: [(String, String)] = [
+                    ("Content-Type", info.contentType.headerValue), (HeaderName.nextOffset, info.tail.description),
+                    ("Cache-Control", ResponseHeaders.noStore), ("Content-Length", "0"),
+                ]
+                extra += info.lifetime.headers
+                if info.closed { extra.append((HeaderName.closed, "true")) }
+                return .response(ResponseHeaders.head(.ok, extra), body: [])
+            }
+        case .delete:
+            future = store.delete(path, on: loop).map { [configuration] in
+                configuration.onStreamDeleted?(path)
+                return Self.empty(.noContent)
+            }
+        }
+        return future.recover { error in
+            guard let error = error as? ProtocolError else {
+                return Self.errorReply(ProtocolError(.internalServerError, "internal error"))
+            }
+            return Self.errorReply(error)
+        }
+    }
+
+    // MARK: - Writes
+
+    private func create(_ path: String, _ create: StreamOperation.Create, request: StreamRequest, loop: any EventLoop)
+        -> EventLoopFuture<Reply>
+    {
+        let body = Body.framing(request.body, as: create.contentType, allowEmptyArray: true)
+        let command = CreateCommand(contentType: create.contentType, lifetime: create.lifetime, closed: create.closed, body: body)
+        let location = absoluteURL(for: request.head)
+        return store.create(path, command, on: loop).map { [configuration, metrics] result in
+            var extra: [(String, String)] = [
+                ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.info.tail.description),
+                ("Content-Length", "0"),
+            ]
+            extra += result.info.lifetime.headers
+            if result.info.closed { extra.append((HeaderName.closed, "true")) }
+            if result.created {
+                extra.append(("Location", location))
+                metrics.appendedBytes.increment(by: Int64(request.body.readableBytes))
+                configuration.onStreamCreated?(path)
+            }
+            return .response(ResponseHeaders.head(result.created ? .created : .ok, extra), body: [])
+        }
+    }
+
+    /// `Location` must be absolute; the Host header tells which name the client used.
+    private func absoluteURL(for head: HTTPRequestHead) -> String {
+        let host = head.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return "http://\(host)\(path)"
+    }
+
+    private func append(_ path: String, _ append: StreamOperation.Append, body: ByteBuffer, loop: any EventLoop)
+        -> EventLoopFuture<Reply>
+    {
+        let command = AppendCommand(
+            contentType: append.contentType, seq: append.seq, closed: append.closed, producer: append.producer,
+            body: Body.framing(body, as: append.contentType, allowEmptyArray: false))
+        return store.append(path, command, on: loop).map { [metrics] result in
+            var extra: [(String, String)] = [(HeaderName.nextOffset, result.tail.description)]
+            if result.closed { extra.append((HeaderName.closed, "true")) }
+            if let producer = result.producer {
+                extra.append((HeaderName.producerEpoch, String(producer.epoch)))
+                extra.append((HeaderName.producerSeq, String(producer.lastSeq)))
+            }
+            if !result.duplicate && body.readableBytes > 0 {
+                metrics.appends.increment()
+                metrics.appendedBytes.increment(by: Int64(body.readableBytes))
+            }
+            // A producer's first delivery is 200, a retry 204; plain appends are 204 (§5.2.1).
+            let status: HTTPResponseStatus = append.producer != nil && !result.duplicate ? .ok : .noContent
+            if status == .ok { extra.append(("Content-Length", "0")) }
+            return .response(ResponseHeaders.head(status, extra), body: [])
+        }
+    }
+
+    // MARK: - Reads
+
+    private func catchUp(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {
+        store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop).map { result in
+            self.readReply(result, read: read, cursor: nil)
+        }
+    }
+
+    /// A 200 for a read (catch-up, or a long-poll that found data), or a 304 when the client's
+    /// `If-None-Match` names the same bytes and closure state.
+    func readReply(_ result: ReadResult, read: StreamOperation.Read, cursor: UInt64?) -> Reply {
+        let isNow = read.start == .now && read.mode == .catchUp
+        var extra: [(String, String)] = [
+            ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.end.description),
+        ]
+        if result.upToDate { extra.append((HeaderName.upToDate, "true")) }
+        if result.reachedClosedEnd { extra.append((HeaderName.closed, "true")) }
+        if let cursor, !result.reachedClosedEnd { extra.append((HeaderName.cursor, String(cursor))) }
+        extra.append(("Cache-Control", isNow ? ResponseHeaders.noStore : cacheControl(for: result.info)))
+        if !isNow {
+            let etag = EntityTag.make(streamID: result.info.id, start: result.start, end: result.end, closed: result.reachedClosedEnd)
+            extra.append(("ETag", etag))
+            if let ifNoneMatch = read.ifNoneMatch, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
+                return .response(ResponseHeaders.head(.notModified, extra), body: [])
+            }
+        }
+        let body = Self.body(of: result)
+        extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))
+        return .response(ResponseHeaders.head(.ok, extra), body: body)
+    }
+
+    /// The response body: the stored bytes, or for JSON streams a JSON array of the messages.
+    static func body(of result: ReadResult) -> [ByteBuffer] {
+        guard result.info.contentType.isJSON else { return result.chunks }
+        return jsonArray(result.chunks)
+    }
+
+    private static let openBracket = ByteBuffer(string: "[")
+    private static let closeBracket = ByteBuffer(string: "]")
+    private static let emptyArray = ByteBuffer(string: "[]")
+
+    /// `[` + stored messages without their final separator + `]`, without copying the messages.
+    static func jsonArray(_ chunks: [ByteBuffer]) -> [ByteBuffer] {
+        var chunks = chunks.filter { $0.readableBytes > 0 }
+        guard var last = chunks.popLast() else { return [emptyArray] }
+        last.moveWriterIndex(to: last.writerIndex - 1)  // drop the trailing comma
+        if last.readableBytes > 0 { chunks.append(last) }
+        return [openBracket] + chunks + [closeBracket]
+    }
+
+    /// Shared caches may keep a read a minute, never past the stream's expiry.
+    private func cacheControl(for info: StreamInfo) -> String {
+        guard let expiry = info.expiresAt else { return ResponseHeaders.cacheable }
+        let remaining = Int(max(0, expiry - clock()))
+        if remaining >= 60 { return ResponseHeaders.cacheable }
+        return "public, max-age=\(remaining)"
+    }
+
+    private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {
+        // Read the metadata first so a missing stream is a plain 404, not an empty event stream.
+        store.info(path, on: loop).map { info in
+            var extra: [(String, String)] = [
+                ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+            ]
+            if !info.contentType.isTextual { extra.append((HeaderName.sseDataEncoding, "base64")) }
+            let plan = SSEPlan(
+                path: path, start: read.start, clientCursor: read.mode.cursor.map(String.init),
+                json: info.contentType.isJSON, base64: !info.contentType.isTextual)
+            return .sse(ResponseHeaders.head(.ok, extra), plan)
+        }
+    }
+
+    /// The cursor for a live response (§10.1).
+    func cursor(after clientCursor: Substring?) -> UInt64 {
+        cursors.nextCursor(after: clientCursor, now: clock())
+    }
+
+    // MARK: - Plain responses
+
+    static func preflight() -> Reply {
+        .response(ResponseHeaders.head(.noContent, [
+            ("Access-Control-Allow-Methods", StreamOperation.allowedMethods),
+            ("Access-Control-Allow-Headers", HeaderName.acceptedFromBrowsers.joined(separator: ", ")),
+            ("Access-Control-Max-Age", "86400"),
+        ]), body: [])
+    }
+
+    static func empty(_ status: HTTPResponseStatus) -> Reply {
+        .response(ResponseHeaders.head(status), body: [])
+    }
+
+    static func text(_ status: HTTPResponseStatus, _ text: String, _ extra: [(String, String)] = []) -> Reply {
+        let body = ByteBuffer(string: text)
+        let head = ResponseHeaders.head(status, extra + [
+            ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.readableBytes)),
+            ("Cache-Control", ResponseHeaders.noStore),
+        ])
+        return .response(head, body: [body])
+    }
+
+    /// A rejection: its status, its protocol headers, and the reason as a one-line body.
+    static func errorReply(_ error: ProtocolError) -> Reply {
+        text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", error.headers)
+    }
+}

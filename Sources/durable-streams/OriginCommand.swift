@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import OriginServer
+
+/// `durable-streams origin`: a Durable Streams server.
+struct OriginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "origin",
+        abstract: "Run a Durable Streams origin server (in memory).",
+        discussion: "Settings come from --config (TOML, see origin/origin.conf); flags override the file."
+    )
+
+    @Option(help: "A TOML configuration file, e.g. origin/origin.conf.")
+    var config: String?
+
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (default 4437; 0 picks a free port).")
+    var port: Int?
+
+    @Option(help: "How long a long-poll waits for data, e.g. 30s (default 30s).")
+    var longPollTimeout: String?
+
+    @Option(help: "How often SSE connections are closed so caches can re-collapse readers (default 60s).")
+    var sseReconnectInterval: String?
+
+    @Option(help: "Length of a cursor interval (default 20s).")
+    var cursorInterval: String?
+
+    @Option(help: "Most bytes one read returns (default 4194304).")
+    var maxChunkBytes: Int?
+
+    @Option(help: "Largest request body accepted; larger ones get 413 (default 67108864).")
+    var maxBodyBytes: Int?
+
+    @Option(help: "gzip/deflate responses for clients that accept it: on or off (default on).")
+    var compression: Toggle?
+
+    @Option(help: "Directory for durable, file-backed storage (not available yet).")
+    var dataDir: String?
+
+    enum Toggle: String, ExpressibleByArgument {
+        case on, off
+    }
+
+    func run() async throws {
+        let configuration = try resolve()
+        let server = OriginServer(configuration: configuration)
+        try await server.start()
+        print("durable-streams origin listening on \(server.baseURL!) (streams under \(configuration.streamPathPrefix), metrics at /metrics)")
+        print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
+        await Signals.waitForTermination()
+        print("shutting down…")
+        try await server.shutdown()
+    }
+
+    /// Defaults, then the file, then flags.
+    func resolve() throws -> OriginConfiguration {
+        var configuration = OriginConfiguration()
+        var fileDataDir: String?
+        if let config {
+            let file = try ConfigurationFile(path: config)
+            try configuration.apply(file)
+            fileDataDir = try file.string("data_dir")
+        }
+        if let dataDir = dataDir ?? fileDataDir {
+            throw ValidationError(
+                "--data-dir \(dataDir): the file-backed store (segment files + LMDB) is not implemented yet; run without it for an in-memory origin")
+        }
+        if let host { configuration.host = host }
+        if let port {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+            configuration.port = port
+        }
+        if let value = longPollTimeout { configuration.longPollTimeout = try Self.duration(value, "--long-poll-timeout") }
+        if let value = sseReconnectInterval { configuration.sseReconnectInterval = try Self.duration(value, "--sse-reconnect-interval") }
+        if let value = cursorInterval {
+            let amount = try Self.duration(value, "--cursor-interval")
+            guard amount.nanoseconds >= 1_000_000_000 else { throw ValidationError("--cursor-interval must be at least 1s") }
+            configuration.cursorIntervalSeconds = Double(amount.nanoseconds) / 1e9
+        }
+        if let maxChunkBytes {
+            guard maxChunkBytes > 0 else { throw ValidationError("--max-chunk-bytes must be positive") }
+            configuration.maxChunkBytes = maxChunkBytes
+        }
+        if let maxBodyBytes {
+            guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+            configuration.maxBodyBytes = maxBodyBytes
+        }
+        if let compression { configuration.compression = compression == .on }
+        return configuration
+    }
+
+    static func duration(_ text: String, _ flag: String) throws -> TimeAmount {
+        guard let amount = DurationText.parse(text) else {
+            throw ValidationError("\(flag) must be a duration like 30s, 500ms or 2m, not '\(text)'")
+        }
+        return amount
+    }
+}
