@@ -1,0 +1,62 @@
+import NIOCore
+import OriginServer
+import Testing
+
+@Suite("Configuration files")
+struct ConfigurationFileTests {
+    @Test func appliesSettings() throws {
+        let file = try ConfigurationFile(text: """
+            host = "0.0.0.0"
+            port = 9000
+            long_poll_timeout = "5s"
+            sse_reconnect_interval = "2m"
+            cursor_interval = "10s"
+            max_chunk_bytes = 1024
+            compression = false
+            """, path: "test.conf")
+        var configuration = OriginConfiguration()
+        try configuration.apply(file)
+        #expect(configuration.host == "0.0.0.0")
+        #expect(configuration.port == 9000)
+        #expect(configuration.longPollTimeout == .seconds(5))
+        #expect(configuration.sseReconnectInterval == .seconds(120))
+        #expect(configuration.cursorIntervalSeconds == 10)
+        #expect(configuration.maxChunkBytes == 1024)
+        #expect(configuration.compression == false)
+    }
+
+    @Test func syntaxErrorNamesTheLine() {
+        #expect(throws: ConfigurationFile.Problem.self) { try ConfigurationFile(text: "port = 1\nhost = \n", path: "bad.conf") }
+        do {
+            _ = try ConfigurationFile(text: "port = 1\nhost = \n", path: "bad.conf")
+        } catch {
+            #expect("\(error)".hasPrefix("bad.conf:2:"))
+        }
+    }
+
+    @Test func wrongTypesAndUnknownKeysNameTheLine() throws {
+        var configuration = OriginConfiguration()
+        let wrongType = try ConfigurationFile(text: "# comment\nport = \"x\"\n", path: "o.conf")
+        #expect(throws: ConfigurationFile.Problem.self) { try configuration.apply(wrongType) }
+        do { try configuration.apply(wrongType) } catch { #expect("\(error)".hasPrefix("o.conf:2:")) }
+        let unknown = try ConfigurationFile(text: "port = 1\n\nprot = 2\n", path: "o.conf")
+        do {
+            try configuration.apply(unknown)
+            Issue.record("unknown key accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("o.conf:3: unknown setting 'prot'"))
+        }
+        let badDuration = try ConfigurationFile(text: "long_poll_timeout = \"soon\"\n", path: "o.conf")
+        #expect(throws: ConfigurationFile.Problem.self) { try configuration.apply(badDuration) }
+    }
+
+    @Test(arguments: [("500ms", Int64(500_000_000)), ("30s", 30_000_000_000), ("2m", 120_000_000_000), ("1h", 3_600_000_000_000)])
+    func parsesDurations(text: String, nanos: Int64) {
+        #expect(DurationText.parse(text)?.nanoseconds == nanos)
+    }
+
+    @Test(arguments: ["", "s", "10", "1.5s", "-1s", "10 s", "5d"])
+    func rejectsBadDurations(text: String) {
+        #expect(DurationText.parse(text) == nil)
+    }
+}

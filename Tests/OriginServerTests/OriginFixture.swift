@@ -1,0 +1,92 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import OriginServer
+import StreamStore
+import TestSupport
+import Testing
+
+/// A clock tests move by hand, for expiry without waiting.
+final class ManualClock: Sendable {
+    private let now = NIOLockedValueBox<Double>(1_800_000_000)
+    var read: @Sendable () -> Double { { [now] in now.withLockedValue { $0 } } }
+    func advance(_ seconds: Double) { now.withLockedValue { $0 += seconds } }
+}
+
+/// A running origin on an ephemeral port, and shortcuts for talking to it.
+struct Origin {
+    let server: OriginServer
+    var port: Int { server.port! }
+
+    /// A unique stream URL path for one test.
+    static func uniquePath(_ name: String = "s") -> String {
+        "/v1/stream/\(name)-\(UInt64.random(in: 0...UInt64.max))"
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> TestResponse {
+        try await TestHTTP.request(port: port, method, path, headers: headers, body: body)
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], text: String) async throws -> TestResponse {
+        try await request(method, path, headers: headers, body: Array(text.utf8))
+    }
+
+    /// Creates a stream and checks it was created.
+    @discardableResult
+    func create(_ path: String, type: String = "text/plain", body: String? = nil, headers: [(String, String)] = []) async throws -> TestResponse {
+        let response = try await request(.PUT, path, headers: [("Content-Type", type)] + headers, body: body.map { Array($0.utf8) })
+        #expect(response.status == 201, "create \(path): \(response.status) \(response.text)")
+        return response
+    }
+
+    /// Appends and checks it succeeded; returns the new tail offset.
+    @discardableResult
+    func append(_ path: String, _ text: String, type: String = "text/plain", headers: [(String, String)] = []) async throws -> String {
+        let response = try await request(.POST, path, headers: [("Content-Type", type)] + headers, text: text)
+        #expect(response.status == 204 || response.status == 200, "append: \(response.status) \(response.text)")
+        return try #require(response.header("Stream-Next-Offset"))
+    }
+
+    /// Reads everything from `offset` by following `Stream-Next-Offset` until up to date.
+    func readAll(_ path: String, from offset: String = "-1") async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var next = offset
+        for _ in 0..<10_000 {
+            let response = try await request(.GET, "\(path)?offset=\(next)")
+            #expect(response.status == 200)
+            bytes += response.body
+            next = try #require(response.header("Stream-Next-Offset"))
+            if response.header("Stream-Up-To-Date") == "true" { return bytes }
+        }
+        Issue.record("stream never reached up-to-date")
+        return bytes
+    }
+}
+
+/// Starts an origin for the duration of `body`. Tests use a short long-poll timeout so that
+/// timeouts are exercised without slowing the suite.
+func withOrigin<T>(
+    store: (any StreamStore)? = nil,
+    configure: (inout OriginConfiguration) -> Void = { _ in },
+    _ body: (Origin) async throws -> T
+) async throws -> T {
+    var configuration = OriginConfiguration()
+    configuration.port = 0
+    configuration.longPollTimeout = .milliseconds(300)
+    configure(&configuration)
+    let server = OriginServer(configuration: configuration, store: store, group: MultiThreadedEventLoopGroup.singleton)
+    try await server.start()
+    do {
+        let result = try await body(Origin(server: server))
+        try await server.shutdown()
+        return result
+    } catch {
+        try? await server.shutdown()
+        throw error
+    }
+}
+
+extension Array where Element == UInt8 {
+    var text: String { String(decoding: self, as: UTF8.self) }
+}

@@ -1,0 +1,74 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import OriginServer
+import StreamStore
+import Testing
+
+/// The connection handler driven through an EmbeddedChannel: no sockets, exact parts.
+@Suite("StreamHTTPHandler")
+struct StreamHTTPHandlerTests {
+    func makeChannel() throws -> EmbeddedChannel {
+        let service = StreamService(configuration: OriginConfiguration(), store: MemoryStore(), metrics: OriginMetrics())
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(StreamHTTPHandler(service: service))
+        return channel
+    }
+
+    func send(_ channel: EmbeddedChannel, _ method: HTTPMethod, _ uri: String, headers: HTTPHeaders = [:], body: String? = nil) throws {
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
+        if let body { try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    func readResponse(_ channel: EmbeddedChannel) throws -> (HTTPResponseHead, String) {
+        guard case .head(let head) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            throw TestFailure("no response head")
+        }
+        var body = ""
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+            switch part {
+            case .body(.byteBuffer(let buffer)): body += String(buffer: buffer)
+            case .end: return (head, body)
+            default: break
+            }
+        }
+        throw TestFailure("response did not end")
+    }
+
+    struct TestFailure: Error { let message: String; init(_ message: String) { self.message = message } }
+
+    @Test func createAppendRead() throws {
+        let channel = try makeChannel()
+        try send(channel, .PUT, "/v1/stream/e", headers: ["Content-Type": "text/plain"])
+        #expect(try readResponse(channel).0.status == .created)
+        try send(channel, .POST, "/v1/stream/e", headers: ["Content-Type": "text/plain"], body: "hi")
+        #expect(try readResponse(channel).0.status == .noContent)
+        try send(channel, .GET, "/v1/stream/e?offset=-1")
+        let (head, body) = try readResponse(channel)
+        #expect(head.status == .ok)
+        #expect(body == "hi")
+        #expect(head.headers.first(name: "Stream-Up-To-Date") == "true")
+        _ = try channel.finish()
+    }
+
+    @Test func headResponsesCarryNoBody() throws {
+        let channel = try makeChannel()
+        try send(channel, .HEAD, "/v1/stream/missing")
+        let (head, body) = try readResponse(channel)
+        #expect(head.status == .notFound)
+        #expect(body.isEmpty)
+        _ = try channel.finish()
+    }
+
+    @Test func oversizeDeclaredBodyClosesTheConnection() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(
+            version: .http1_1, method: .POST, uri: "/v1/stream/e", headers: ["Content-Length": String(1 << 40)])))
+        let (head, _) = try readResponse(channel)
+        #expect(head.status == .payloadTooLarge)
+        #expect(head.headers.first(name: "Connection") == "close")
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive)
+    }
+}
