@@ -69,7 +69,10 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "DurableStreamsTests", dependencies: ["DurableStreams"]),
+        .testTarget(
+            name: "DurableStreamsTests",
+            dependencies: ["DurableStreams", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "StreamStoreTests",
             dependencies: ["StreamStore", .product(name: "NIOEmbedded", package: "swift-nio")]

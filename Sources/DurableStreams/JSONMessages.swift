@@ -37,9 +37,11 @@ public enum JSONMessages {
                 spans.append(start..<scanner.index)
                 scanner.skipWhitespace()
                 guard let next = scanner.peek else { throw scanner.failure("unterminated array") }
+                guard next == UInt8(ascii: "]") || next == UInt8(ascii: ",") else {
+                    throw scanner.failure("expected ',' or ']' in array")
+                }
                 scanner.index += 1
                 if next == UInt8(ascii: "]") { break }
-                guard next == UInt8(ascii: ",") else { throw scanner.failure("expected ',' or ']' in array") }
             }
         } else {
             let start = scanner.index
@@ -110,9 +112,9 @@ public enum JSONMessages {
                 try value(depth: depth)
                 skipWhitespace()
                 guard let next = peek else { throw failure("unterminated object") }
+                guard next == UInt8(ascii: "}") || next == UInt8(ascii: ",") else { throw failure("expected ',' or '}' in object") }
                 index += 1
                 if next == UInt8(ascii: "}") { return }
-                guard next == UInt8(ascii: ",") else { throw failure("expected ',' or '}' in object") }
             }
         }
 
@@ -125,9 +127,9 @@ public enum JSONMessages {
                 try value(depth: depth)
                 skipWhitespace()
                 guard let next = peek else { throw failure("unterminated array") }
+                guard next == UInt8(ascii: "]") || next == UInt8(ascii: ",") else { throw failure("expected ',' or ']' in array") }
                 index += 1
                 if next == UInt8(ascii: "]") { return }
-                guard next == UInt8(ascii: ",") else { throw failure("expected ',' or ']' in array") }
             }
         }
 

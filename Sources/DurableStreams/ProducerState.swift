@@ -42,7 +42,7 @@ public struct ProducerClaim: Hashable, Sendable {
     }
 
     private static func parseNumber(_ text: String) -> UInt64? {
-        guard !text.isEmpty, text.utf8.count <= 16,
+        guard !text.isEmpty, text.utf8.count <= 64,
             text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
             let value = UInt64(text), value <= maxValue
         else { return nil }

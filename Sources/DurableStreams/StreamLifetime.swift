@@ -1,5 +1,3 @@
-import Foundation
-
 /// How long a stream lives (§5.1): a sliding TTL that reads and writes renew, or an absolute
 /// expiry time. A stream has at most one of them.
 public enum StreamLifetime: Hashable, Sendable {
@@ -41,17 +39,78 @@ public enum StreamLifetime: Hashable, Sendable {
     }
 
     /// RFC 3339 date-time (`2025-01-01T00:00:00Z`, `…T00:00:00.123+02:00`) in seconds since 1970.
+    ///
+    /// Foundation's ISO 8601 formatter is too lenient to be the judge (on Linux it ignores
+    /// trailing text, rolls 30 February over into March, and takes `+0200`), so the grammar of
+    /// RFC 3339 §5.6 is checked field by field and the instant computed from the fields.
     public static func parseRFC3339(_ text: String) -> Double? {
-        let value = text.trimmingASCIIWhitespace()
-        // Foundation accepts some forms RFC 3339 does not (missing seconds, lowercase
-        // separators on some platforms); the length floor and `T` check keep it strict.
-        guard value.utf8.count >= 20, value.uppercased().contains("T") else { return nil }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        if let date = plain.date(from: value) { return date.timeIntervalSince1970 }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: value)?.timeIntervalSince1970
+        let bytes = Array(text.trimmingASCIIWhitespace().utf8)
+        var index = 0
+        func digits(_ count: Int) -> Int? {
+            guard index + count <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[index..<(index + count)] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            index += count
+            return value
+        }
+        func expect(_ allowed: UInt8...) -> Bool {
+            guard index < bytes.count, allowed.contains(bytes[index]) else { return false }
+            index += 1
+            return true
+        }
+        guard let year = digits(4), expect(UInt8(ascii: "-")), let month = digits(2), expect(UInt8(ascii: "-")),
+            let day = digits(2), expect(UInt8(ascii: "T"), UInt8(ascii: "t")),
+            let hour = digits(2), expect(UInt8(ascii: ":")), let minute = digits(2), expect(UInt8(ascii: ":")),
+            let second = digits(2)
+        else { return nil }
+        var fraction = 0.0
+        if expect(UInt8(ascii: ".")) {
+            let start = index
+            var scale = 0.1
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        var offsetSeconds = 0
+        if !expect(UInt8(ascii: "Z"), UInt8(ascii: "z")) {
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") else { return nil }
+            let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+            index += 1
+            guard let offsetHour = digits(2), expect(UInt8(ascii: ":")), let offsetMinute = digits(2),
+                offsetHour <= 23, offsetMinute <= 59
+            else { return nil }
+            offsetSeconds = sign * (offsetHour * 3600 + offsetMinute * 60)
+        }
+        guard index == bytes.count, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+            hour <= 23, minute <= 59, second <= 60  // 60: a leap second
+        else { return nil }
+        let days = daysSinceEpoch(year: year, month: month, day: day)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        return Double(seconds) + fraction
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    private static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// The instant the stream expires, given when it was last read or written.

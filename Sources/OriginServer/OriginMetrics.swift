@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// The origin's counters and gauges, exposed at `/metrics` in Prometheus text format.
@@ -13,6 +14,15 @@ public final class OriginMetrics: Sendable {
     let openSSE: Gauge
     let openConnections: Gauge
     let streams: Gauge
+    /// Request counters by (operation, status). The registry would find them too, but only after
+    /// building the full name and label list on every request; this keeps the hot path to one
+    /// small dictionary lookup.
+    private let requestCounters = NIOLockedValueBox<[RequestKey: Counter]>([:])
+
+    private struct RequestKey: Hashable {
+        var operation: String
+        var status: UInt
+    }
 
     public init() {
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -31,12 +41,18 @@ public final class OriginMetrics: Sendable {
     /// Counts one answered request. `operation` is one of create, append, close, read,
     /// long_poll, sse, head, delete, options, metrics, other.
     func request(_ operation: String, status: UInt) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "ds", subsystem: "origin", metricName: "requests", unitName: "total",
-                helpText: "Requests answered, by operation and status"),
-            labels: [("operation", operation), ("status", String(status))]
-        ).increment()
+        let key = RequestKey(operation: operation, status: status)
+        let counter = requestCounters.withLockedValue { counters in
+            if let counter = counters[key] { return counter }
+            let counter = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "ds", subsystem: "origin", metricName: "requests", unitName: "total",
+                    helpText: "Requests answered, by operation and status"),
+                labels: [("operation", operation), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// The Prometheus text exposition of every metric.

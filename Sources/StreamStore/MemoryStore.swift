@@ -33,7 +33,7 @@ public final class MemoryStore: StreamStore {
         var closed = false
         var lastAccess: Double
         var lastSeq: String?
-        var producers: [String: ProducerState] = [:]
+        var producers: [ExactKey: ProducerState] = [:]
         /// The producer request that closed the stream, so its retry is recognised.
         var closedBy: ProducerClaim?
         var waiters: [UInt64: Waiter] = [:]
@@ -70,16 +70,23 @@ public final class MemoryStore: StreamStore {
         }
     }
 
+    /// Names compare byte for byte: Swift's `String` equality treats canonically equivalent
+    /// Unicode (precomposed and combining accents) as equal, which would alias two URLs.
+    struct ExactKey: Hashable {
+        let bytes: [UInt8]
+        init(_ text: String) { bytes = Array(text.utf8) }
+    }
+
     private struct State {
-        var streams: [String: Stream] = [:]
+        var streams: [ExactKey: Stream] = [:]
         var nextID: UInt64 = 1
         var nextWaiterID: UInt64 = 1
 
         /// The live stream at `path`; an expired one is removed (its waiters returned for waking).
-        mutating func lookup(_ path: String, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
-            guard let stream = streams[path] else { return nil }
+        mutating func lookup(_ key: ExactKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
+            guard let stream = streams[key] else { return nil }
             if stream.isExpired(at: now) {
-                woken += streams.removeValue(forKey: path)!.allWaiters
+                woken += streams.removeValue(forKey: key)!.allWaiters
                 return nil
             }
             return stream
@@ -92,6 +99,7 @@ public final class MemoryStore: StreamStore {
 
     public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
         let now = clock()
+        let key = ExactKey(path)
         let messages: [Range<Int>]
         switch command.body.messages {
         case .success(let ranges): messages = ranges
@@ -102,7 +110,7 @@ public final class MemoryStore: StreamStore {
         }
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<CreateResult, ProtocolError> = state.withLockedValue { state in
-            if let existing = state.lookup(path, now: now, woken: &woken) {
+            if let existing = state.lookup(key, now: now, woken: &woken) {
                 guard existing.contentType == command.contentType,
                     existing.lifetime.matches(command.lifetime),
                     existing.closed == command.closed
@@ -117,7 +125,7 @@ public final class MemoryStore: StreamStore {
             state.nextID += 1
             stream.write(command.body, messages: messages)
             stream.closed = command.closed
-            state.streams[path] = stream
+            state.streams[key] = stream
             return .success(CreateResult(created: true, info: stream.info()))
         }
         woken.forEach { $0.succeed(.changed) }
@@ -126,15 +134,16 @@ public final class MemoryStore: StreamStore {
 
     public func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult> {
         let now = clock()
+        let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<AppendResult, ProtocolError> = state.withLockedValue { state in
-            guard var stream = state.lookup(path, now: now, woken: &woken) else { return .failure(Self.notFound) }
+            guard var stream = state.lookup(key, now: now, woken: &woken) else { return .failure(Self.notFound) }
             let outcome = Self.apply(command, to: &stream, now: now)
             if case .success(let result) = outcome, !result.duplicate {
                 stream.touch(now)
                 woken += stream.takeWaiters()
             }
-            state.streams[path] = stream
+            state.streams[key] = stream
             return outcome
         }
         woken.forEach { $0.succeed(.changed) }
@@ -147,8 +156,9 @@ public final class MemoryStore: StreamStore {
         let hasData = command.body.bytes.readableBytes > 0
         let tailHeader = (HeaderName.nextOffset, stream.tail.description)
         if stream.closed {
-            if let producer = command.producer, producer == stream.closedBy {
-                return .success(AppendResult(tail: stream.tail, closed: true, producer: stream.producers[producer.id], duplicate: true))
+            if let producer = command.producer, let closer = stream.closedBy, producer.epoch == closer.epoch,
+                producer.seq == closer.seq, producer.id.utf8.elementsEqual(closer.id.utf8) {
+                return .success(AppendResult(tail: stream.tail, closed: true, producer: stream.producers[ExactKey(producer.id)], duplicate: true))
             }
             if !hasData && command.closed {
                 return .success(AppendResult(tail: stream.tail, closed: true, producer: nil, duplicate: true))
@@ -160,7 +170,7 @@ public final class MemoryStore: StreamStore {
         }
         var newProducerState: ProducerState?
         if let producer = command.producer {
-            switch producer.validate(against: stream.producers[producer.id]) {
+            switch producer.validate(against: stream.producers[ExactKey(producer.id)]) {
             case .accept(let next):
                 newProducerState = next
             case .duplicate(let current):
@@ -186,7 +196,7 @@ public final class MemoryStore: StreamStore {
         stream.write(command.body, messages: messages)
         if let seq = command.seq { stream.lastSeq = seq }
         if let producer = command.producer, let newProducerState {
-            stream.producers[producer.id] = newProducerState
+            stream.producers[ExactKey(producer.id)] = newProducerState
             if command.closed { stream.closedBy = producer }
         }
         if command.closed { stream.closed = true }
@@ -197,12 +207,13 @@ public final class MemoryStore: StreamStore {
         -> EventLoopFuture<ReadResult>
     {
         let now = clock()
+        let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<ReadResult, ProtocolError> = state.withLockedValue { state in
-            guard var stream = state.lookup(path, now: now, woken: &woken) else { return .failure(Self.notFound) }
+            guard var stream = state.lookup(key, now: now, woken: &woken) else { return .failure(Self.notFound) }
             if touch {
                 stream.touch(now)
-                state.streams[path] = stream
+                state.streams[key] = stream
             }
             let from: UInt64
             switch start {
@@ -228,8 +239,9 @@ public final class MemoryStore: StreamStore {
 
     public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
         let now = clock()
+        let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
-        let info = state.withLockedValue { $0.lookup(path, now: now, woken: &woken)?.info() }
+        let info = state.withLockedValue { $0.lookup(key, now: now, woken: &woken)?.info() }
         woken.forEach { $0.succeed(.changed) }
         guard let info else { return loop.makeFailedFuture(Self.notFound) }
         return loop.makeSucceededFuture(info)
@@ -237,10 +249,11 @@ public final class MemoryStore: StreamStore {
 
     public func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let now = clock()
+        let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let found: Bool = state.withLockedValue { state in
-            guard state.lookup(path, now: now, woken: &woken) != nil else { return false }
-            woken += state.streams.removeValue(forKey: path)!.allWaiters
+            guard state.lookup(key, now: now, woken: &woken) != nil else { return false }
+            woken += state.streams.removeValue(forKey: key)!.allWaiters
             return true
         }
         woken.forEach { $0.succeed(.changed) }
@@ -249,19 +262,20 @@ public final class MemoryStore: StreamStore {
 
     public func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait {
         let now = clock()
+        let key = ExactKey(path)
         let promise = loop.makePromise(of: StoreWait.Outcome.self)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let id: UInt64 = state.withLockedValue { state in
             let id = state.nextWaiterID
             state.nextWaiterID += 1
-            guard var stream = state.lookup(path, now: now, woken: &woken),
+            guard var stream = state.lookup(key, now: now, woken: &woken),
                 !stream.closed, stream.log.length <= offset.position
             else {
                 woken.append(promise)
                 return id
             }
             stream.waiters[id] = Waiter(promise: promise)
-            state.streams[path] = stream
+            state.streams[key] = stream
             return id
         }
         woken.forEach { $0.succeed(.changed) }
@@ -269,7 +283,7 @@ public final class MemoryStore: StreamStore {
     }
 
     public func cancel(_ wait: StoreWait) {
-        let waiter = state.withLockedValue { $0.streams[wait.path]?.waiters.removeValue(forKey: wait.id) }
+        let waiter = state.withLockedValue { $0.streams[ExactKey(wait.path)]?.waiters.removeValue(forKey: wait.id) }
         waiter?.promise.succeed(.cancelled)
     }
 
@@ -281,7 +295,7 @@ public final class MemoryStore: StreamStore {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let removed: Int = state.withLockedValue { state in
             let expired = state.streams.filter { $0.value.isExpired(at: now) }.map(\.key)
-            for path in expired { woken += state.streams.removeValue(forKey: path)!.allWaiters }
+            for key in expired { woken += state.streams.removeValue(forKey: key)!.allWaiters }
             return expired.count
         }
         woken.forEach { $0.succeed(.changed) }

@@ -1,0 +1,180 @@
+import DurableStreams
+import NIOCore
+import Testing
+@testable import StreamStore
+
+@Suite("MemoryStore closing streams")
+struct CloseStreamTests {
+    @Test func closeOnlyClosesWithoutData() throws {
+        let h = StoreHarness()
+        try h.create(body: "data")
+        let result = try h.close()
+        #expect(result.closed)
+        #expect(!result.duplicate)
+        #expect(result.tail == offset(4))
+        #expect(try h.info().closed)
+        #expect(try h.text() == "data")
+    }
+
+    @Test func closeIsIdempotent() throws {
+        let h = StoreHarness()
+        try h.create(body: "data")
+        let first = try h.close()
+        let second = try h.close()
+        #expect(second.closed)
+        #expect(second.duplicate)
+        #expect(second.tail == first.tail)
+    }
+
+    @Test func closeOnlyIgnoresTheContentType() throws {
+        let h = StoreHarness()
+        try h.create(type: "application/json")
+        let result = try h.appendBytes([], type: "text/plain", closed: true)
+        #expect(result.closed)
+    }
+
+    @Test func appendAndCloseStoresTheFinalData() throws {
+        let h = StoreHarness()
+        try h.create()
+        let result = try h.append("final message", closed: true)
+        #expect(result.closed)
+        #expect(result.tail == offset(13))
+        #expect(try h.text() == "final message")
+        let read = try h.read()
+        #expect(read.reachedClosedEnd)
+    }
+
+    @Test func appendingToAClosedStreamConflictsWithClosedHeaders() throws {
+        let h = StoreHarness()
+        try h.create(body: "abc")
+        let close = try h.close()
+        let error = try #require(h.appendError("more"))
+        #expect(error.status == .conflict)
+        #expect(error.header(HeaderName.closed) == "true")
+        #expect(error.header(HeaderName.nextOffset) == close.tail.description)
+        #expect(try h.text() == "abc")
+    }
+
+    @Test func appendAndCloseOnAClosedStreamConflicts() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.close()
+        let error = h.appendError("more", closed: true)
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.closed) == "true")
+        #expect(error?.header(HeaderName.nextOffset) == StreamOffset.zero.description)
+    }
+
+    @Test func closedStreamConflictWinsOverContentTypeMismatch() throws {
+        let h = StoreHarness()
+        try h.create(type: "text/plain")
+        try h.close()
+        let error = h.appendError("{}", type: "application/json")
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.closed) == "true")
+    }
+
+    @Test func createdClosedStreamRejectsAppends() throws {
+        let h = StoreHarness()
+        try h.create(closed: true, body: "x")
+        let error = h.appendError("y")
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.nextOffset) == offset(1).description)
+    }
+
+    @Test func readsOfAClosedStream() throws {
+        let h = StoreHarness()
+        try h.create(body: "hello")
+        try h.close()
+        let all = try h.read()
+        #expect(all.info.closed)
+        #expect(all.reachedClosedEnd)
+        let atTail = try h.read(from: .offset(offset(5)))
+        #expect(atTail.chunks.isEmpty)
+        #expect(atTail.reachedClosedEnd)
+        #expect(atTail.upToDate)
+        let now = try h.read(from: .now)
+        #expect(now.reachedClosedEnd)
+        #expect(now.start == offset(5))
+        let partial = try h.read(maxBytes: 2)
+        #expect(partial.info.closed)
+        #expect(!partial.reachedClosedEnd)
+        #expect(!partial.upToDate)
+    }
+
+    // MARK: With producers
+
+    @Test func appendAndCloseWithAProducer() throws {
+        let h = StoreHarness()
+        try h.create()
+        let result = try h.append("final", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
+        #expect(result.closed)
+        #expect(!result.duplicate)
+        #expect(result.producer == ProducerState(epoch: 0, lastSeq: 0))
+    }
+
+    @Test func retryOfTheClosingRequestIsADuplicateEvenWithADifferentBody() throws {
+        let h = StoreHarness()
+        try h.create()
+        let closing = ProducerClaim(id: "p", epoch: 0, seq: 0)
+        let first = try h.append("final", closed: true, producer: closing)
+        let retry = try h.append("different", closed: true, producer: closing)
+        #expect(retry.duplicate)
+        #expect(retry.closed)
+        #expect(retry.tail == first.tail)
+        #expect(retry.producer == ProducerState(epoch: 0, lastSeq: 0))
+        #expect(try h.text() == "final")
+    }
+
+    @Test func aDifferentProducerOnAClosedStreamConflicts() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.append("final", closed: true, producer: ProducerClaim(id: "A", epoch: 0, seq: 0))
+        let error = h.appendError("should fail", closed: true, producer: ProducerClaim(id: "B", epoch: 0, seq: 0))
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.closed) == "true")
+    }
+
+    @Test func theSameProducerWithADifferentSeqOnAClosedStreamConflicts() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.append("final", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
+        let error = h.appendError("should fail", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 1))
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.closed) == "true")
+    }
+
+    @Test func aStaleProducerOnAClosedStreamGetsTheClosedConflict() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.append("a", producer: ProducerClaim(id: "p", epoch: 2, seq: 0))
+        try h.close()
+        let error = h.appendError("b", producer: ProducerClaim(id: "p", epoch: 1, seq: 0))
+        #expect(error?.status == .conflict)
+        #expect(error?.header(HeaderName.closed) == "true")
+    }
+
+    @Test func closeOnlyWithAProducerAdvancesItsState() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.append("message", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
+        let close = try h.close(producer: ProducerClaim(id: "p", epoch: 0, seq: 1))
+        #expect(close.closed)
+        #expect(!close.duplicate)
+        #expect(close.producer == ProducerState(epoch: 0, lastSeq: 1))
+        // Its retry is recognised.
+        let retry = try h.close(producer: ProducerClaim(id: "p", epoch: 0, seq: 1))
+        #expect(retry.duplicate)
+        #expect(retry.producer == ProducerState(epoch: 0, lastSeq: 1))
+    }
+
+    @Test func closeOnlyWithAProducerGapIsRejectedAndLeavesTheStreamOpen() throws {
+        let h = StoreHarness()
+        try h.create()
+        try h.append("message", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
+        let error = try #require(h.appendError("", type: nil, closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 5)))
+        #expect(error.status == .conflict)
+        #expect(error.header(HeaderName.producerExpectedSeq) == "1")
+        #expect(try h.info().closed == false)
+    }
+}

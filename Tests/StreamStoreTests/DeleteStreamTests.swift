@@ -1,0 +1,50 @@
+import DurableStreams
+import NIOCore
+import Testing
+@testable import StreamStore
+
+@Suite("MemoryStore delete")
+struct DeleteStreamTests {
+    @Test func deleteRemovesTheStream() throws {
+        let h = StoreHarness()
+        try h.create(body: "abc")
+        #expect(h.store.streamCount == 1)
+        try h.delete()
+        #expect(h.store.streamCount == 0)
+        #expect(h.readError()?.status == .notFound)
+        #expect(h.infoError()?.status == .notFound)
+        #expect(h.appendError("x")?.status == .notFound)
+    }
+
+    @Test func deletingAMissingStreamIsNotFound() throws {
+        let h = StoreHarness()
+        #expect(h.deleteError("missing")?.status == .notFound)
+        try h.create()
+        try h.delete()
+        #expect(h.deleteError()?.status == .notFound)
+    }
+
+    @Test func aClosedStreamCanBeDeleted() throws {
+        let h = StoreHarness()
+        try h.create(closed: true)
+        try h.delete()
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func deleteLeavesOtherStreamsAlone() throws {
+        let h = StoreHarness()
+        try h.create("a", body: "A")
+        try h.create("b", body: "B")
+        try h.delete("a")
+        #expect(try h.text("b") == "B")
+        #expect(h.store.streamCount == 1)
+    }
+
+    @Test func pathsArePlainKeys() throws {
+        let h = StoreHarness()
+        try h.create("events/sync-1", body: "x")
+        #expect(h.infoError("events")?.status == .notFound)
+        #expect(h.infoError("events/sync-1/")?.status == .notFound)
+        #expect(try h.text("events/sync-1") == "x")
+    }
+}

@@ -1,0 +1,175 @@
+import DurableStreams
+import NIOCore
+import Testing
+@testable import StreamStore
+
+@Suite("MemoryStore TTL and Expires-At with an injected clock")
+struct ExpiryTests {
+    @Test func aTTLStreamExpiresAfterItsWindowOfInactivity() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 10))
+        h.clock.advance(by: 9.999)
+        #expect(try h.info().closed == false)
+        h.clock.advance(by: 0.001)
+        #expect(h.infoError()?.status == .notFound)
+        #expect(h.readError()?.status == .notFound)
+        #expect(h.appendError("x")?.status == .notFound)
+        #expect(h.deleteError()?.status == .notFound)
+    }
+
+    @Test func infoReportsTheExpiryInstant() throws {
+        let h = StoreHarness()
+        let start = h.clock.now
+        let created = try h.create(lifetime: .ttl(seconds: 10))
+        #expect(created.info.expiresAt == start + 10)
+        #expect(try h.info().expiresAt == start + 10)
+    }
+
+    @Test func aTouchingReadRenewsTheTTL() throws {
+        let h = StoreHarness()
+        let start = h.clock.now
+        try h.create(lifetime: .ttl(seconds: 10), body: "x")
+        h.clock.advance(by: 9)
+        let read = try h.read(touch: true)
+        #expect(read.info.expiresAt == start + 19)
+        h.clock.advance(by: 9)  // 18 s after creation, 9 s after the read
+        #expect(try h.info().expiresAt == start + 19)
+        h.clock.advance(by: 1)  // 19 s
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func aReadWithoutTouchDoesNotRenew() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 10), body: "x")
+        h.clock.advance(by: 9)
+        _ = try h.read(touch: false)
+        h.clock.advance(by: 1)
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func anAppendRenewsTheTTL() throws {
+        let h = StoreHarness()
+        let start = h.clock.now
+        try h.create(lifetime: .ttl(seconds: 2))
+        h.clock.advance(by: 1.5)
+        try h.append("keep alive")
+        h.clock.advance(by: 1.5)  // 3.0 s after creation, 1.5 s after the append
+        #expect(try h.info().expiresAt == start + 3.5)
+        h.clock.advance(by: 0.5)
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func aCloseRenewsTheTTL() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 2))
+        h.clock.advance(by: 1.5)
+        try h.close()
+        h.clock.advance(by: 1.5)
+        #expect(try h.info().closed)
+    }
+
+    @Test func infoDoesNotRenewTheTTL() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 2))
+        h.clock.advance(by: 1.5)
+        #expect(try h.info().tail == .zero)
+        h.clock.advance(by: 0.5)
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func repeatedInfoPollingDoesNotKeepAStreamAlive() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 2))
+        for _ in 0..<9 {
+            h.clock.advance(by: 0.2)
+            _ = try h.info()
+        }
+        h.clock.advance(by: 0.2)
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func expiresAtIsAbsolute() throws {
+        let h = StoreHarness()
+        let instant = h.clock.now + 4
+        try h.create(lifetime: .expiresAt(seconds: instant, text: "t"), body: "x")
+        h.clock.advance(by: 2)
+        _ = try h.read(touch: true)
+        try h.append("y")
+        #expect(try h.info().expiresAt == instant)
+        h.clock.advance(by: 1.999)
+        #expect(try h.text() == "xy")
+        h.clock.advance(by: 0.001)
+        #expect(h.infoError()?.status == .notFound)
+    }
+
+    @Test func expiresAtInThePastIsABadRequest() {
+        let h = StoreHarness()
+        #expect(h.createError(lifetime: .expiresAt(seconds: h.clock.now - 1, text: "past"))?.status == .badRequest)
+        #expect(h.createError(lifetime: .expiresAt(seconds: h.clock.now, text: "now"))?.status == .badRequest)
+        #expect(h.store.streamCount == 0)
+    }
+
+    @Test func expiresAtInThePastIsRejectedEvenForAnExistingPath() throws {
+        let h = StoreHarness()
+        let instant = h.clock.now + 10
+        try h.create(lifetime: .expiresAt(seconds: instant, text: "t"))
+        h.clock.advance(by: 20)
+        #expect(h.createError(lifetime: .expiresAt(seconds: instant, text: "t"))?.status == .badRequest)
+    }
+
+    @Test func unlimitedStreamsNeverExpire() throws {
+        let h = StoreHarness()
+        try h.create()
+        h.clock.advance(by: 10 * 365 * 24 * 3600)
+        #expect(try h.info().expiresAt == nil)
+        #expect(h.store.sweepExpired() == 0)
+    }
+
+    @Test func anExpiredPathCanBeRecreatedWithADifferentConfiguration() throws {
+        let h = StoreHarness()
+        let old = try h.create(type: "text/plain", lifetime: .ttl(seconds: 1), body: "old")
+        h.clock.advance(by: 2)
+        let new = try h.create(type: "application/json", lifetime: .ttl(seconds: 3600), body: "[\"new data\"]")
+        #expect(new.created)
+        #expect(new.info.id != old.info.id)
+        #expect(try h.text() == "\"new data\",")
+    }
+
+    @Test func sweepRemovesOnlyExpiredStreams() throws {
+        let h = StoreHarness()
+        try h.create("short", lifetime: .ttl(seconds: 5))
+        try h.create("long", lifetime: .ttl(seconds: 50))
+        try h.create("absolute", lifetime: .expiresAt(seconds: h.clock.now + 5, text: "t"))
+        try h.create("forever")
+        #expect(h.store.sweepExpired() == 0)
+        #expect(h.store.streamCount == 4)
+        h.clock.advance(by: 5)
+        #expect(h.store.sweepExpired() == 2)
+        #expect(h.store.streamCount == 2)
+        #expect(h.infoError("short")?.status == .notFound)
+        #expect(h.infoError("absolute")?.status == .notFound)
+        #expect(try h.info("long").tail == .zero)
+        #expect(try h.info("forever").tail == .zero)
+        #expect(h.store.sweepExpired() == 0)
+    }
+
+    @Test func sweepRespectsRenewals() throws {
+        let h = StoreHarness()
+        try h.create("a", lifetime: .ttl(seconds: 10))
+        try h.create("b", lifetime: .ttl(seconds: 10))
+        h.clock.advance(by: 8)
+        try h.append("a", "x")
+        h.clock.advance(by: 3)
+        #expect(h.store.sweepExpired() == 1)
+        #expect(try h.text("a") == "x")
+    }
+
+    @Test func expiredStreamsAreRemovedLazilyOnAccess() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 1))
+        h.clock.advance(by: 1)
+        #expect(h.store.streamCount == 1)
+        #expect(h.infoError()?.status == .notFound)
+        #expect(h.store.streamCount == 0)
+    }
+}

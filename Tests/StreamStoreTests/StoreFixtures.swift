@@ -1,0 +1,194 @@
+import DurableStreams
+import Foundation
+import NIOCore
+import NIOEmbedded
+@testable import StreamStore
+
+/// A clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Double
+
+    init(_ start: Double = 1_700_000_000) { value = start }
+
+    var now: Double { lock.withLock { value } }
+    func advance(by seconds: Double) { lock.withLock { value += seconds } }
+}
+
+/// Where a wait's outcome lands once its future completes.
+final class OutcomeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<StoreWait.Outcome, any Error>?
+
+    func set(_ result: Result<StoreWait.Outcome, any Error>) {
+        lock.withLock {
+            precondition(stored == nil, "a wait completed twice")
+            stored = result
+        }
+    }
+
+    var result: Result<StoreWait.Outcome, any Error>? { lock.withLock { stored } }
+}
+
+/// A `MemoryStore` driven synchronously on an `EmbeddedEventLoop`, with an injected clock.
+/// Every call happens on the test's own thread, so no sleeps or timing are involved.
+struct StoreHarness {
+    let loop = EmbeddedEventLoop()
+    let clock: ManualClock
+    let store: MemoryStore
+
+    init(clock: ManualClock = ManualClock()) {
+        self.clock = clock
+        self.store = MemoryStore(clock: { clock.now })
+    }
+
+    // MARK: Commands
+
+    static func body(_ bytes: [UInt8], type: String?, allowEmptyArray: Bool) -> Body {
+        Body.framing(ByteBuffer(bytes: bytes), as: type.flatMap { ContentType($0) }, allowEmptyArray: allowEmptyArray)
+    }
+
+    static func createCommand(type: String = "text/plain", lifetime: StreamLifetime = .unlimited, closed: Bool = false,
+                              body: [UInt8] = []) -> CreateCommand {
+        CreateCommand(contentType: ContentType(type)!, lifetime: lifetime, closed: closed,
+                      body: self.body(body, type: type, allowEmptyArray: true))
+    }
+
+    static func appendCommand(_ bytes: [UInt8], type: String? = "text/plain", seq: String? = nil, closed: Bool = false,
+                              producer: ProducerClaim? = nil) -> AppendCommand {
+        AppendCommand(contentType: type.flatMap { ContentType($0) }, seq: seq, closed: closed,
+                      producer: producer, body: body(bytes, type: type, allowEmptyArray: false))
+    }
+
+    // MARK: Operations
+
+    @discardableResult
+    func create(_ path: String = "s", type: String = "text/plain", lifetime: StreamLifetime = .unlimited,
+                closed: Bool = false, body: String = "") throws -> CreateResult {
+        try store.create(path, Self.createCommand(type: type, lifetime: lifetime, closed: closed, body: Array(body.utf8)),
+                         on: loop).wait()
+    }
+
+    func createError(_ path: String = "s", type: String = "text/plain", lifetime: StreamLifetime = .unlimited,
+                     closed: Bool = false, body: String = "") -> ProtocolError? {
+        failure(of: store.create(path, Self.createCommand(type: type, lifetime: lifetime, closed: closed, body: Array(body.utf8)), on: loop))
+    }
+
+    @discardableResult
+    func append(_ path: String, _ body: String, type: String? = "text/plain", seq: String? = nil,
+                closed: Bool = false, producer: ProducerClaim? = nil) throws -> AppendResult {
+        try appendBytes(path, Array(body.utf8), type: type, seq: seq, closed: closed, producer: producer)
+    }
+
+    /// Appends to the default stream "s".
+    @discardableResult
+    func append(_ body: String, type: String? = "text/plain", seq: String? = nil,
+                closed: Bool = false, producer: ProducerClaim? = nil) throws -> AppendResult {
+        try append("s", body, type: type, seq: seq, closed: closed, producer: producer)
+    }
+
+    @discardableResult
+    func appendBytes(_ path: String, _ body: [UInt8], type: String? = "text/plain", seq: String? = nil,
+                     closed: Bool = false, producer: ProducerClaim? = nil) throws -> AppendResult {
+        try store.append(path, Self.appendCommand(body, type: type, seq: seq, closed: closed, producer: producer), on: loop).wait()
+    }
+
+    /// Appends bytes to the default stream "s".
+    @discardableResult
+    func appendBytes(_ body: [UInt8], type: String? = "text/plain", seq: String? = nil,
+                     closed: Bool = false, producer: ProducerClaim? = nil) throws -> AppendResult {
+        try appendBytes("s", body, type: type, seq: seq, closed: closed, producer: producer)
+    }
+
+    func appendError(_ path: String, _ body: String, type: String? = "text/plain", seq: String? = nil,
+                     closed: Bool = false, producer: ProducerClaim? = nil) -> ProtocolError? {
+        failure(of: store.append(path, Self.appendCommand(Array(body.utf8), type: type, seq: seq, closed: closed, producer: producer), on: loop))
+    }
+
+    /// The rejection of an append to the default stream "s".
+    func appendError(_ body: String, type: String? = "text/plain", seq: String? = nil,
+                     closed: Bool = false, producer: ProducerClaim? = nil) -> ProtocolError? {
+        appendError("s", body, type: type, seq: seq, closed: closed, producer: producer)
+    }
+
+    /// Closes without data.
+    @discardableResult
+    func close(_ path: String = "s", producer: ProducerClaim? = nil) throws -> AppendResult {
+        try appendBytes(path, [], type: nil, closed: true, producer: producer)
+    }
+
+    func read(_ path: String = "s", from start: ReadStart = .beginning, maxBytes: Int = 1 << 30, touch: Bool = true) throws -> ReadResult {
+        try store.read(path, from: start, maxBytes: maxBytes, touch: touch, on: loop).wait()
+    }
+
+    func readError(_ path: String = "s", from start: ReadStart = .beginning, maxBytes: Int = 1 << 30, touch: Bool = true) -> ProtocolError? {
+        failure(of: store.read(path, from: start, maxBytes: maxBytes, touch: touch, on: loop))
+    }
+
+    func info(_ path: String = "s") throws -> StreamInfo {
+        try store.info(path, on: loop).wait()
+    }
+
+    func infoError(_ path: String = "s") -> ProtocolError? {
+        failure(of: store.info(path, on: loop))
+    }
+
+    func delete(_ path: String = "s") throws {
+        try store.delete(path, on: loop).wait()
+    }
+
+    func deleteError(_ path: String = "s") -> ProtocolError? {
+        failure(of: store.delete(path, on: loop))
+    }
+
+    /// Every stored byte, read in one go without renewing the TTL.
+    func contents(_ path: String = "s") throws -> [UInt8] {
+        let result = try read(path, maxBytes: Int(UInt32.max), touch: false)
+        return result.chunks.flatMap { Array($0.readableBytesView) }
+    }
+
+    func text(_ path: String = "s") throws -> String {
+        String(decoding: try contents(path), as: UTF8.self)
+    }
+
+    // MARK: Waits
+
+    func wait(_ path: String = "s", after offset: StreamOffset) -> (StoreWait, OutcomeBox) {
+        let wait = store.waitForChange(path, after: offset, on: loop)
+        let box = OutcomeBox()
+        wait.future.whenComplete { box.set($0) }
+        return (wait, box)
+    }
+
+    /// The wait's outcome, or `nil` while it is still pending.
+    func outcome(_ box: OutcomeBox) -> StoreWait.Outcome? {
+        loop.run()
+        switch box.result {
+        case .success(let outcome): return outcome
+        case .failure, nil: return nil
+        }
+    }
+
+    private func failure<T: Sendable>(of future: EventLoopFuture<T>) -> ProtocolError? {
+        do {
+            _ = try future.wait()
+            return nil
+        } catch {
+            return error as? ProtocolError
+        }
+    }
+}
+
+extension ProtocolError {
+    /// The value of a header the rejection carries.
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+extension ReadResult {
+    var bytes: [UInt8] { chunks.flatMap { Array($0.readableBytesView) } }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+func offset(_ position: UInt64) -> StreamOffset { StreamOffset(position: position) }
