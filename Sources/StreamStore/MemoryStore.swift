@@ -62,6 +62,27 @@ public final class MemoryStore: StreamStore {
 
         var allWaiters: [EventLoopPromise<StoreWait.Outcome>] { waiters.values.map(\.promise) }
 
+        /// Up to `maxBytes` from `start`, which must be a boundary at or before the tail.
+        func read(from start: ReadStart, maxBytes: Int) -> Result<ReadResult, ProtocolError> {
+            let from: UInt64
+            switch start {
+            case .beginning: from = 0
+            case .now: from = log.length
+            case .offset(let offset):
+                guard offset.position <= log.length else {
+                    return .failure(ProtocolError(.badRequest, "offset is beyond the end of the stream"))
+                }
+                guard log.isBoundary(offset.position) else {
+                    return .failure(ProtocolError(.badRequest, "offset is not a message boundary"))
+                }
+                from = offset.position
+            }
+            let end = log.readEnd(from: from, maxBytes: maxBytes)
+            return .success(ReadResult(
+                info: info(), start: StreamOffset(position: from), end: StreamOffset(position: end),
+                chunks: log.bytes(from: from, to: end)))
+        }
+
         mutating func write(_ body: Body, messages: [Range<Int>]) {
             let separator: UInt8? = contentType.isJSON ? UInt8(ascii: ",") : nil
             for range in messages where !range.isEmpty || separator != nil {
@@ -90,6 +111,15 @@ public final class MemoryStore: StreamStore {
                 return nil
             }
             return stream
+        }
+
+        /// Runs `body` on the live stream at `key` in place. Mutating a copy instead would share
+        /// the log's open segment with the dictionary and make the next write copy it whole.
+        mutating func modify<R>(
+            _ key: ExactKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>], _ body: (inout Stream) -> R
+        ) -> R? {
+            guard lookup(key, now: now, woken: &woken) != nil else { return nil }
+            return body(&streams[key]!)
         }
     }
 
@@ -137,13 +167,16 @@ public final class MemoryStore: StreamStore {
         let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<AppendResult, ProtocolError> = state.withLockedValue { state in
-            guard var stream = state.lookup(key, now: now, woken: &woken) else { return .failure(Self.notFound) }
-            let outcome = Self.apply(command, to: &stream, now: now)
-            if case .success(let result) = outcome, !result.duplicate {
-                stream.touch(now)
-                woken += stream.takeWaiters()
-            }
-            state.streams[key] = stream
+            var appended: [EventLoopPromise<StoreWait.Outcome>] = []
+            let outcome = state.modify(key, now: now, woken: &woken) { stream in
+                let outcome = Self.apply(command, to: &stream, now: now)
+                if case .success(let result) = outcome, !result.duplicate {
+                    stream.touch(now)
+                    appended = stream.takeWaiters()
+                }
+                return outcome
+            } ?? .failure(Self.notFound)
+            woken += appended
             return outcome
         }
         woken.forEach { $0.succeed(.changed) }
@@ -210,28 +243,10 @@ public final class MemoryStore: StreamStore {
         let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<ReadResult, ProtocolError> = state.withLockedValue { state in
-            guard var stream = state.lookup(key, now: now, woken: &woken) else { return .failure(Self.notFound) }
-            if touch {
-                stream.touch(now)
-                state.streams[key] = stream
-            }
-            let from: UInt64
-            switch start {
-            case .beginning: from = 0
-            case .now: from = stream.log.length
-            case .offset(let offset):
-                guard offset.position <= stream.log.length else {
-                    return .failure(ProtocolError(.badRequest, "offset is beyond the end of the stream"))
-                }
-                guard stream.log.isBoundary(offset.position) else {
-                    return .failure(ProtocolError(.badRequest, "offset is not a message boundary"))
-                }
-                from = offset.position
-            }
-            let end = stream.log.readEnd(from: from, maxBytes: maxBytes)
-            return .success(ReadResult(
-                info: stream.info(), start: StreamOffset(position: from), end: StreamOffset(position: end),
-                chunks: stream.log.bytes(from: from, to: end)))
+            state.modify(key, now: now, woken: &woken) { stream in
+                if touch { stream.touch(now) }
+                return stream.read(from: start, maxBytes: maxBytes)
+            } ?? .failure(Self.notFound)
         }
         woken.forEach { $0.succeed(.changed) }
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
@@ -268,14 +283,12 @@ public final class MemoryStore: StreamStore {
         let id: UInt64 = state.withLockedValue { state in
             let id = state.nextWaiterID
             state.nextWaiterID += 1
-            guard var stream = state.lookup(key, now: now, woken: &woken),
-                !stream.closed, stream.log.length <= offset.position
-            else {
-                woken.append(promise)
-                return id
+            let registered = state.modify(key, now: now, woken: &woken) { stream -> Bool in
+                guard !stream.closed, stream.log.length <= offset.position else { return false }
+                stream.waiters[id] = Waiter(promise: promise)
+                return true
             }
-            stream.waiters[id] = Waiter(promise: promise)
-            state.streams[key] = stream
+            if registered != true { woken.append(promise) }
             return id
         }
         woken.forEach { $0.succeed(.changed) }
