@@ -24,9 +24,10 @@ public struct QueryParameters: Sendable {
         pairs.lazy.filter { $0.0 == name }.count > 1
     }
 
-    /// Decodes `%XX` escapes and `+`; `nil` for a bad escape or invalid UTF-8.
-    public static func percentDecode(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
+    /// Decodes `%XX` escapes and, in query strings, `+` as a space; `nil` for a bad escape or
+    /// invalid UTF-8.
+    public static func percentDecode(_ text: Substring, plusIsSpace: Bool = true) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
             return String(text)
         }
         var bytes = [UInt8]()
@@ -34,7 +35,7 @@ public struct QueryParameters: Sendable {
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
                     return nil

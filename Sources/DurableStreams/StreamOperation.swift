@@ -127,21 +127,41 @@ public enum StreamPath {
     public static let maxLength = 1024
 
     /// Validates a stream name taken from a URL path: non-empty, bounded, no empty, `.` or `..`
-    /// segments (no path traversal, §12.2) and no control characters.
+    /// segments (no path traversal, §12.2) and no control characters. Percent-escapes are
+    /// decoded (`+` stays a plus in a path). Runs on every request, so the common case of a
+    /// name without escapes is checked in one pass without allocating.
     public static func validate(_ name: Substring) throws(ProtocolError) -> String {
         guard !name.isEmpty else { throw ProtocolError(.badRequest, "missing stream name") }
         guard name.utf8.count <= maxLength else { throw ProtocolError(.badRequest, "stream name longer than \(maxLength) bytes") }
-        guard let decoded = QueryParameters.percentDecode(name.replacing("+", with: "%2B")) else {
-            throw ProtocolError(.badRequest, "malformed percent-encoding in stream name")
-        }
-        for segment in decoded.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !segment.isEmpty, segment != ".", segment != ".." else {
-                throw ProtocolError(.badRequest, "stream name has an empty, '.' or '..' segment")
+        let decoded: String
+        if name.utf8.contains(UInt8(ascii: "%")) {
+            guard let value = QueryParameters.percentDecode(name, plusIsSpace: false) else {
+                throw ProtocolError(.badRequest, "malformed percent-encoding in stream name")
             }
+            decoded = value
+        } else {
+            decoded = String(name)
         }
-        guard decoded.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
-            throw ProtocolError(.badRequest, "stream name contains control characters")
+        var segmentLength = 0
+        var dots = 0
+        for byte in decoded.utf8 {
+            if byte == UInt8(ascii: "/") {
+                guard segmentLength > 0, dots != segmentLength || dots > 2 else { throw badSegment }
+                segmentLength = 0
+                dots = 0
+                continue
+            }
+            guard byte >= 0x20, byte != 0x7F else {
+                throw ProtocolError(.badRequest, "stream name contains control characters")
+            }
+            segmentLength += 1
+            if byte == UInt8(ascii: ".") { dots += 1 }
         }
+        guard segmentLength > 0, dots != segmentLength || dots > 2 else { throw badSegment }
         return decoded
+    }
+
+    private static var badSegment: ProtocolError {
+        ProtocolError(.badRequest, "stream name has an empty, '.' or '..' segment")
     }
 }

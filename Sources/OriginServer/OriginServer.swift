@@ -76,7 +76,11 @@ public final class OriginServer: Sendable {
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    // Outbound header validation is off: every response header is either ours or
+                    // echoes a request header the parser already validated, and it was a tenth of
+                    // the catch-up path's CPU.
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
                     if configuration.compression {
                         try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
                     }
