@@ -70,9 +70,7 @@ struct BadInputTests {
         try await withOrigin(configure: { $0.longPollTimeout = .seconds(30) }) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path)
-            let connection = try await TestConnection.connect(port: origin.port)
-            _ = connection.send(.GET, "\(path)?offset=now&live=long-poll")
-            try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let (connection, _) = try await origin.parkedLongPoll(path, offset: "now")
             await connection.close()
             try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 0") }
             try await origin.append(path, "after")

@@ -36,10 +36,7 @@ struct LongPollTests {
         try await withOrigin(configure: { $0.longPollTimeout = .seconds(30) }) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path)
-            let connection = try await TestConnection.connect(port: origin.port)
-            let poll = connection.send(.GET, "\(path)?offset=0000000000000000_0000000000000000&live=long-poll")
-            // The long-poll is registered once the gauge says so; then append.
-            try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let (connection, poll) = try await origin.parkedLongPoll(path, offset: "0000000000000000_0000000000000000")
             try await origin.append(path, "wake")
             let response = try await poll.get()
             await connection.close()
@@ -52,9 +49,7 @@ struct LongPollTests {
         try await withOrigin(configure: { $0.longPollTimeout = .seconds(30) }) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path)
-            let connection = try await TestConnection.connect(port: origin.port)
-            let poll = connection.send(.GET, "\(path)?offset=0000000000000000_0000000000000000&live=long-poll")
-            try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let (connection, poll) = try await origin.parkedLongPoll(path, offset: "0000000000000000_0000000000000000")
             _ = try await origin.request(.POST, path, headers: [("Stream-Closed", "true")])
             let response = try await poll.get()
             await connection.close()
@@ -81,9 +76,7 @@ struct LongPollTests {
         try await withOrigin(configure: { $0.longPollTimeout = .seconds(30) }) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path, body: "history")
-            let connection = try await TestConnection.connect(port: origin.port)
-            let poll = connection.send(.GET, "\(path)?offset=now&live=long-poll")
-            try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let (connection, poll) = try await origin.parkedLongPoll(path, offset: "now")
             try await origin.append(path, "fresh")
             let response = try await poll.get()
             await connection.close()
@@ -130,9 +123,7 @@ struct LongPollTests {
         try await withOrigin(configure: { $0.longPollTimeout = .seconds(30) }) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path)
-            let connection = try await TestConnection.connect(port: origin.port)
-            let poll = connection.send(.GET, "\(path)?offset=now&live=long-poll")
-            try await waitUntil { origin.server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let (connection, poll) = try await origin.parkedLongPoll(path, offset: "now")
             #expect(try await origin.request(.DELETE, path).status == 204)
             #expect(try await poll.get().status == 404)
             await connection.close()

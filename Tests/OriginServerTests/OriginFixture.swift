@@ -48,6 +48,15 @@ struct Origin {
         return try #require(response.header("Stream-Next-Offset"))
     }
 
+    /// Sends a long-poll on a connection of its own and returns once the origin has parked it
+    /// (its open-long-polls gauge shows it), so what the test does next happens while it waits.
+    func parkedLongPoll(_ path: String, offset: String) async throws -> (TestConnection, EventLoopFuture<TestResponse>) {
+        let connection = try await TestConnection.connect(port: port)
+        let poll = connection.send(.GET, "\(path)?offset=\(offset)&live=long-poll")
+        try await waitUntil { server.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+        return (connection, poll)
+    }
+
     /// Reads everything from `offset` by following `Stream-Next-Offset` until up to date.
     func readAll(_ path: String, from offset: String = "-1") async throws -> [UInt8] {
         var bytes: [UInt8] = []
