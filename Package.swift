@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "DurableStreams", targets: ["DurableStreams"]),
         .library(name: "StreamStore", targets: ["StreamStore"]),
         .library(name: "OriginServer", targets: ["OriginServer"]),
+        .library(name: "EdgeNode", targets: ["EdgeNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.90.0"),
@@ -49,10 +50,26 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        // The edge: a protocol-aware caching and fan-out node in front of an origin or another edge.
+        .target(
+            name: "EdgeNode",
+            dependencies: [
+                "DurableStreams",
+                "OriginServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "durable-streams",
             dependencies: [
                 "OriginServer",
+                "EdgeNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,6 +93,13 @@ let package = Package(
         .testTarget(
             name: "StreamStoreTests",
             dependencies: ["StreamStore", .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "EdgeNodeTests",
+            dependencies: [
+                "EdgeNode", "OriginServer", "TestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "OriginServerTests",

@@ -1,0 +1,43 @@
+import DurableStreams
+
+/// Identifies one cacheable answer: the stream, the request's protocol parameters in a fixed
+/// order, and, when the answer may differ per user, a hash of the user's credentials.
+///
+/// Parameters are normalised so that every spelling of the same read shares one entry:
+/// `offset=-1` and no offset are the same read, `cursor` only matters to live reads, and
+/// parameters the protocol does not define are dropped (the origin ignores them too).
+public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    /// The stream's URL path, e.g. `/v1/stream/chat/room-1`.
+    public let stream: String
+    /// The normalised query: `live=…&offset=…[&cursor=…]`.
+    public let variant: String
+    /// A hash of the credentials the answer belongs to, or `nil` for a shared answer.
+    public let credentials: String?
+
+    public init(stream: String, variant: String, credentials: String? = nil) {
+        self.stream = stream
+        self.variant = variant
+        self.credentials = credentials
+    }
+
+    /// The key for a read, or `nil` when the read must never be cached (`offset=now`).
+    public init?(stream: String, start: ReadStart, mode: StreamOperation.ReadMode, credentials: String?) {
+        let offset: String
+        switch start {
+        case .now: return nil
+        case .beginning: offset = "-1"
+        case .offset(let value): offset = value.description
+        }
+        var variant: String
+        switch mode {
+        case .catchUp: variant = "offset=\(offset)"
+        case .longPoll(let cursor): variant = "live=long-poll&offset=\(offset)" + (cursor.map { "&cursor=\($0)" } ?? "")
+        case .sse: return nil
+        }
+        self.init(stream: stream, variant: variant, credentials: credentials)
+    }
+
+    public var description: String {
+        "\(stream)?\(variant)" + (credentials.map { " [\($0)]" } ?? "")
+    }
+}
