@@ -34,12 +34,23 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // What both servers share: configuration files, the request state machine.
+        .target(
+            name: "ServerSupport",
+            dependencies: [
+                "DurableStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // The origin's HTTP/1.1 server on SwiftNIO.
         .target(
             name: "OriginServer",
             dependencies: [
                 "DurableStreams",
                 "StreamStore",
+                "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -47,7 +58,6 @@ let package = Package(
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The edge: a protocol-aware caching and fan-out node in front of an origin or another edge.
@@ -55,14 +65,13 @@ let package = Package(
             name: "EdgeNode",
             dependencies: [
                 "DurableStreams",
-                "OriginServer",
+                "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .executableTarget(
@@ -70,6 +79,7 @@ let package = Package(
             dependencies: [
                 "OriginServer",
                 "EdgeNode",
+                "ServerSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "OriginServerTests",
             dependencies: [
-                "OriginServer", "TestSupport",
+                "OriginServer", "ServerSupport", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -1,6 +1,7 @@
 import DurableStreams
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 
 /// The per-connection channel handler: feeds request parts to `RequestStateMachine`, passes
 /// complete requests to `StreamService`, and writes replies, including streaming SSE ones.

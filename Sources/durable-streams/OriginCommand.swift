@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import OriginServer
+import ServerSupport
 
 /// `durable-streams origin`: a Durable Streams server.
 struct OriginCommand: AsyncParsableCommand {

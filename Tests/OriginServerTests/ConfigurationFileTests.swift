@@ -1,5 +1,6 @@
 import NIOCore
 import OriginServer
+import ServerSupport
 import Testing
 
 @Suite("Configuration files")

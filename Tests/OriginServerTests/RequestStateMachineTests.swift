@@ -1,6 +1,6 @@
 import NIOCore
 import NIOHTTP1
-@testable import OriginServer
+import ServerSupport
 import Testing
 
 @Suite("RequestStateMachine")

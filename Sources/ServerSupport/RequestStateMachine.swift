@@ -6,8 +6,8 @@ import NIOHTTP1
 /// body, hand the request over, then wait for the response before the next one (the pipelining
 /// handler in front holds pipelined requests back until then). The connection handler feeds it
 /// events and carries out the actions it returns.
-struct RequestStateMachine {
-    enum State {
+public struct RequestStateMachine: Sendable {
+    public enum State: Sendable {
         case idle
         case receiving(HTTPRequestHead, ByteBuffer)
         /// The request was refused before its body ended; the rest of it is dropped.
@@ -15,7 +15,7 @@ struct RequestStateMachine {
         case responding
     }
 
-    enum Action: Equatable {
+    public enum Action: Equatable, Sendable {
         case none
         /// Hand the complete request to the service.
         case process(HTTPRequestHead, ByteBuffer)
@@ -23,14 +23,14 @@ struct RequestStateMachine {
         case rejectAndClose(ProtocolError)
     }
 
-    let maxBodyBytes: Int
-    private(set) var state = State.idle
+    public let maxBodyBytes: Int
+    public private(set) var state = State.idle
 
-    init(maxBodyBytes: Int) {
+    public init(maxBodyBytes: Int) {
         self.maxBodyBytes = maxBodyBytes
     }
 
-    mutating func receivedHead(_ head: HTTPRequestHead) -> Action {
+    public mutating func receivedHead(_ head: HTTPRequestHead) -> Action {
         guard case .idle = state else { return protocolViolation() }
         if let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maxBodyBytes {
             state = .discarding
@@ -40,7 +40,7 @@ struct RequestStateMachine {
         return .none
     }
 
-    mutating func receivedBody(_ part: ByteBuffer) -> Action {
+    public mutating func receivedBody(_ part: ByteBuffer) -> Action {
         switch state {
         case .receiving(let head, var body):
             guard body.readableBytes + part.readableBytes <= maxBodyBytes else {
@@ -60,7 +60,7 @@ struct RequestStateMachine {
         }
     }
 
-    mutating func receivedEnd() -> Action {
+    public mutating func receivedEnd() -> Action {
         switch state {
         case .receiving(let head, let body):
             state = .responding
@@ -73,7 +73,7 @@ struct RequestStateMachine {
     }
 
     /// The response to the current request is fully written.
-    mutating func responseCompleted() {
+    public mutating func responseCompleted() {
         if case .responding = state { state = .idle }
     }
 
