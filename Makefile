@@ -22,9 +22,11 @@ dev: release
 origin: release
 	.build/release/durable-streams origin --config origin/origin.conf
 
+# Every test, then the end-to-end protocol suite a second time through an edge node.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
+	DS_TEST_THROUGH_EDGE=1 $(SWIFT) test --skip-build --parallel --filter OriginServerTests
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh

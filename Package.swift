@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "OriginServerTests",
             dependencies: [
-                "OriginServer", "ServerSupport", "TestSupport",
+                "OriginServer", "ServerSupport", "TestSupport", "EdgeNode",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

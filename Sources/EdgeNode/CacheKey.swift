@@ -11,7 +11,9 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     public let stream: String
     /// The normalised query: `live=…&offset=…[&cursor=…]`.
     public let variant: String
-    /// A hash of the credentials the answer belongs to, or `nil` for a shared answer.
+    /// The credentials the answer belongs to (the request's `Authorization` value), or `nil`
+    /// for a shared answer. Kept whole rather than hashed: a hash collision would hand one
+    /// user's answer to another. Never printed.
     public let credentials: String?
 
     public init(stream: String, variant: String, credentials: String? = nil) {
@@ -38,6 +40,6 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(stream)?\(variant)" + (credentials.map { " [\($0)]" } ?? "")
+        "\(stream)?\(variant)" + (credentials == nil ? "" : " [credentialed]")
     }
 }

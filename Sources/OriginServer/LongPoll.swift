@@ -1,6 +1,7 @@
 import DurableStreams
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 import StreamStore
 
 extension StreamService {

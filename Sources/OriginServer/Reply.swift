@@ -16,23 +16,3 @@ enum Reply: Sendable {
     }
 }
 
-/// Cancellation for one in-flight request: the connection handler cancels it when the client
-/// goes away or the server shuts down, and long-polls register what to undo. Confined to the
-/// connection's event loop.
-final class LiveRequest {
-    private var handlers: [() -> Void] = []
-    private(set) var isCancelled = false
-
-    /// Runs `handler` on cancellation (at once if already cancelled).
-    func onCancel(_ handler: @escaping () -> Void) {
-        if isCancelled { handler() } else { handlers.append(handler) }
-    }
-
-    func cancel() {
-        guard !isCancelled else { return }
-        isCancelled = true
-        let pending = handlers
-        handlers = []
-        pending.forEach { $0() }
-    }
-}

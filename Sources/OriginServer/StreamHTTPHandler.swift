@@ -100,8 +100,10 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
             }
             let close = !keepAlive || quiescing
+            // Ready for the next request before `.end` goes out: the pipelining handler in
+            // front releases a pipelined request as soon as it sees the end of this response.
+            machine.responseCompleted()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
-                machine.responseCompleted()
                 if close { self.context?.close(promise: nil) }
             }
         case .sse(let head, let plan):

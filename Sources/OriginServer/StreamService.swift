@@ -2,6 +2,7 @@ import DurableStreams
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 import StreamStore
 
 /// A request as the connection handler hands it over: the head and the whole body.
@@ -161,9 +162,11 @@ final class StreamService: Sendable {
         }
     }
 
-    /// `Location` must be absolute; the Host header tells which name the client used.
+    /// `Location` must be absolute; the Host header tells which name the client used (or, behind
+    /// an edge, `X-Forwarded-Host`).
     private func absoluteURL(for head: HTTPRequestHead) -> String {
-        let host = head.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
+        let host = head.headers.first(name: "X-Forwarded-Host") ?? head.headers.first(name: "Host")
+            ?? "\(configuration.host):\(configuration.port)"
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         return "http://\(host)\(path)"
     }

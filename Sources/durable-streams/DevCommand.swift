@@ -1,34 +1,48 @@
 import ArgumentParser
+import EdgeNode
 import OriginServer
 
-/// `durable-streams dev`: everything a newcomer needs, with no configuration.
+/// `durable-streams dev`: everything a newcomer needs, with no configuration: an in-memory
+/// origin and an edge in front of it, in one process.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run an in-memory origin on 127.0.0.1:4437 with no configuration."
+        abstract: "Run an in-memory origin on 127.0.0.1:4437 and an edge in front of it on 127.0.0.1:4438."
     )
 
     @Option(help: "Port for the origin.")
     var port = 4437
 
+    @Option(help: "Port for the edge.")
+    var edgePort = 4438
+
     func run() async throws {
-        var configuration = OriginConfiguration()
-        configuration.port = port
-        let server = OriginServer(configuration: configuration)
-        try await server.start()
-        let base = server.baseURL!
+        var originConfiguration = OriginConfiguration()
+        originConfiguration.port = port
+        let origin = OriginServer(configuration: originConfiguration)
+        try await origin.start()
+        var edgeConfiguration = EdgeConfiguration()
+        edgeConfiguration.port = edgePort
+        edgeConfiguration.upstreamPort = origin.port!
+        let edge = EdgeServer(configuration: edgeConfiguration)
+        try await edge.start()
+        let base = origin.baseURL!
+        let edgeBase = edge.baseURL!
         print("""
-            durable-streams dev: in-memory origin at \(base)
+            durable-streams dev
+              origin (in memory): \(base)
+              edge in front:      \(edgeBase)   dashboard: \(edgeBase)/__edge/
 
-              curl -X PUT -H 'Content-Type: text/plain' \(base)/v1/stream/hello
-              curl -X POST -H 'Content-Type: text/plain' --data 'hi there' \(base)/v1/stream/hello
-              curl '\(base)/v1/stream/hello?offset=-1'
-              curl -N '\(base)/v1/stream/hello?offset=-1&live=sse'
+              curl -X PUT -H 'Content-Type: text/plain' \(edgeBase)/v1/stream/hello
+              curl -X POST -H 'Content-Type: text/plain' --data 'hi there' \(edgeBase)/v1/stream/hello
+              curl -i '\(edgeBase)/v1/stream/hello?offset=-1'          # X-Cache: MISS, then HIT
+              curl -N '\(edgeBase)/v1/stream/hello?offset=-1&live=sse'
 
-            Metrics: \(base)/metrics. Stop with Ctrl-C.
+            Metrics: \(base)/metrics (origin), \(edgeBase)/metrics (edge). Stop with Ctrl-C.
             """)
         await Signals.waitForTermination()
         print("shutting down…")
-        try await server.shutdown()
+        try await edge.shutdown()
+        try await origin.shutdown()
     }
 }

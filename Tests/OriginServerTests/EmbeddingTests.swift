@@ -5,7 +5,8 @@ import OriginServer
 import TestSupport
 import Testing
 
-@Suite("Embedding, hooks, metrics and shutdown")
+/// Origin only: these look at the origin's own API, metrics page and shutdown.
+@Suite("Embedding, hooks, metrics and shutdown", .disabled(if: Topology.throughEdge, "origin API tests"))
 struct EmbeddingTests {
     @Test func hooksFireOnCreateAndDeleteOnly() async throws {
         let events = NIOLockedValueBox<[String]>([])

@@ -3,7 +3,9 @@ import OriginServer
 import StreamStore
 import Testing
 
-@Suite("TTL and Expires-At (§5.1)")
+/// Origin only: expiry is driven by a hand-moved store clock, while a cache in front rightly
+/// keeps answers for their max-age.
+@Suite("TTL and Expires-At (§5.1)", .disabled(if: Topology.throughEdge, "origin clock tests"))
 struct LifetimeTests {
     @Test func ttlExpiresWithoutAccessAndReadsRenewIt() async throws {
         let clock = ManualClock()

@@ -1,3 +1,5 @@
+import EdgeNode
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -14,10 +16,20 @@ final class ManualClock: Sendable {
     func advance(_ seconds: Double) { now.withLockedValue { $0 += seconds } }
 }
 
-/// A running origin on an ephemeral port, and shortcuts for talking to it.
+/// Where the protocol suite sends its requests. `make test` runs the suite twice: straight to
+/// the origin, then with `DS_TEST_THROUGH_EDGE=1` through an edge in front of it, which must be
+/// just as conforming.
+enum Topology {
+    static let throughEdge = ProcessInfo.processInfo.environment["DS_TEST_THROUGH_EDGE"] == "1"
+}
+
+/// A running origin on an ephemeral port (behind an edge when `Topology.throughEdge`), and
+/// shortcuts for talking to it.
 struct Origin {
     let server: OriginServer
-    var port: Int { server.port! }
+    let edge: EdgeServer?
+    /// The port the test talks to: the edge's when there is one.
+    var port: Int { edge?.port ?? server.port! }
 
     /// A unique stream URL path for one test.
     static func uniquePath(_ name: String = "s") -> String {
@@ -86,11 +98,21 @@ func withOrigin<T>(
     configure(&configuration)
     let server = OriginServer(configuration: configuration, store: store, group: MultiThreadedEventLoopGroup.singleton)
     try await server.start()
+    var edge: EdgeServer?
+    if Topology.throughEdge {
+        var edgeConfiguration = EdgeConfiguration()
+        edgeConfiguration.port = 0
+        edgeConfiguration.upstreamPort = server.port!
+        edge = EdgeServer(configuration: edgeConfiguration, group: MultiThreadedEventLoopGroup.singleton)
+        try await edge!.start()
+    }
     do {
-        let result = try await body(Origin(server: server))
+        let result = try await body(Origin(server: server, edge: edge))
+        try await edge?.shutdown()
         try await server.shutdown()
         return result
     } catch {
+        try? await edge?.shutdown()
         try? await server.shutdown()
         throw error
     }

@@ -1,0 +1,120 @@
+import NIOCore
+import ServerSupport
+
+/// Everything an edge node can be told. Defaults are what `durable-streams edge` uses.
+public struct EdgeConfiguration: Sendable {
+    /// How requests carrying credentials use the cache.
+    public enum CredentialPolicy: String, Sendable, CaseIterable {
+        /// Cache per credential: the key includes a hash of `Authorization`, so users never share entries.
+        case partition
+        /// Never cache requests that carry `Authorization` (they still collapse per credential).
+        case bypass
+    }
+
+    public var host = "127.0.0.1"
+    public var port = 4438
+    /// The upstream: an origin or another edge.
+    public var upstreamHost = "127.0.0.1"
+    public var upstreamPort = 4437
+    /// Bytes the cache may hold, headers and bookkeeping included.
+    public var cacheBudgetBytes = 256 << 20
+    /// Pooled keep-alive connections to the upstream (SSE subscriptions use their own).
+    public var upstreamMaxConnections = 64
+    public var upstreamConnectTimeout: TimeAmount = .seconds(2)
+    /// Bound on a catch-up read, write or HEAD forwarded upstream; past it the client gets 504.
+    public var upstreamTimeout: TimeAmount = .seconds(10)
+    /// Bound on a long-poll held upstream; should exceed the upstream's own long-poll timeout.
+    public var upstreamLongPollTimeout: TimeAmount = .seconds(40)
+    /// How often the edge ends client SSE responses so readers re-balance and re-collapse.
+    public var sseReconnectInterval: TimeAmount = .seconds(60)
+    /// Serve a stale tail entry this long past its max-age while one revalidation runs, unless
+    /// the upstream's `Cache-Control` says otherwise.
+    public var staleWhileRevalidate: TimeAmount = .seconds(300)
+    /// Serve a stale entry this long past its max-age when the upstream fails.
+    public var staleIfError: TimeAmount = .seconds(600)
+    public var credentials = CredentialPolicy.partition
+    public var maxBodyBytes = 64 << 20
+    public var streamPathPrefix = "/v1/stream/"
+    public var metricsPath = "/metrics"
+    public var statsPath = "/__edge/stats"
+    public var dashboardPath = "/__edge/"
+    public var eventLoopThreads = System.coreCount
+
+    public init() {}
+
+    /// Settings an `edge.conf` may hold.
+    public static let fileKeys: Set<String> = [
+        "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_connect_timeout",
+        "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
+        "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
+    ]
+
+    /// Applies the settings present in `file` on top of `self`.
+    public mutating func apply(_ file: ConfigurationFile) throws {
+        try file.rejectUnknownKeys(Self.fileKeys)
+        if let value = try file.string("listen") {
+            guard let (host, port) = Self.parseHostPort(value) else {
+                throw file.problem("listen", "'listen' must be HOST:PORT, e.g. \"127.0.0.1:4438\"")
+            }
+            self.host = host
+            self.port = port
+        }
+        if let value = try file.string("upstream") {
+            guard let (host, port) = Self.parseUpstream(value) else {
+                throw file.problem("upstream", "'upstream' must be an http:// URL with host and port, e.g. \"http://127.0.0.1:4437\"")
+            }
+            upstreamHost = host
+            upstreamPort = port
+        }
+        if let value = try file.int("cache_budget_bytes") {
+            guard value >= 0 else { throw file.problem("cache_budget_bytes", "'cache_budget_bytes' must not be negative") }
+            cacheBudgetBytes = value
+        }
+        if let value = try file.int("upstream_max_connections") {
+            guard value > 0 else { throw file.problem("upstream_max_connections", "'upstream_max_connections' must be positive") }
+            upstreamMaxConnections = value
+        }
+        if let value = try file.int("max_body_bytes") {
+            guard value > 0 else { throw file.problem("max_body_bytes", "'max_body_bytes' must be positive") }
+            maxBodyBytes = value
+        }
+        if let value = try file.duration("upstream_connect_timeout") { upstreamConnectTimeout = value }
+        if let value = try file.duration("upstream_timeout") { upstreamTimeout = value }
+        if let value = try file.duration("upstream_long_poll_timeout") { upstreamLongPollTimeout = value }
+        if let value = try file.duration("sse_reconnect_interval") { sseReconnectInterval = value }
+        if let value = try file.duration("stale_while_revalidate") { staleWhileRevalidate = value }
+        if let value = try file.duration("stale_if_error") { staleIfError = value }
+        if let value = try file.string("credentials") {
+            guard let policy = CredentialPolicy(rawValue: value) else {
+                throw file.problem("credentials", "'credentials' must be \"partition\" or \"bypass\"")
+            }
+            credentials = policy
+        }
+        for (key, path) in [("metrics_path", \EdgeConfiguration.metricsPath), ("stats_path", \.statsPath), ("dashboard_path", \.dashboardPath)] {
+            if let value = try file.string(key) {
+                guard value.hasPrefix("/") else { throw file.problem(key, "'\(key)' must start with /") }
+                self[keyPath: path] = value
+            }
+        }
+    }
+
+    /// `HOST:PORT` (IPv6 in brackets).
+    public static func parseHostPort(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+
+    /// `http://HOST:PORT` with an optional trailing `/`.
+    public static func parseUpstream(_ text: String) -> (String, Int)? {
+        guard text.hasPrefix("http://") else { return nil }
+        var rest = text.dropFirst("http://".count)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.contains("/") else { return nil }
+        return parseHostPort(String(rest))
+    }
+}

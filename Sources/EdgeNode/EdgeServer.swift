@@ -1,0 +1,119 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A Durable Streams edge node: caches, collapses and relays reads in front of an upstream
+/// (an origin or another edge), and passes writes through.
+///
+/// ```swift
+/// var configuration = EdgeConfiguration()
+/// configuration.port = 0
+/// configuration.upstreamPort = origin.port!
+/// let edge = EdgeServer(configuration: configuration)
+/// try await edge.start()
+/// try await edge.shutdown()
+/// ```
+public final class EdgeServer: Sendable {
+    public let configuration: EdgeConfiguration
+    public let metrics: EdgeMetrics
+    private let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let logger: Logger
+    private let upstream: UpstreamClient
+    private let service: EdgeService
+    private let state = NIOLockedValueBox(RunState())
+
+    private struct RunState {
+        var channel: (any Channel)?
+        var connections: [ObjectIdentifier: Connection] = [:]
+    }
+
+    private struct Connection: @unchecked Sendable {
+        // Only touched on `loop`, through `execute`.
+        let handler: EdgeHTTPHandler
+        let loop: any EventLoop
+    }
+
+    public init(configuration: EdgeConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "durable-streams.edge")) {
+        self.configuration = configuration
+        self.metrics = EdgeMetrics()
+        let ownsGroup = group == nil
+        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        self.group = group
+        self.ownsGroup = ownsGroup
+        self.logger = logger
+        self.upstream = UpstreamClient(
+            host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
+            maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout)
+        let state = self.state
+        self.service = EdgeService(
+            configuration: configuration, upstream: upstream, metrics: metrics,
+            connections: { state.withLockedValue { $0.connections.count } })
+    }
+
+    /// The port the edge listens on, once started.
+    public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    public var baseURL: String? {
+        port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+    }
+
+    /// Client requests waiting on a shared upstream request right now.
+    public var collapsedWaiters: Int { service.flights.totalWaiters }
+
+    /// Cache statistics, for tests and tools.
+    public var cacheStats: ResponseCache.Stats { service.cache.stats }
+
+    public func start() async throws {
+        let service = self.service
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                    let handler = EdgeHTTPHandler(service: service)
+                    try sync.addHandler(handler)
+                    self?.track(channel, handler)
+                }
+            }
+        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        state.withLockedValue { $0.channel = channel }
+        logger.info("edge listening", metadata: [
+            "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+            "upstream": "\(configuration.upstreamHost):\(configuration.upstreamPort)",
+        ])
+    }
+
+    /// Stops accepting, ends in-flight requests, waits for connections to close (up to
+    /// `gracePeriod`), and closes the upstream pool.
+    public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
+        let (channel, connections) = state.withLockedValue { state in
+            defer { state.channel = nil }
+            return (state.channel, Array(state.connections.values))
+        }
+        try? await channel?.close()
+        for connection in connections {
+            connection.loop.execute { connection.handler.quiesce() }
+        }
+        let deadline = NIODeadline.now() + gracePeriod
+        while NIODeadline.now() < deadline, !state.withLockedValue({ $0.connections.isEmpty }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await upstream.shutdown()
+        if ownsGroup { try await group.shutdownGracefully() }
+    }
+
+    private func track(_ channel: any Channel, _ handler: EdgeHTTPHandler) {
+        let key = ObjectIdentifier(channel)
+        state.withLockedValue { $0.connections[key] = Connection(handler: handler, loop: channel.eventLoop) }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
+        }
+    }
+}

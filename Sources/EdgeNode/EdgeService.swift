@@ -1,0 +1,366 @@
+import DurableStreams
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ServerSupport
+
+/// A request as the connection handler hands it over.
+struct EdgeRequest {
+    var head: HTTPRequestHead
+    var body: ByteBuffer
+}
+
+/// What the edge answers with.
+enum EdgeReply: Sendable {
+    /// A complete response.
+    case response(HTTPResponseHead, body: ByteBuffer)
+    /// An SSE request relayed from upstream as it streams.
+    case relay(HTTPRequestHead)
+}
+
+/// The edge's request logic: routing, the cache, collapsing, pass-through, coherence.
+/// Stateless apart from the shared cache, flights and tails; runs on the calling connection's
+/// event loop and never blocks it.
+final class EdgeService: Sendable {
+    let configuration: EdgeConfiguration
+    let upstream: UpstreamClient
+    let cache: ResponseCache
+    let metrics: EdgeMetrics
+    let flights = Collapser<CacheKey, UpstreamResponse>()
+    let revalidations = Collapser<CacheKey, UpstreamResponse>()
+    let tails = TailTracker()
+    /// Open client connections, for the stats page.
+    let connections: @Sendable () -> Int
+
+    init(configuration: EdgeConfiguration, upstream: UpstreamClient, metrics: EdgeMetrics, connections: @escaping @Sendable () -> Int) {
+        self.configuration = configuration
+        self.upstream = upstream
+        self.cache = ResponseCache(budgetBytes: configuration.cacheBudgetBytes)
+        self.metrics = metrics
+        self.connections = connections
+    }
+
+    func handle(_ request: EdgeRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<EdgeReply> {
+        let uri = request.head.uri
+        let queryStart = uri.firstIndex(of: "?")
+        let path = String(uri[..<(queryStart ?? uri.endIndex)])
+        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let method = request.head.method
+
+        if method == .GET {
+            switch path {
+            case configuration.metricsPath:
+                return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", metrics.render(cache: cache.stats)))
+            case configuration.statsPath:
+                return loop.makeSucceededFuture(Self.local("application/json", metrics.json(cache: cache.stats, openConnections: connections())))
+            case configuration.dashboardPath:
+                return loop.makeSucceededFuture(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
+            default:
+                break
+            }
+        }
+        guard path.hasPrefix(configuration.streamPathPrefix) else {
+            return forward(request, kind: .other, live: live, loop: loop)
+        }
+        // Decode only to classify; anything the edge does not understand is the upstream's to judge.
+        let operation = try? StreamOperation.decode(
+            method: method.rawValue, query: query, header: { request.head.headers.first(name: $0) },
+            bodyLength: request.body.readableBytes)
+        switch operation {
+        case .read(let read)?:
+            switch read.mode {
+            case .sse:
+                metrics.request(.sse, .pass)
+                metrics.upstream(.sse)
+                return loop.makeSucceededFuture(.relay(Self.upstreamHead(request.head)))
+            case .catchUp, .longPoll:
+                return self.read(path, read, request: request, live: live, loop: loop)
+            }
+        case .head?:
+            return forward(request, kind: .head, live: live, loop: loop)
+        case .create?, .append?:
+            return forward(request, kind: .write, live: nil, loop: loop)
+        case .delete?:
+            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
+                if case .response(let head, _) = reply, head.status == .noContent || head.status == .notFound {
+                    cache.purge(stream: path)
+                    tails.forget(path)
+                }
+                return reply
+            }
+        case nil:
+            return forward(request, kind: .other, live: live, loop: loop)
+        }
+    }
+
+    // MARK: - Reads
+
+    private func read(_ path: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<EdgeReply>
+    {
+        let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
+        let credentials = request.head.headers.first(name: "Authorization")
+        if credentials != nil && configuration.credentials == .bypass {
+            return forward(request, kind: kind, live: live, loop: loop)
+        }
+        guard var key = CacheKey(stream: path, start: read.start, mode: read.mode, credentials: credentials) else {
+            return forward(request, kind: kind, live: live, loop: loop)  // offset=now: the tail position must not be cached
+        }
+        // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
+        // entries; every other encoding is asked for as identity.
+        let gzip = Self.acceptsGzip(request.head.headers)
+        if gzip { key = CacheKey(stream: key.stream, variant: key.variant + "&encoding=gzip", credentials: key.credentials) }
+        let now = NIODeadline.now()
+        var fallback: CachedResponse?
+        if let entry = cache.get(key) {
+            switch freshness(of: entry, stream: path, at: now) {
+            case .fresh:
+                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
+            case .stale:
+                revalidate(key, entry, kind: kind, loop: loop)
+                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
+            case .expired:
+                fallback = entry
+            }
+        }
+
+        var head = Self.upstreamHead(request.head)
+        head.headers.remove(name: "If-None-Match")  // the edge wants the body to cache; it answers 304 itself
+        head.headers.remove(name: "Accept-Encoding")
+        if gzip { head.headers.add(name: "Accept-Encoding", value: "gzip") }
+        if let etag = fallback?.etag { head.headers.add(name: "If-None-Match", value: etag) }
+        let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
+        let joined = flights.join(key, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
+        live.onCancel { [flights] in flights.leave(joined.ticket) }
+        let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
+        return joined.future.map { [self] response -> EdgeReply in
+            if response.head.status == .notModified, let entry = cache.get(key) {
+                return serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
+            }
+            return relay(response, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch)
+        }.recover { [self] error in
+            if let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit {
+                return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
+            }
+            metrics.request(kind, outcome)
+            return Self.upstreamFailure(error)
+        }
+    }
+
+    /// The one upstream request of a flight; its answer is stored before any waiter sees it,
+    /// so late arrivals find it in the cache.
+    private func fetch(_ head: HTTPRequestHead, key: CacheKey, kind: RequestClass, timeout: TimeAmount, loop: any EventLoop)
+        -> Collapser<CacheKey, UpstreamResponse>.Call
+    {
+        metrics.upstream(kind)
+        let started = NIODeadline.now()
+        let cancellation = UpstreamCancellation()
+        let result = upstream.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
+            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            observeTail(key.stream, response.head.headers)
+            store(response, under: key)
+            return response
+        }
+        result.whenFailure { [metrics] _ in metrics.upstreamFailed() }
+        return .init(result: result, cancel: { cancellation.cancel() })
+    }
+
+    private func store(_ response: UpstreamResponse, under key: CacheKey) {
+        let now = NIODeadline.now()
+        if response.head.status == .notModified {
+            if let entry = cache.get(key), let fresh = entry.freshUntil {
+                let lifetime = fresh - entry.storedAt
+                let staleWindow = (entry.staleUntil ?? fresh) - fresh
+                cache.refresh(key, storedAt: now, freshUntil: now + lifetime, staleUntil: now + lifetime + staleWindow)
+            }
+            return
+        }
+        let decision = CachePolicy.decide(
+            status: response.head.status, headers: response.head.headers, credentialed: key.credentials != nil,
+            defaultStale: configuration.staleWhileRevalidate)
+        let entry: CachedResponse
+        switch decision {
+        case .doNotStore:
+            return
+        case .immutable:
+            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.head.headers.first(name: "ETag"))
+        case .expiring(let fresh, let stale):
+            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+                                   storedAt: now, freshUntil: now + fresh, staleUntil: now + fresh + stale,
+                                   etag: response.head.headers.first(name: "ETag"))
+        }
+        cache.put(key, entry)
+    }
+
+    /// One background revalidation per key while a stale entry is being served.
+    private func revalidate(_ key: CacheKey, _ entry: CachedResponse, kind: RequestClass, loop: any EventLoop) {
+        guard revalidations.waiters(for: key) == 0 else { return }
+        // Revalidate as the catch-up read the entry holds (live entries included).
+        let offset = key.variant.split(separator: "&").first { $0.hasPrefix("offset=") }?.dropFirst("offset=".count) ?? "-1"
+        let uri = key.stream + "?offset=" + offset
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
+        if let credentials = key.credentials { head.headers.add(name: "Authorization", value: credentials) }
+        if key.variant.hasSuffix("&encoding=gzip") { head.headers.add(name: "Accept-Encoding", value: "gzip") }
+        if let etag = entry.etag { head.headers.add(name: "If-None-Match", value: etag) }
+        let joined = revalidations.join(key, on: loop) {
+            fetch(head, key: key, kind: kind, timeout: configuration.upstreamTimeout, loop: loop)
+        }
+        joined.future.whenFailure { _ in }  // a failed revalidation leaves the stale entry in place
+    }
+
+    /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has
+    /// since seen, or that does not know of a closure the edge has since seen, is out of date.
+    private func freshness(of entry: CachedResponse, stream: String, at now: NIODeadline) -> CacheFreshness {
+        let freshness = entry.freshness(at: now)
+        guard entry.freshUntil != nil, freshness != .expired,
+            let end = entry.headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init),
+            let known = tails.known(stream)
+        else { return freshness }
+        let entryClosed = HeaderName.isTrue(entry.headers.first(name: HeaderName.closed))
+        return known.tail > end || (known.closed && !entryClosed) ? .expired : freshness
+    }
+
+    // MARK: - Pass-through
+
+    /// Passes a request through. If the client leaves first, the upstream request is abandoned
+    /// (a long-poll must not keep an upstream connection for nobody).
+    private func forward(_ request: EdgeRequest, kind: RequestClass, live: LiveRequest?, loop: any EventLoop) -> EventLoopFuture<EdgeReply> {
+        metrics.upstream(kind)
+        let head = Self.upstreamHead(request.head)
+        let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
+        let started = NIODeadline.now()
+        let body = request.body.readableBytes > 0 || request.head.method == .POST || request.head.method == .PUT ? request.body : nil
+        let cancellation = UpstreamCancellation()
+        live?.onCancel { cancellation.cancel() }
+        return upstream.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
+            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            if let stream = Self.streamPath(request.head.uri, prefix: configuration.streamPathPrefix) {
+                observeTail(stream, response.head.headers)
+            }
+            return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil)
+        }.recover { [metrics] error in
+            metrics.upstreamFailed()
+            metrics.request(kind, .pass)
+            return Self.upstreamFailure(error)
+        }
+    }
+
+    private func observeTail(_ stream: String, _ headers: HTTPHeaders) {
+        if let offset = headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init) {
+            tails.observe(stream, offset, closed: HeaderName.isTrue(headers.first(name: HeaderName.closed)))
+        }
+    }
+
+    // MARK: - Responses
+
+    /// An answer from the cache, with `Age`, or a 304 when the client already has it.
+    private func serve(_ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline) -> EdgeReply {
+        metrics.request(kind, outcome)
+        var headers = entry.headers
+        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
+        headers.replaceOrAdd(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
+        if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
+            headers.remove(name: "Content-Length")
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: ByteBuffer())
+        }
+        metrics.served(bytes: entry.body.readableBytes, fromCache: true)
+        headers.replaceOrAdd(name: "Content-Length", value: String(entry.body.readableBytes))
+        return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: entry.body)
+    }
+
+    /// An upstream answer passed on to the client.
+    private func relay(_ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?) -> EdgeReply {
+        metrics.request(kind, outcome)
+        var headers = Self.endToEnd(response.head.headers)
+        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
+        if response.head.status == .ok, let ifNoneMatch, let etag = headers.first(name: "ETag"),
+            EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
+        {
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: ByteBuffer())
+        }
+        metrics.served(bytes: response.body.readableBytes, fromCache: false)
+        if response.head.status.mayHaveResponseBody && response.head.status != .noContent && response.head.status != .notModified {
+            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        }
+        return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: response.body)
+    }
+
+    static func upstreamFailure(_ error: any Error) -> EdgeReply {
+        let (status, reason): (HTTPResponseStatus, String)
+        switch (error as? UpstreamError)?.kind {
+        case .timedOut?: (status, reason) = (.gatewayTimeout, "upstream timed out")
+        case .poolQueueFull?: (status, reason) = (.serviceUnavailable, "edge overloaded: too many requests waiting for the upstream")
+        default: (status, reason) = (.badGateway, "upstream unavailable")
+        }
+        return text(status, reason + "\n", cache: "PASS")
+    }
+
+    static func text(_ status: HTTPResponseStatus, _ text: String, cache: String) -> EdgeReply {
+        let body = ByteBuffer(string: text)
+        let headers: HTTPHeaders = [
+            "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(body.readableBytes),
+            "Cache-Control": "no-store", "X-Cache": cache, "X-Content-Type-Options": "nosniff",
+        ]
+        return .response(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
+    }
+
+    static func local(_ contentType: String, _ bytes: [UInt8]) -> EdgeReply {
+        let headers: HTTPHeaders = [
+            "Content-Type": contentType, "Content-Length": String(bytes.count), "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        ]
+        return .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: ByteBuffer(bytes: bytes))
+    }
+
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and are never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "content-length",
+    ]
+
+    static func endToEnd(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var result = HTTPHeaders()
+        for (name, value) in headers where !hopByHop.contains(name.lowercased()) && name.lowercased() != "x-cache" && name.lowercased() != "age" {
+            result.add(name: name, value: value)
+        }
+        return result
+    }
+
+    /// The request as it goes upstream: same method, target and end-to-end headers, plus `Via`.
+    static func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        for (name, value) in head.headers where !hopByHop.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        // The upstream sees the edge as its client; the name the reader used travels along so
+        // that URLs the upstream builds (Location) point at the edge. The first tier sets it.
+        if !headers.contains(name: "X-Forwarded-Host"), let host = head.headers.first(name: "Host") {
+            headers.add(name: "X-Forwarded-Host", value: host)
+        }
+        headers.add(name: "Via", value: "1.1 durable-streams-edge")
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// Whether the client takes gzip (a q-value of 0 refuses it).
+    static func acceptsGzip(_ headers: HTTPHeaders) -> Bool {
+        for value in headers[canonicalForm: "Accept-Encoding"] {
+            let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            if parts.first == "gzip" { return !parts.dropFirst().contains { $0 == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" } }
+        }
+        return false
+    }
+
+    static func streamPath(_ uri: String, prefix: String) -> String? {
+        let path = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        return path.hasPrefix(prefix) ? path : nil
+    }
+}
+
+extension CachedResponse {
+    /// Until when this entry may stand in for a failing upstream.
+    func errorDeadline(_ window: TimeAmount) -> NIODeadline? {
+        guard let fresh = freshUntil else { return .distantFuture }  // immutable: always
+        return fresh + window
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import EdgeNode
+import ServerSupport
+
+/// `durable-streams edge`: a caching, collapsing, fan-out node in front of an upstream.
+struct EdgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edge",
+        abstract: "Run a Durable Streams edge node in front of an origin (or another edge).",
+        discussion: "Settings come from --config (TOML, see edge.conf); --listen and --upstream override the file."
+    )
+
+    @Option(help: "A TOML configuration file, e.g. edge.conf.")
+    var config: String?
+
+    @Option(help: "Where to listen, HOST:PORT (default 127.0.0.1:4438).")
+    var listen: String?
+
+    @Option(help: "The upstream origin or edge, http://HOST:PORT (default http://127.0.0.1:4437).")
+    var upstream: String?
+
+    func run() async throws {
+        let configuration = try resolve()
+        let edge = EdgeServer(configuration: configuration)
+        try await edge.start()
+        print("durable-streams edge listening on \(edge.baseURL!) in front of http://\(configuration.upstreamHost):\(configuration.upstreamPort)")
+        print("Dashboard: \(edge.baseURL!)\(configuration.dashboardPath)  Metrics: \(edge.baseURL!)\(configuration.metricsPath)")
+        print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
+        await Signals.waitForTermination()
+        print("shutting down…")
+        try await edge.shutdown()
+    }
+
+    func resolve() throws -> EdgeConfiguration {
+        var configuration = EdgeConfiguration()
+        if let config { try configuration.apply(ConfigurationFile(path: config)) }
+        if let listen {
+            guard let (host, port) = EdgeConfiguration.parseHostPort(listen) else {
+                throw ValidationError("--listen must be HOST:PORT, not '\(listen)'")
+            }
+            configuration.host = host
+            configuration.port = port
+        }
+        if let upstream {
+            guard let (host, port) = EdgeConfiguration.parseUpstream(upstream) else {
+                throw ValidationError("--upstream must be http://HOST:PORT, not '\(upstream)'")
+            }
+            configuration.upstreamHost = host
+            configuration.upstreamPort = port
+        }
+        return configuration
+    }
+}
