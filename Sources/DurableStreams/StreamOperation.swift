@@ -28,6 +28,12 @@ public enum StreamOperation: Sendable {
         public var start: ReadStart
         public var mode: ReadMode
         public var ifNoneMatch: String?
+
+        public init(start: ReadStart, mode: ReadMode, ifNoneMatch: String? = nil) {
+            self.start = start
+            self.mode = mode
+            self.ifNoneMatch = ifNoneMatch
+        }
     }
 
     /// The three read modes.

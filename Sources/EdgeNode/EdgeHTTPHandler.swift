@@ -12,13 +12,9 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var machine: RequestStateMachine
     private var context: ChannelHandlerContext?
     private var live: LiveRequest?
-    private var relay: UpstreamStream?
-    private var relayTimer: Scheduled<Void>?
-    private var relayHeadSent = false
-    /// Relayed bytes written but not yet taken by the socket.
-    private var relayBacklog = 0
-    /// A relayed client further behind than this is disconnected.
-    private static let relayBacklogLimit = 4 << 20
+    private var session: EdgeSSESession?
+    /// SSE bytes written but not yet taken by the socket.
+    private var sseBacklog = 0
     private var keepAlive = true
     private var isHeadRequest = false
     private var quiescing = false
@@ -79,16 +75,15 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func quiesce() {
         quiescing = true
         live?.cancel()
-        endRelay()
+        session?.stop()
         if case .idle = machine.state { context?.close(promise: nil) }
     }
 
     private func release() {
         live?.cancel()
         live = nil
-        relay?.cancel()
-        relay = nil
-        relayTimer?.cancel()
+        session?.cancel()
+        session = nil
     }
 
     private func write(_ reply: EdgeReply) {
@@ -107,61 +102,32 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
                 if close { self.context?.close(promise: nil) }
             }
-        case .relay(let upstreamHead):
-            relayHeadSent = false
-            relayBacklog = 0
-            startRelay(upstreamHead, context: context)
+        case .sse(let head, let plan):
+            sseBacklog = 0
+            let session = EdgeSSESession(service: service, plan: plan, loop: context.eventLoop)
+            self.session = session
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            session.start(self)
         }
     }
 
-    /// Streams an SSE response from upstream to this client, ending it after the edge's own
-    /// reconnect interval. A client that cannot keep up is disconnected rather than buffered
-    /// without bound; it reconnects from its last offset.
-    private func startRelay(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        service.metrics.openSSE.increment()
-        relay = service.upstream.stream(
-            head, on: context.eventLoop,
-            onHead: { head in
-                let handler = loopBound.value
-                handler.relayHeadSent = true
-                var headers = EdgeService.endToEnd(head.headers)
-                headers.replaceOrAdd(name: "X-Cache", value: CacheOutcome.pass.rawValue)
-                handler.context?.writeAndFlush(handler.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
-            },
-            onBody: { body in
-                let handler = loopBound.value
-                guard let context = handler.context else { return }
-                guard handler.relayBacklog + body.readableBytes <= Self.relayBacklogLimit else {
-                    handler.endRelay()
-                    return
-                }
-                handler.relayBacklog += body.readableBytes
-                let size = body.readableBytes
-                context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(body)))).assumeIsolated().whenComplete { _ in
-                    loopBound.value.relayBacklog -= size
-                }
-            },
-            onEnd: { _ in loopBound.value.endRelay() })
-        relayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: service.configuration.sseReconnectInterval) { [weak self] in
-            self?.endRelay()
+}
+
+extension EdgeHTTPHandler: EdgeSSEOutput {
+    func sendEvents(_ events: ByteBuffer) -> Int {
+        guard let context else { return 0 }
+        let size = events.readableBytes
+        sseBacklog += size
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(events)))).assumeIsolated().whenComplete { [self] _ in
+            sseBacklog -= size
         }
+        return sseBacklog
     }
 
-    private func endRelay() {
-        guard let relay else { return }
-        self.relay = nil
-        relay.cancel()
-        relayTimer?.cancel()
-        service.metrics.openSSE.decrement()
+    func finishEvents() {
+        session = nil
         guard let context else { return }
-        if !relayHeadSent {
-            // The upstream failed before answering: the client still gets a response.
-            relayHeadSent = true
-            keepAlive = false
-            write(EdgeService.text(.badGateway, "upstream unavailable\n", cache: "PASS"))
-            return
-        }
+        // SSE connections are closed rather than reused, so readers reconnect and re-collapse.
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
             self.context?.close(promise: nil)
         }

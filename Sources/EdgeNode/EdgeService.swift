@@ -14,8 +14,8 @@ struct EdgeRequest {
 enum EdgeReply: Sendable {
     /// A complete response.
     case response(HTTPResponseHead, body: ByteBuffer)
-    /// An SSE request relayed from upstream as it streams.
-    case relay(HTTPRequestHead)
+    /// An SSE response fed by the stream's shared upstream subscription.
+    case sse(HTTPResponseHead, EdgeSSEPlan)
 }
 
 /// The edge's request logic: routing, the cache, collapsing, pass-through, coherence.
@@ -29,6 +29,8 @@ final class EdgeService: Sendable {
     let flights = Collapser<CacheKey, UpstreamResponse>()
     let revalidations = Collapser<CacheKey, UpstreamResponse>()
     let tails = TailTracker()
+    let fanout: SSEFanout
+    let cursors = CursorPolicy()
     /// Open client connections, for the stats page.
     let connections: @Sendable () -> Int
 
@@ -36,6 +38,7 @@ final class EdgeService: Sendable {
         self.configuration = configuration
         self.upstream = upstream
         self.cache = ResponseCache(budgetBytes: configuration.cacheBudgetBytes)
+        self.fanout = SSEFanout(upstream: upstream)
         self.metrics = metrics
         self.connections = connections
     }
@@ -70,9 +73,7 @@ final class EdgeService: Sendable {
         case .read(let read)?:
             switch read.mode {
             case .sse:
-                metrics.request(.sse, .pass)
-                metrics.upstream(.sse)
-                return loop.makeSucceededFuture(.relay(Self.upstreamHead(request.head)))
+                return sse(path, read, request: request, live: live, loop: loop)
             case .catchUp, .longPoll:
                 return self.read(path, read, request: request, live: live, loop: loop)
             }
@@ -145,6 +146,61 @@ final class EdgeService: Sendable {
             metrics.request(kind, outcome)
             return Self.upstreamFailure(error)
         }
+    }
+
+    /// `live=sse`: the first catch-up read decides the answer (a 404 stays a 404); after that the
+    /// client is served by an `EdgeSSESession`.
+    private func sse(_ path: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<EdgeReply>
+    {
+        let credentials = request.head.headers.first(name: "Authorization")
+        let upstreamHead = Self.upstreamHead(request.head)
+        return catchUp(path: path, start: read.start, credentials: credentials, live: live, loop: loop).map { head, body in
+            guard head.status == .ok else { return .response(head, body: body) }
+            let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
+            var headers: HTTPHeaders = [
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                "Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*",
+                "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
+            ]
+            if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
+            let plan = EdgeSSEPlan(
+                path: path, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
+                firstBody: body, base64: !contentType.isTextual, upstreamHead: upstreamHead)
+            return .sse(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), plan)
+        }
+    }
+
+    /// A catch-up read through the cache on a client's behalf (SSE sessions catching up).
+    func catchUpRead(path: String, from offset: StreamOffset, credentials: String?, loop: any EventLoop)
+        -> EventLoopFuture<(HTTPResponseHead, ByteBuffer)>
+    {
+        catchUp(path: path, start: .offset(offset), credentials: credentials, live: LiveRequest(), loop: loop)
+    }
+
+    private func catchUp(path: String, start: ReadStart, credentials: String?, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<(HTTPResponseHead, ByteBuffer)>
+    {
+        let offset: String
+        switch start {
+        case .beginning: offset = "-1"
+        case .now: offset = "now"
+        case .offset(let value): offset = value.description
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "\(path)?offset=\(offset)")
+        if let credentials { head.headers.add(name: "Authorization", value: credentials) }
+        let read = StreamOperation.Read(start: start, mode: .catchUp)
+        return self.read(path, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, loop: loop).map { reply in
+            switch reply {
+            case .response(let head, let body): return (head, body)
+            case .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
+            }
+        }
+    }
+
+    /// The cursor for a live answer the edge renders itself (§10.1).
+    func cursor(after clientCursor: String?) -> UInt64 {
+        cursors.nextCursor(after: clientCursor.map { Substring($0) }, now: Date().timeIntervalSince1970)
     }
 
     /// The one upstream request of a flight; its answer is stored before any waiter sees it,

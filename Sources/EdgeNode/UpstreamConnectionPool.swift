@@ -80,22 +80,13 @@ final class UpstreamConnectionPool: Sendable {
     ) -> EventLoopFuture<UpstreamResponse> {
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
         let head = prepare(head, body: body)
-        let ((request, action, connectionID), drainedNow) = withState { state in
+        let ((request, action), drainedNow) = withState { state in
             let id = state.makeID()
             let request = UpstreamPendingRequest(id: id, head: head, body: body, promise: promise, pool: self)
-            let action = state.machine.lease(id)
-            var connectionID: Int?
-            switch action {
-            case .wait(let connect):
-                state.waiting[id] = request
-                if connect { connectionID = state.makeID() }
-            case .run, .reject:
-                break
-            }
-            return (request, action, connectionID)
+            return (request, Self.lease(request, requeue: false, &state))
         }
         signalDrained(drainedNow)
-        perform(action, for: request, newConnection: connectionID)
+        perform(action, for: request)
         if !request.isFinished {
             let timeoutTask = eventLoop.scheduleTask(in: timeout) { [request] in
                 request.abandon(UpstreamError(.timedOut, "no response from upstream \(self.hostHeader) within \(timeout.nanoseconds / 1_000_000) ms"))
@@ -124,12 +115,31 @@ final class UpstreamConnectionPool: Sendable {
         return head
     }
 
-    private func perform(_ action: UpstreamPoolStateMachine.LeaseAction, for request: UpstreamPendingRequest, newConnection: Int?) {
-        switch action {
+    /// What to do, decided under the lock, for a request that wants a connection.
+    private enum LeaseOutcome {
+        case run(UpstreamConnection)
+        case wait(connect: Int?)
+        case reject(UpstreamError.Kind)
+    }
+
+    private static func lease(_ request: UpstreamPendingRequest, requeue: Bool, _ state: inout State) -> LeaseOutcome {
+        switch requeue ? state.machine.requeue(request.id) : state.machine.lease(request.id) {
         case .run(let connectionID):
-            let connection = state.withLockedValue { $0.connections[connectionID] }
-            if let connection { run(request, on: connection) }
-        case .wait:
+            // Every connection the machine knows is in `connections`.
+            return .run(state.connections[connectionID]!)
+        case .wait(let connect):
+            state.waiting[request.id] = request
+            return .wait(connect: connect ? state.makeID() : nil)
+        case .reject(let kind):
+            return .reject(kind)
+        }
+    }
+
+    private func perform(_ action: LeaseOutcome, for request: UpstreamPendingRequest) {
+        switch action {
+        case .run(let connection):
+            run(request, on: connection)
+        case .wait(let newConnection):
             if let newConnection { connect(newConnection) }
         case .reject(let kind):
             let error: UpstreamError
@@ -157,17 +167,9 @@ final class UpstreamConnectionPool: Sendable {
 
     /// A request that lost a reused connection before any response goes again, first in line.
     func requeue(_ request: UpstreamPendingRequest) {
-        let ((action, connectionID), drainedNow) = withState { state in
-            let action = state.machine.requeue(request.id)
-            var connectionID: Int?
-            if case .wait(let connect) = action {
-                state.waiting[request.id] = request
-                if connect { connectionID = state.makeID() }
-            }
-            return (action, connectionID)
-        }
+        let (action, drainedNow) = withState { Self.lease(request, requeue: true, &$0) }
         signalDrained(drainedNow)
-        perform(action, for: request, newConnection: connectionID)
+        perform(action, for: request)
     }
 
     /// A waiting request timed out or was cancelled. If it was already handed a connection,
@@ -508,10 +510,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             }
             var reusable = finished.requestKeepAlive && head.isKeepAlive && !shuttingDown
             if case .streaming = finished.target { reusable = false }
-            let response = UpstreamResponse(head: head, body: finished.body ?? ByteBuffer())
-            Self.deliver(.success(response), to: finished.target, retryable: false)
+            // Back to the pool first, so that whoever sees the response sees the pool settled.
             released(reusable)
             if !reusable { context.close(promise: nil) }
+            let response = UpstreamResponse(head: head, body: finished.body ?? ByteBuffer())
+            Self.deliver(.success(response), to: finished.target, retryable: false)
         }
     }
 

@@ -103,6 +103,7 @@ func withOrigin<T>(
         var edgeConfiguration = EdgeConfiguration()
         edgeConfiguration.port = 0
         edgeConfiguration.upstreamPort = server.port!
+        edgeConfiguration.sseReconnectInterval = configuration.sseReconnectInterval
         edge = EdgeServer(configuration: edgeConfiguration, group: MultiThreadedEventLoopGroup.singleton)
         try await edge!.start()
     }

@@ -1,0 +1,183 @@
+import DurableStreams
+import NIOCore
+import NIOHTTP1
+
+/// Where an SSE session writes; implemented by the connection handler.
+protocol EdgeSSEOutput: AnyObject {
+    /// Writes and flushes events; returns bytes written but not yet taken by the socket.
+    func sendEvents(_ events: ByteBuffer) -> Int
+    /// Ends the response and closes the connection.
+    func finishEvents()
+}
+
+/// What an SSE request needs once its first catch-up read has succeeded.
+struct EdgeSSEPlan: Sendable {
+    var path: String
+    var credentials: String?
+    var clientCursor: String?
+    /// The first catch-up answer (from the cache when it could be).
+    var firstHeaders: HTTPHeaders
+    var firstBody: ByteBuffer
+    var base64: Bool
+    var upstreamHead: HTTPRequestHead
+}
+
+/// One client's SSE response on the edge (§5.8): it renders catch-up reads from the cache as
+/// events until it reaches the live position, then takes the shared upstream subscription's
+/// batches that start exactly at its offset. Confined to the client's event loop.
+final class EdgeSSESession {
+    private let service: EdgeService
+    private let plan: EdgeSSEPlan
+    private let loop: any EventLoop
+    private let id: UInt64
+    private weak var output: (any EdgeSSEOutput)?
+    private var offset = StreamOffset.zero
+    private var subscription: SSESubscription?
+    private var counted = false
+    private var finished = false
+    private var reconnectTimer: Scheduled<Void>?
+    /// A client further behind than this is disconnected; it reconnects from its last offset.
+    static let backlogLimit = 4 << 20
+
+    init(service: EdgeService, plan: EdgeSSEPlan, loop: any EventLoop) {
+        self.service = service
+        self.plan = plan
+        self.loop = loop
+        self.id = service.fanout.makeID()
+    }
+
+    func start(_ output: any EdgeSSEOutput) {
+        self.output = output
+        service.metrics.openSSE.increment()
+        reconnectTimer = loop.assumeIsolated().scheduleTask(in: service.configuration.sseReconnectInterval) { [weak self] in
+            self?.stop()
+        }
+        caughtUp(plan.firstHeaders, plan.firstBody)
+    }
+
+    /// Ends the response (reconnect interval, shutdown, end of stream).
+    func stop() {
+        guard !finished else { return }
+        finished = true
+        reconnectTimer?.cancel()
+        subscription?.detach(id)
+        subscription = nil
+        service.metrics.openSSE.decrement()
+        output?.finishEvents()
+    }
+
+    /// The client went away.
+    func cancel() {
+        output = nil
+        stop()
+    }
+
+    // MARK: - Catching up from the cache
+
+    private func caughtUp(_ headers: HTTPHeaders, _ body: ByteBuffer) {
+        guard !finished else { return }
+        guard let next = headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init) else { return stop() }
+        let closed = HeaderName.isTrue(headers.first(name: HeaderName.closed))
+        let upToDate = HeaderName.isTrue(headers.first(name: HeaderName.upToDate))
+        var events = ByteBuffer()
+        let isEmptyArray = body.readableBytes == 2 && String(buffer: body) == "[]"
+        if body.readableBytes > 0 && !isEmptyArray {
+            SSEEncoder.writeData([body], base64: plan.base64, into: &events)
+        }
+        SSEEncoder.writeControl(
+            .init(nextOffset: next, cursor: closed ? nil : service.cursor(after: plan.clientCursor), upToDate: upToDate, closed: closed),
+            into: &events)
+        offset = next
+        guard send(events) else { return }
+        if closed {
+            stop()
+        } else if upToDate {
+            attach()
+        } else {
+            readMore()
+        }
+    }
+
+    private func readMore() {
+        service.catchUpRead(path: plan.path, from: offset, credentials: plan.credentials, loop: loop)
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let (head, body)) where head.status == .ok:
+                    caughtUp(head.headers, body)
+                default:
+                    stop()
+                }
+            }
+    }
+
+    // MARK: - The shared subscription
+
+    private func attach() {
+        guard !finished else { return }
+        let key = plan.path + "\u{0}" + (plan.credentials ?? "")
+        for _ in 0..<2 {
+            let (subscription, created) = service.fanout.subscription(key, start: offset, head: plan.upstreamHead, loop: loop)
+            let loopBound = NIOLoopBound(self, eventLoop: loop)
+            let subscriber = SSESubscriber(
+                receive: { batch in loopBound.eventLoop.execute { loopBound.value.receive(batch) } },
+                ended: { loopBound.eventLoop.execute { loopBound.value.subscriptionEnded() } })
+            guard let position = subscription.attach(id, subscriber) else { continue }  // it just finished: take a new one
+            self.subscription = subscription
+            if created {
+                service.metrics.upstream(.sse)
+                subscription.connect()
+            }
+            if !counted {
+                counted = true
+                service.metrics.request(.sse, created ? .miss : .collapsed)
+            }
+            if position > offset { detachAndCatchUp() }
+            return
+        }
+        readMore()
+    }
+
+    private func receive(_ batch: SSEBatch) {
+        guard !finished, subscription != nil else { return }
+        // A control event with no data (the upstream's greeting after each reconnect) tells
+        // this client nothing it has not been told; only a closure is worth passing on.
+        if batch.from == batch.to && !batch.closed { return }
+        if batch.from == offset {
+            offset = batch.to
+            service.metrics.served(bytes: batch.raw.readableBytes, fromCache: false)
+            guard send(batch.raw) else { return }
+            if batch.closed { stop() }
+        } else if batch.to <= offset {
+            return  // already delivered through a catch-up read
+        } else {
+            detachAndCatchUp()  // the batch overlaps or skips our offset: the cache fills the gap exactly
+        }
+    }
+
+    private func detachAndCatchUp() {
+        subscription?.detach(id)
+        subscription = nil
+        readMore()
+    }
+
+    private func subscriptionEnded() {
+        guard !finished, subscription != nil else { return }
+        subscription = nil
+        // Closed streams end with their closing batch; otherwise let the client reconnect and
+        // hear from the upstream directly (a deleted stream answers 404).
+        stop()
+    }
+
+    /// Sends events; disconnects a client that has fallen too far behind.
+    private func send(_ events: ByteBuffer) -> Bool {
+        guard let output else {
+            stop()
+            return false
+        }
+        if output.sendEvents(events) > Self.backlogLimit {
+            stop()
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TestSupport
+import Testing
+
+@Suite("Edge: SSE fan-out")
+struct EdgeSSEFanoutTests {
+    /// Reads events until `count` data events have arrived; returns their payloads.
+    func data(from reader: SSEReader, count: Int) async -> [String] {
+        var payloads: [String] = []
+        while payloads.count < count, let event = await reader.next() {
+            if event.event == "data" { payloads.append(event.data) }
+        }
+        return payloads
+    }
+
+    /// 1,000 SSE clients of one stream share one upstream subscription, and each sees every
+    /// event exactly once, in order.
+    @Test func thousandClientsShareOneUpstreamSubscription() async throws {
+        raiseFileLimit()
+        try await withEdges(origin: { $0.sseReconnectInterval = .seconds(120) }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")])
+            var readers: [SSEReader] = []
+            for _ in 0..<1_000 {
+                readers.append(try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse"))
+            }
+            // Every reader has had its first control event: it is caught up and attached.
+            for reader in readers { _ = await reader.next() }
+            try await eventually { edges.edge.metrics.registry.emitToString().contains(#"ds_edge_requests_total{class="sse",cache="COLLAPSED"} 999"#) }
+            let messages = (0..<20).map { "m\($0)" }
+            for message in messages {
+                _ = try await edges.originRequest(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: message)
+            }
+            var perfect = 0
+            for reader in readers {
+                if await data(from: reader, count: messages.count) == messages { perfect += 1 }
+            }
+            for reader in readers { await reader.close() }
+            #expect(perfect == 1_000)
+            #expect(edges.originRequests("sse") == 1)
+        }
+    }
+
+    @Test func lateJoinerFromTheStartSeesTheWholeStream() async throws {
+        try await withEdges { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "a")
+            let early = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse")
+            #expect(await data(from: early, count: 1) == ["a"])
+            for message in ["b", "c"] {
+                _ = try await edges.request(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: message)
+            }
+            #expect(await data(from: early, count: 2) == ["b", "c"])
+            let late = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse")
+            let caughtUp = await data(from: late, count: 1)
+            #expect(caughtUp.joined() == "abc")
+            _ = try await edges.request(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "d")
+            #expect(await data(from: late, count: 1) == ["d"])
+            #expect(await data(from: early, count: 1) == ["d"])
+            await early.close()
+            await late.close()
+        }
+    }
+
+    @Test func binaryStreamsAreBase64AndClosureEndsEveryone() async throws {
+        try await withEdges { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/bin", headers: [("Content-Type", "application/octet-stream")])
+            let readers = [
+                try await SSEReader.open(port: edges.port, "/v1/stream/bin?offset=-1&live=sse"),
+                try await SSEReader.open(port: edges.port, "/v1/stream/bin?offset=-1&live=sse"),
+            ]
+            for reader in readers { _ = await reader.next() }
+            _ = try await edges.request(.POST, "/v1/stream/bin", headers: [("Content-Type", "application/octet-stream"), ("Stream-Closed", "true")], body: "\u{1}\u{2}")
+            for reader in readers {
+                let events = await reader.remaining()
+                let payload = events.first { $0.event == "data" }.flatMap { Data(base64Encoded: $0.data) }
+                #expect(payload.map(Array.init) == [1, 2])
+                #expect(events.last?.data.contains("\"streamClosed\":true") == true)
+                #expect(try await reader.response.get().header("stream-sse-data-encoding") == "base64")
+            }
+        }
+    }
+
+    @Test func missingStreamIsA404NotAnEventStream() async throws {
+        try await withEdges { edges in
+            let response = try await edges.request(.GET, "/v1/stream/nope?offset=-1&live=sse")
+            #expect(response.status == 404)
+        }
+    }
+
+    @Test func subscriptionSurvivesTheUpstreamsPeriodicClose() async throws {
+        try await withEdges(origin: { $0.sseReconnectInterval = .milliseconds(150) }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")])
+            let reader = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse")
+            _ = await reader.next()
+            var expected: [String] = []
+            for index in 0..<10 {
+                let message = "x\(index)"
+                expected.append(message)
+                _ = try await edges.originRequest(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: message)
+                #expect(await data(from: reader, count: 1) == [message])
+                try await Task.sleep(for: .milliseconds(40))  // spreads appends across upstream reconnects; outcome does not depend on it
+            }
+            await reader.close()
+            #expect(edges.originRequests("sse") >= 2)
+        }
+    }
+}
