@@ -4,6 +4,8 @@ import Foundation
 /// Waits for SIGINT or SIGTERM so servers can shut down cleanly instead of dying mid-write.
 enum Signals {
     static func waitForTermination() async {
+        // What the command printed must reach a pipe or log file now, not when it exits.
+        fflush(stdout)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "durable-streams.signals")
             let once = Once(continuation)
