@@ -5,7 +5,7 @@ import Foundation
 enum Signals {
     static func waitForTermination() async {
         // What the command printed must reach a pipe or log file now, not when it exits.
-        fflush(stdout)
+        fflush(nil)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "durable-streams.signals")
             let once = Once(continuation)
