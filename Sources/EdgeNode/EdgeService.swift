@@ -217,7 +217,10 @@ final class EdgeService: Sendable {
             store(response, under: key)
             return response
         }
-        result.whenFailure { [metrics] _ in metrics.upstreamFailed() }
+        result.whenFailure { [metrics] _ in
+            // Abandoning a request nobody waits for any more is not an upstream failure.
+            if !cancellation.isCancelled { metrics.upstreamFailed() }
+        }
         return .init(result: result, cancel: { cancellation.cancel() })
     }
 

@@ -158,7 +158,7 @@ public final class MemoryStore: StreamStore {
             state.streams[key] = stream
             return .success(CreateResult(created: true, info: stream.info()))
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -179,7 +179,7 @@ public final class MemoryStore: StreamStore {
             woken += appended
             return outcome
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -248,7 +248,7 @@ public final class MemoryStore: StreamStore {
                 return stream.read(from: start, maxBytes: maxBytes)
             } ?? .failure(Self.notFound)
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -257,7 +257,7 @@ public final class MemoryStore: StreamStore {
         let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let info = state.withLockedValue { $0.lookup(key, now: now, woken: &woken)?.info() }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         guard let info else { return loop.makeFailedFuture(Self.notFound) }
         return loop.makeSucceededFuture(info)
     }
@@ -271,7 +271,7 @@ public final class MemoryStore: StreamStore {
             woken += state.streams.removeValue(forKey: key)!.allWaiters
             return true
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return found ? loop.makeSucceededVoidFuture() : loop.makeFailedFuture(Self.notFound)
     }
 
@@ -291,8 +291,23 @@ public final class MemoryStore: StreamStore {
             if registered != true { woken.append(promise) }
             return id
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return StoreWait(path: path, id: id, future: promise.futureResult)
+    }
+
+    /// Wakes waiters on their own event loops, one task per loop, after the current one: the
+    /// request that caused the change (an append) is answered first instead of waiting until
+    /// every reader's response has been built.
+    private static func wake(_ promises: [EventLoopPromise<StoreWait.Outcome>]) {
+        guard !promises.isEmpty else { return }
+        var byLoop: [ObjectIdentifier: (any EventLoop, [EventLoopPromise<StoreWait.Outcome>])] = [:]
+        for promise in promises {
+            let loop = promise.futureResult.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(promise)
+        }
+        for (loop, batch) in byLoop.values {
+            loop.execute { batch.forEach { $0.succeed(.changed) } }
+        }
     }
 
     public func cancel(_ wait: StoreWait) {
@@ -311,7 +326,7 @@ public final class MemoryStore: StreamStore {
             for key in expired { woken += state.streams.removeValue(forKey: key)!.allWaiters }
             return expired.count
         }
-        woken.forEach { $0.succeed(.changed) }
+        Self.wake(woken)
         return removed
     }
 }

@@ -8,6 +8,7 @@ Subcommands:
                                            (default X-Cache; nginx: X-Cache-Status)
   snapshot --origin URL [--edge URL]       print the counters fanout compares, as JSON
   fanout --mode long-poll|sse ...          N readers of one stream and one writer (see below)
+  brief FANOUT.json                        one line about a fanout result
   render RESULTS.json MD_PATH              print the summary block and write it as markdown
 
 Fan-out method. --procs worker processes, each one asyncio event loop (no threads), drive the
@@ -893,11 +894,30 @@ def cmd_render(a):
 
     rows = []
     A = R["catchup"]
+
+    def sample(x):
+        s = x.get("sample")
+        if not s:
+            return ""
+        vals = ", ".join(f"{k} {v}" for k, v in sorted(s["values"].items()))
+        return f"; {s['header']} of {s['count']} requests after the run: {vals}"
+
     for key, title in (("edge", "edge"), ("nginx", "nginx proxy_cache"), ("origin", "origin direct")):
         x = A[key]
+        reqs = float(x["requests"] or 0)
+        if key == "edge":
+            hit = x["edge_hits"] / x["edge_catch_up"] if x.get("edge_catch_up") else None
+            note = (f"hit ratio {pct(hit)} (ds_edge_requests_total catch_up: {x['edge_hits']:,} HIT of "
+                    f"{x['edge_catch_up']:,}); origin reads during the run {x['origin_reads']:,}{sample(x)}")
+        elif key == "nginx":
+            hit = max(0.0, 1 - x["origin_reads"] / reqs) if reqs else None
+            note = (f"hit ratio {pct(hit)} (1 - origin reads during the run {x['origin_reads']:,} / wrk requests "
+                    f"{int(reqs):,}){sample(x)}")
+        else:
+            note = f"origin reads during the run {x['origin_reads']:,} (wrk completed {int(reqs):,})"
         rows.append((f"(a) catch-up 1 KiB, {title}", f"{f(x['rps'])} req/s",
                      f"p50 {f(x['lat_p50_ms'], 2)} ms, p99 {f(x['lat_p99_ms'], 2)} ms, socket errors {x['errors']}, "
-                     f"non-2xx {x['wrk_status_err']}; {x.get('hit_note', '')}"))
+                     f"non-2xx {x['wrk_status_err']}; {note}"))
     re_, rn, ro = (float(A[k]["rps"] or 0) for k in ("edge", "nginx", "origin"))
     rows.append(("(a) ratio edge / nginx", f"{re_ / rn:.2f}" if rn else "n/a",
                  f"edge / origin direct {re_ / ro:.2f}" if ro else ""))
@@ -933,6 +953,7 @@ def cmd_render(a):
             st = ", ".join(f"{k}: {v:,}" for k, v in sorted(x["status"].items()))
             detail += f"; reader statuses {st}; errors {x['errors']}, reconnects {x['reconnects']}, " \
                       f"connect failures {x['connect_failures']}"
+            detail += f"; writer append RTT p50 {f(x['append_rtt_p50_ms'], 2)} ms"
             if x["append_errors"]:
                 detail += f"; APPEND ERRORS {x['append_errors']}"
             rows.append((f"{label}, {title}", f"p50 {f(x['p50_ms'], 1)} ms / p99 {f(x['p99_ms'], 1)} ms", detail))
@@ -959,7 +980,7 @@ def cmd_render(a):
         ("python", m["python"]),
         ("wrk settings", f"-t{w['threads']} -c{w['connections']} -d{w['duration']} (+ {w['warmup']} warm-up per target, "
                          f"not counted); client and servers share the same {m['nproc']} CPUs"),
-        ("fan-out", f"{F['readers']} readers (one asyncio process, connections opened at {F['connect_rate']}/s), "
+        ("fan-out", f"{F['readers']} readers ({F['procs']} asyncio processes, connections opened at {F['connect_rate']}/s), "
                     f"{F['messages']} messages of {F['bytes']} bytes every {F['interval']}s appended straight to the "
                     f"origin; settle {F['settle']}s, drain up to {F['drain']}s"),
     ]
@@ -976,11 +997,11 @@ def cmd_render(a):
     e_sse = R.get("sse", {}).get("edge")
     if e_sse and e_sse["origin_live_requests"]:
         if e_sse["collapse_ratio"] and e_sse["collapse_ratio"] <= 1.5:
-            findings.append(f"SSE via the edge: the origin saw {e_sse['origin_live_requests']:,} SSE requests for "
+            findings.append(f"SSE via the edge: the origin saw {e_sse['origin_live_requests']:,} SSE request(s) for "
                             f"{e_sse['reader_live_requests']:,} reader SSE requests: one upstream SSE per client "
                             f"(no shared fan-out).")
         else:
-            findings.append(f"SSE via the edge: the origin saw {e_sse['origin_live_requests']:,} SSE requests for "
+            findings.append(f"SSE via the edge: the origin saw {e_sse['origin_live_requests']:,} SSE request(s) for "
                             f"{e_sse['reader_live_requests']:,} reader SSE requests (shared upstream fan-out).")
     e_lp = R.get("longpoll", {}).get("edge")
     if e_lp and e_lp["collapse_ratio"] is not None and e_lp["collapse_ratio"] < 10:
@@ -1029,15 +1050,29 @@ def cmd_render(a):
            "peak is sampled from `ds_origin_open_sse_connections` every 0.5 s while the writer runs.",
            "- Latency (b, c): from the writer's clock reading just before the POST (straight to the origin, one "
            "message every interval) to the reader's clock reading when the bytes carrying that message were read "
-           "from its socket; every first delivery of every message to every reader counts. One Python process "
-           "serves all readers, so a burst of N deliveries is read one socket after another: the p99 includes "
-           "the client's own serial processing of the burst (the same for every target).",
+           "from its socket; every first delivery of every message to every reader counts. The readers are spread "
+           "over a few Python processes (FANOUT_PROCS) on the same CPUs as the servers, so a burst of N "
+           "deliveries is read largely one socket after another: p50/p99 include the client's own serial "
+           "processing of the burst (the same for every target), so compare targets rather than read the "
+           "figures as server latency. Append RTT = writer POST to its 204, straight at the origin.",
+           "- nginx long-polls: with `proxy_cache_lock on`, requests waiting on the lock re-check it on a "
+           "500 ms timer (nginx has no wake-up on unlock), so collapsed long-polls are answered up to 500 ms "
+           "late; the SSE runs use the second server block (unbuffered relay, one upstream SSE per client).",
            "- Loss = a message the origin acknowledged that a reader never saw (a reader that never connected loses "
            "all); duplicate = a message a reader saw twice. The script exits non-zero on either.", "",
            "### nginx configuration (generated, temp dir)", "", "```nginx", R["nginx_conf_text"].rstrip(), "```", ""]
     os.makedirs(os.path.dirname(a.md) or ".", exist_ok=True)
     with open(a.md, "w") as fh:
         fh.write("\n".join(md))
+
+
+def cmd_brief(a):
+    with open(a.file) as fh:
+        d = json.load(fh)
+    print(f"{d['mode']} via {d['target']}: p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms, "
+          f"{d['deliveries']}/{d['expected_deliveries']} deliveries, lost {d['lost']}, duplicated {d['duplicates']}, "
+          f"reader requests {d['reader_live_requests']} vs origin {d['origin_live_requests']} "
+          f"(collapse ratio {d['collapse_ratio']}), errors {d['errors']}")
 
 
 def main():
@@ -1071,6 +1106,9 @@ def main():
     fo.add_argument("--after", type=float, default=1.0, help="seconds to wait after closing before the counters")
     fo.add_argument("--max-seconds", type=float, default=60)
     fo.set_defaults(fn=cmd_fanout)
+    b = sub.add_parser("brief")
+    b.add_argument("file")
+    b.set_defaults(fn=cmd_brief)
     r = sub.add_parser("render")
     r.add_argument("results")
     r.add_argument("md")
