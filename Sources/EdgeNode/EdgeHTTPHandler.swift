@@ -4,7 +4,7 @@ import ServerSupport
 
 /// The edge's per-connection handler: collects requests with `RequestStateMachine`, hands them
 /// to `EdgeService`, writes the replies, and relays SSE responses from upstream as they stream.
-final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, QuiescingHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 

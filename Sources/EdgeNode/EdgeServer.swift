@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServerSupport
 
 /// A Durable Streams edge node: caches, collapses and relays reads in front of an upstream
 /// (an origin or another edge), and passes writes through.
@@ -24,16 +25,10 @@ public final class EdgeServer: Sendable {
     private let upstream: UpstreamClient
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
+    private let connections = ConnectionRegistry()
 
     private struct RunState {
         var channel: (any Channel)?
-        var connections: [ObjectIdentifier: Connection] = [:]
-    }
-
-    private struct Connection: @unchecked Sendable {
-        // Only touched on `loop`, through `execute`.
-        let handler: EdgeHTTPHandler
-        let loop: any EventLoop
     }
 
     public init(configuration: EdgeConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "durable-streams.edge")) {
@@ -47,10 +42,9 @@ public final class EdgeServer: Sendable {
         self.upstream = UpstreamClient(
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
             maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout)
-        let state = self.state
+        let connections = self.connections
         self.service = EdgeService(
-            configuration: configuration, upstream: upstream, metrics: metrics,
-            connections: { state.withLockedValue { $0.connections.count } })
+            configuration: configuration, upstream: upstream, metrics: metrics, connections: { connections.count })
     }
 
     /// The port the edge listens on, once started.
@@ -79,7 +73,7 @@ public final class EdgeServer: Sendable {
                         withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
                     let handler = EdgeHTTPHandler(service: service)
                     try sync.addHandler(handler)
-                    self?.track(channel, handler)
+                    self?.connections.track(channel, handler)
                 }
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -93,27 +87,14 @@ public final class EdgeServer: Sendable {
     /// Stops accepting, ends in-flight requests, waits for connections to close (up to
     /// `gracePeriod`), and closes the upstream pool.
     public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
-        let (channel, connections) = state.withLockedValue { state in
+        let channel = state.withLockedValue { state in
             defer { state.channel = nil }
-            return (state.channel, Array(state.connections.values))
+            return state.channel
         }
         try? await channel?.close()
-        for connection in connections {
-            connection.loop.execute { connection.handler.quiesce() }
-        }
-        let deadline = NIODeadline.now() + gracePeriod
-        while NIODeadline.now() < deadline, !state.withLockedValue({ $0.connections.isEmpty }) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await connections.quiesceAll(gracePeriod: gracePeriod)
         await upstream.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
     }
 
-    private func track(_ channel: any Channel, _ handler: EdgeHTTPHandler) {
-        let key = ObjectIdentifier(channel)
-        state.withLockedValue { $0.connections[key] = Connection(handler: handler, loop: channel.eventLoop) }
-        channel.closeFuture.whenComplete { [weak self] _ in
-            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
-        }
-    }
 }

@@ -104,16 +104,18 @@ final class EdgeService: Sendable {
         if credentials != nil && configuration.credentials == .bypass {
             return forward(request, kind: kind, live: live, loop: loop)
         }
-        guard var key = CacheKey(stream: path, start: read.start, mode: read.mode, credentials: credentials) else {
+        guard let plainKey = CacheKey(stream: path, start: read.start, mode: read.mode, credentials: credentials) else {
             return forward(request, kind: kind, live: live, loop: loop)  // offset=now: the tail position must not be cached
         }
         // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
         // entries; every other encoding is asked for as identity.
         let gzip = Self.acceptsGzip(request.head.headers)
-        if gzip { key = CacheKey(stream: key.stream, variant: key.variant + "&encoding=gzip", credentials: key.credentials) }
+        let key = gzip
+            ? CacheKey(stream: plainKey.stream, variant: plainKey.variant + "&encoding=gzip", credentials: plainKey.credentials)
+            : plainKey
         let now = NIODeadline.now()
-        var fallback: CachedResponse?
-        if let entry = cache.get(key) {
+        let cached = cache.get(key)
+        if let entry = cached {
             switch freshness(of: entry, stream: path, at: now) {
             case .fresh:
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
@@ -121,9 +123,11 @@ final class EdgeService: Sendable {
                 revalidate(key, entry, kind: kind, loop: loop)
                 return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
             case .expired:
-                fallback = entry
+                break
             }
         }
+        // An expired entry is still the answer of last resort while the upstream fails.
+        let fallback = cached
 
         var head = Self.upstreamHead(request.head)
         head.headers.remove(name: "If-None-Match")  // the edge wants the body to cache; it answers 304 itself

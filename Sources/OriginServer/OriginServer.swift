@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
 import NIOPosix
+import ServerSupport
 import StreamStore
 
 /// A Durable Streams origin: an HTTP/1.1 server over a `StreamStore`.
@@ -26,18 +27,11 @@ public final class OriginServer: Sendable {
     private let logger: Logger
     private let service: StreamService
     private let state = NIOLockedValueBox(RunState())
+    private let connections = ConnectionRegistry()
 
     private struct RunState {
         var channel: (any Channel)?
-        var connections: [ObjectIdentifier: Connection] = [:]
         var sweeper: RepeatedTask?
-    }
-
-    /// A live connection, reachable from the shutdown path on any thread.
-    private struct Connection: @unchecked Sendable {
-        // Only touched on `loop`, through `execute`.
-        let handler: StreamHTTPHandler
-        let loop: any EventLoop
     }
 
     /// - Parameters:
@@ -86,7 +80,7 @@ public final class OriginServer: Sendable {
                     }
                     let handler = StreamHTTPHandler(service: service)
                     try sync.addHandler(handler)
-                    self?.track(channel, handler)
+                    self?.connections.track(channel, handler)
                 }
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -105,32 +99,19 @@ public final class OriginServer: Sendable {
     /// Stops accepting connections, ends in-flight long-polls (204) and SSE responses, waits for
     /// connections to close (up to `gracePeriod`), then releases the event loops it owns.
     public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
-        let (channel, connections, sweeper) = state.withLockedValue { state in
+        let (channel, sweeper) = state.withLockedValue { state in
             defer {
                 state.channel = nil
                 state.sweeper = nil
             }
-            return (state.channel, Array(state.connections.values), state.sweeper)
+            return (state.channel, state.sweeper)
         }
         sweeper?.cancel()
         try? await channel?.close()
-        for connection in connections {
-            connection.loop.execute { connection.handler.quiesce() }
-        }
-        let deadline = NIODeadline.now() + gracePeriod
-        while NIODeadline.now() < deadline, !state.withLockedValue({ $0.connections.isEmpty }) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await connections.quiesceAll(gracePeriod: gracePeriod)
         if ownsGroup { try await group.shutdownGracefully() }
     }
 
-    private func track(_ channel: any Channel, _ handler: StreamHTTPHandler) {
-        let key = ObjectIdentifier(channel)
-        state.withLockedValue { $0.connections[key] = Connection(handler: handler, loop: channel.eventLoop) }
-        channel.closeFuture.whenComplete { [weak self] _ in
-            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
-        }
-    }
 
     /// Compress bodies worth compressing; never SSE, whose events must leave at once, nor small
     /// or empty bodies. Compressed responses vary by `Accept-Encoding` for caches.

@@ -5,7 +5,7 @@ import ServerSupport
 
 /// The per-connection channel handler: feeds request parts to `RequestStateMachine`, passes
 /// complete requests to `StreamService`, and writes replies, including streaming SSE ones.
-final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, QuiescingHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
