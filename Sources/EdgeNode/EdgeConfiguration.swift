@@ -20,6 +20,9 @@ public struct EdgeConfiguration: Sendable {
     public var cacheBudgetBytes = 256 << 20
     /// Pooled keep-alive connections to the upstream (SSE subscriptions use their own).
     public var upstreamMaxConnections = 64
+    /// Connections for long-polls held upstream, a pool of their own. Collapsing makes this one
+    /// per (stream, offset, cursor) being waited on, not one per reader.
+    public var upstreamMaxLongPollConnections = 1024
     public var upstreamConnectTimeout: TimeAmount = .seconds(2)
     /// Bound on a catch-up read, write or HEAD forwarded upstream; past it the client gets 504.
     public var upstreamTimeout: TimeAmount = .seconds(10)
@@ -44,7 +47,7 @@ public struct EdgeConfiguration: Sendable {
 
     /// Settings an `edge.conf` may hold.
     public static let fileKeys: Set<String> = [
-        "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_connect_timeout",
+        "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
     ]
@@ -73,6 +76,12 @@ public struct EdgeConfiguration: Sendable {
         if let value = try file.int("upstream_max_connections") {
             guard value > 0 else { throw file.problem("upstream_max_connections", "'upstream_max_connections' must be positive") }
             upstreamMaxConnections = value
+        }
+        if let value = try file.int("upstream_max_long_poll_connections") {
+            guard value > 0 else {
+                throw file.problem("upstream_max_long_poll_connections", "'upstream_max_long_poll_connections' must be positive")
+            }
+            upstreamMaxLongPollConnections = value
         }
         if let value = try file.int("max_body_bytes") {
             guard value > 0 else { throw file.problem("max_body_bytes", "'max_body_bytes' must be positive") }

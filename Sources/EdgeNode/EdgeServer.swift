@@ -23,6 +23,7 @@ public final class EdgeServer: Sendable {
     private let ownsGroup: Bool
     private let logger: Logger
     private let upstream: UpstreamClient
+    private let liveUpstream: UpstreamClient
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
@@ -42,9 +43,13 @@ public final class EdgeServer: Sendable {
         self.upstream = UpstreamClient(
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
             maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout)
+        self.liveUpstream = UpstreamClient(
+            host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
+            maxConnections: configuration.upstreamMaxLongPollConnections, connectTimeout: configuration.upstreamConnectTimeout)
         let connections = self.connections
         self.service = EdgeService(
-            configuration: configuration, upstream: upstream, metrics: metrics, connections: { connections.count })
+            configuration: configuration, upstream: upstream, liveUpstream: liveUpstream, metrics: metrics,
+            connections: { connections.count })
     }
 
     /// The port the edge listens on, once started.
@@ -94,6 +99,7 @@ public final class EdgeServer: Sendable {
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
         await upstream.shutdown()
+        await liveUpstream.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
     }
 

@@ -24,6 +24,9 @@ enum EdgeReply: Sendable {
 final class EdgeService: Sendable {
     let configuration: EdgeConfiguration
     let upstream: UpstreamClient
+    /// Long-polls hold a connection for up to the upstream's long-poll timeout, so they get a pool
+    /// of their own: catch-up reads and writes never queue behind them.
+    let liveUpstream: UpstreamClient
     let cache: ResponseCache
     let metrics: EdgeMetrics
     let flights = Collapser<CacheKey, UpstreamResponse>()
@@ -34,9 +37,11 @@ final class EdgeService: Sendable {
     /// Open client connections, for the stats page.
     let connections: @Sendable () -> Int
 
-    init(configuration: EdgeConfiguration, upstream: UpstreamClient, metrics: EdgeMetrics, connections: @escaping @Sendable () -> Int) {
+    init(configuration: EdgeConfiguration, upstream: UpstreamClient, liveUpstream: UpstreamClient, metrics: EdgeMetrics,
+         connections: @escaping @Sendable () -> Int) {
         self.configuration = configuration
         self.upstream = upstream
+        self.liveUpstream = liveUpstream
         self.cache = ResponseCache(budgetBytes: configuration.cacheBudgetBytes)
         self.fanout = SSEFanout(upstream: upstream)
         self.metrics = metrics
@@ -215,7 +220,8 @@ final class EdgeService: Sendable {
         metrics.upstream(kind)
         let started = NIODeadline.now()
         let cancellation = UpstreamCancellation()
-        let result = upstream.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
+        let client = kind == .longPoll ? liveUpstream : upstream
+        let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             observeTail(key.stream, response.head.headers)
             store(response, under: key)
@@ -296,7 +302,8 @@ final class EdgeService: Sendable {
         let body = request.body.readableBytes > 0 || request.head.method == .POST || request.head.method == .PUT ? request.body : nil
         let cancellation = UpstreamCancellation()
         live?.onCancel { cancellation.cancel() }
-        return upstream.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
+        let client = kind == .longPoll ? liveUpstream : upstream
+        return client.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             if let stream = Self.streamPath(request.head.uri, prefix: configuration.streamPathPrefix) {
                 observeTail(stream, response.head.headers)

@@ -71,6 +71,24 @@ struct EdgeCollapsingTests {
         }
     }
 
+    /// Long-polls have a pool of their own: with one catch-up connection allowed, a parked
+    /// long-poll must not hold up a catch-up read of another stream.
+    @Test func catchUpReadsDoNotQueueBehindLongPolls() async throws {
+        try await withEdges(origin: { $0.longPollTimeout = .seconds(30) }, edge: { $0.upstreamMaxConnections = 1; $0.upstreamTimeout = .seconds(5) }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/live", headers: [("Content-Type", "text/plain")])
+            _ = try await edges.request(.PUT, "/v1/stream/other", headers: [("Content-Type", "text/plain")], body: "ready")
+            let connection = try await TestConnection.connect(port: edges.port)
+            let poll = connection.send(.GET, "/v1/stream/live?offset=now&live=long-poll")
+            try await eventually { edges.origin.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+            let read = try await edges.request(.GET, "/v1/stream/other")
+            #expect(read.status == 200)
+            #expect(read.text == "ready")
+            _ = try await edges.originRequest(.POST, "/v1/stream/live", headers: [("Content-Type", "text/plain")], body: "x")
+            #expect(try await poll.get().status == 200)
+            await connection.close()
+        }
+    }
+
     @Test func theLastWaiterLeavingCancelsUpstream() async throws {
         try await withEdges(origin: { $0.longPollTimeout = .seconds(30) }) { edges in
             _ = try await edges.request(.PUT, "/v1/stream/live", headers: [("Content-Type", "text/plain")])
