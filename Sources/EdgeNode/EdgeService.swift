@@ -84,7 +84,16 @@ final class EdgeService: Sendable {
             }
         case .head?:
             return forward(request, kind: .head, live: live, loop: loop)
-        case .create?, .append?:
+        case .create?:
+            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
+                // A new stream at a path that had one before must not be served the old one's entries.
+                if case .response(let head, _) = reply, head.status == .created {
+                    cache.purge(stream: path)
+                    tails.forget(path)
+                }
+                return reply
+            }
+        case .append?:
             return forward(request, kind: .write, live: nil, loop: loop)
         case .delete?:
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
@@ -124,11 +133,11 @@ final class EdgeService: Sendable {
             switch freshness(of: entry, stream: path, at: now) {
             case .fresh:
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
-            case .stale:
+            case .stale where kind == .catchUp:
                 revalidate(key, entry, kind: kind, loop: loop)
                 return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
-            case .expired:
-                break
+            case .stale, .expired:
+                break  // a live answer must carry a fresh cursor: ask the upstream again
             }
         }
         // An expired entry is still the answer of last resort while the upstream fails.
@@ -143,19 +152,41 @@ final class EdgeService: Sendable {
         let joined = flights.join(key, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
         live.onCancel { [flights] in flights.leave(joined.ticket) }
         let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
-        return joined.future.map { [self] response -> EdgeReply in
-            if response.head.status == .notModified, let entry = cache.get(key) {
-                return serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
+        let servedStale = { [self] () -> EdgeReply? in
+            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit else {
+                return nil
             }
-            return relay(response, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch)
+            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
+        }
+        // Isolated to the client's loop, where the flight's promise completes: the callbacks may
+        // use this request's loop-bound state.
+        return joined.future.assumeIsolated().flatMap { [self] response -> EdgeFuture in
+            if response.head.status == .notModified {
+                // The upstream confirmed the entry this flight validated. It may have been evicted
+                // or purged meanwhile; the copy this request holds still answers (never our 304).
+                if let entry = cache.get(key) ?? fallback {
+                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now()))
+                }
+                return forward(request, kind: kind, live: live, loop: loop)
+            }
+            // An upstream that answers 5xx is failing as much as one that does not answer (RFC 5861 §4).
+            if response.head.status.code >= 500, let stale = servedStale() {
+                return loop.makeSucceededFuture(stale)
+            }
+            // A private answer is for the request that asked; followers without credentials
+            // must not receive it through the flight, so they ask for themselves.
+            if !joined.isLeader, key.credentials == nil, CacheControl(response.head.headers.first(name: "Cache-Control")).isPrivate {
+                return forward(request, kind: kind, live: live, loop: loop)
+            }
+            return loop.makeSucceededFuture(relay(response, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch))
         }.recover { [self] error in
-            if let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit {
-                return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
-            }
+            if let stale = servedStale() { return stale }
             metrics.request(kind, outcome)
             return Self.upstreamFailure(error)
-        }
+        }.nonisolated()
     }
+
+    private typealias EdgeFuture = EventLoopFuture<EdgeReply>
 
     /// `live=sse`: the first catch-up read decides the answer (a 404 stays a 404); after that the
     /// client is served by an `EdgeSSESession`.
@@ -173,6 +204,8 @@ final class EdgeService: Sendable {
                 "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
             ]
             if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
+            let shared = self.fanout.hasSubscription(path + "\u{0}" + (credentials ?? ""))
+            headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
             let plan = EdgeSSEPlan(
                 path: path, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
                 firstBody: body, base64: !contentType.isTextual, upstreamHead: upstreamHead)

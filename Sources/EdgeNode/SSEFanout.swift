@@ -230,6 +230,9 @@ final class SSEFanout: Sendable {
         }
     }
 
+    /// Whether a subscription for `key` is running.
+    func hasSubscription(_ key: String) -> Bool { subscriptions.withLockedValue { $0[key] != nil } }
+
     /// Upstream subscriptions open right now.
     var count: Int { subscriptions.withLockedValue { $0.count } }
 }

@@ -93,3 +93,18 @@ func eventually(_ condition: () async throws -> Bool) async throws {
     }
     Issue.record("condition never became true")
 }
+
+/// A port outside the kernel's ephemeral range (32768 and up here), for tests that stop a server
+/// and start another on the same port: with port 0, a parallel test's socket could take the
+/// freed port in between. Tries random ports until one binds.
+func withPortOutsideEphemeralRange<T>(_ bind: (Int) async throws -> T) async throws -> T {
+    var lastError: (any Error)?
+    for _ in 0..<20 {
+        do {
+            return try await bind(Int.random(in: 20_000..<32_000))
+        } catch {
+            lastError = error
+        }
+    }
+    throw lastError!
+}

@@ -250,9 +250,12 @@ struct UpstreamClientTests {
 
     @Test func recoversWhenTheOriginRestartsOnTheSamePort() async throws {
         var configuration = OriginConfiguration()
-        configuration.port = 0
-        let first = OriginServer(configuration: configuration, group: Self.group)
-        try await first.start()
+        let first = try await withPortOutsideEphemeralRange { port in
+            configuration.port = port
+            let server = OriginServer(configuration: configuration, group: Self.group)
+            try await server.start()
+            return server
+        }
         let port = first.port!
         let client = UpstreamClient(host: "127.0.0.1", port: port, group: Self.group, maxConnections: 2)
         let path = Self.uniquePath()
