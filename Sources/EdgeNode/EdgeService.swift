@@ -147,7 +147,8 @@ final class EdgeService: Sendable {
         head.headers.remove(name: "If-None-Match")  // the edge wants the body to cache; it answers 304 itself
         head.headers.remove(name: "Accept-Encoding")
         if gzip { head.headers.add(name: "Accept-Encoding", value: "gzip") }
-        if let etag = fallback?.etag { head.headers.add(name: "If-None-Match", value: etag) }
+        // Catch-up entries are revalidated; a long-poll must come back with its own fresh cursor.
+        if kind == .catchUp, let etag = fallback?.etag { head.headers.add(name: "If-None-Match", value: etag) }
         let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
         let joined = flights.join(key, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
         live.onCancel { [flights] in flights.leave(joined.ticket) }
