@@ -9,19 +9,16 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
     typealias OutboundOut = HTTPServerResponsePart
 
     private let service: EdgeService
-    private var machine: RequestStateMachine
+    private var connection: HTTPConnection
     private var context: ChannelHandlerContext?
     private var live: LiveRequest?
     private var session: EdgeSSESession?
     /// SSE bytes written but not yet taken by the socket.
     private var sseBacklog = 0
-    private var keepAlive = true
-    private var isHeadRequest = false
-    private var quiescing = false
 
     init(service: EdgeService) {
         self.service = service
-        self.machine = RequestStateMachine(maxBodyBytes: service.configuration.maxBodyBytes)
+        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -36,32 +33,20 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let action: RequestStateMachine.Action
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            keepAlive = head.isKeepAlive
-            isHeadRequest = head.method == .HEAD
-            action = machine.receivedHead(head)
-        case .body(let body):
-            action = machine.receivedBody(body)
-        case .end:
-            action = machine.receivedEnd()
-        }
-        switch action {
+        switch connection.read(unwrapInboundIn(data)) {
         case .none:
             break
         case .process(let head, let body):
             let live = LiveRequest()
             self.live = live
-            if quiescing { live.cancel() }
+            if connection.quiescing { live.cancel() }
             service.handle(EdgeRequest(head: head, body: body), live: live, on: context.eventLoop)
                 .assumeIsolated().whenSuccess { [self] reply in
-                    guard self.context != nil, !live.isCancelled || quiescing else { return }
+                    guard self.context != nil, !live.isCancelled || connection.quiescing else { return }
                     self.live = nil
                     write(reply)
                 }
         case .rejectAndClose(let error):
-            keepAlive = false
             write(EdgeService.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS"))
         }
     }
@@ -73,10 +58,10 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
 
     /// The server is shutting down: end what is in flight, then close.
     func quiesce() {
-        quiescing = true
+        connection.quiescing = true
         live?.cancel()
         session?.stop()
-        if case .idle = machine.state { context?.close(promise: nil) }
+        if connection.isIdle { context?.close(promise: nil) }
     }
 
     private func release() {
@@ -89,19 +74,8 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
     private func write(_ reply: EdgeReply) {
         guard let context else { return }
         switch reply {
-        case .response(var head, let body):
-            let close = !keepAlive || quiescing
-            if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            if !isHeadRequest && body.readableBytes > 0 && head.status != .noContent && head.status != .notModified {
-                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            }
-            // Ready for the next request before `.end` goes out: the pipelining handler in
-            // front releases a pipelined request as soon as it sees the end of this response.
-            machine.responseCompleted()
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
-                if close { self.context?.close(promise: nil) }
-            }
+        case .response(let head, let body):
+            connection.writeResponse(head, body: [body], context: context, wrap: wrapOutboundOut)
         case .sse(let head, let plan):
             sseBacklog = 0
             let session = EdgeSSESession(service: service, plan: plan, loop: context.eventLoop)

@@ -10,17 +10,14 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     typealias OutboundOut = HTTPServerResponsePart
 
     private let service: StreamService
-    private var machine: RequestStateMachine
+    private var connection: HTTPConnection
     private var context: ChannelHandlerContext?
     private var live: LiveRequest?
     private var session: SSESession?
-    private var keepAlive = true
-    private var isHeadRequest = false
-    private var quiescing = false
 
     init(service: StreamService) {
         self.service = service
-        self.machine = RequestStateMachine(maxBodyBytes: service.configuration.maxBodyBytes)
+        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -35,24 +32,13 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let action: RequestStateMachine.Action
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            keepAlive = head.isKeepAlive
-            isHeadRequest = head.method == .HEAD
-            action = machine.receivedHead(head)
-        case .body(let body):
-            action = machine.receivedBody(body)
-        case .end:
-            action = machine.receivedEnd()
-        }
-        switch action {
+        switch connection.read(unwrapInboundIn(data)) {
         case .none:
             break
         case .process(let head, let body):
             let live = LiveRequest()
             self.live = live
-            if quiescing { live.cancel() }
+            if connection.quiescing { live.cancel() }
             service.handle(StreamRequest(head: head, body: body), live: live, on: context.eventLoop)
                 .assumeIsolated().whenSuccess { [self] reply in
                     guard self.context != nil else { return }
@@ -60,7 +46,6 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
                     write(reply)
                 }
         case .rejectAndClose(let error):
-            keepAlive = false
             write(StreamService.errorReply(error))
         }
     }
@@ -77,10 +62,10 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
 
     /// The server is shutting down: end what is in flight promptly, then close.
     func quiesce() {
-        quiescing = true
+        connection.quiescing = true
         live?.cancel()
         session?.stop()
-        if case .idle = machine.state { context?.close(promise: nil) }
+        if connection.isIdle { context?.close(promise: nil) }
     }
 
     private func releaseRequest() {
@@ -93,19 +78,8 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     private func write(_ reply: Reply) {
         guard let context else { return }
         switch reply {
-        case .response(var head, let body):
-            if !keepAlive || quiescing { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            if !isHeadRequest && head.status != .noContent && head.status != .notModified {
-                for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
-            }
-            let close = !keepAlive || quiescing
-            // Ready for the next request before `.end` goes out: the pipelining handler in
-            // front releases a pipelined request as soon as it sees the end of this response.
-            machine.responseCompleted()
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
-                if close { self.context?.close(promise: nil) }
-            }
+        case .response(let head, let body):
+            connection.writeResponse(head, body: body, context: context, wrap: wrapOutboundOut)
         case .sse(let head, let plan):
             let session = SSESession(service: service, plan: plan, loop: context.eventLoop)
             self.session = session

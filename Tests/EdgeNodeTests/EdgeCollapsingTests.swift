@@ -104,7 +104,7 @@ struct EdgeCollapsingTests {
 @Suite("Edge: faults")
 struct EdgeFaultTests {
     @Test func originDownServesCachedChunksAndFailsLiveFast() async throws {
-        try await withEdges(origin: { $0.maxChunkBytes = 2 }, edge: { $0.upstreamConnectTimeout = .milliseconds(500) }) { edges in
+        try await withEdges(origin: { $0.maxChunkBytes = 2 }, edge: { $0.upstreamConnectTimeout = .seconds(10) }) { edges in
             _ = try await edges.request(.PUT, "/v1/stream/a", headers: [("Content-Type", "text/plain")], body: "abcd")
             let chunk = try await edges.request(.GET, "/v1/stream/a")
             #expect(chunk.text == "ab")

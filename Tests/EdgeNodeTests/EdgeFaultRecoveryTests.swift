@@ -104,7 +104,7 @@ struct EdgeFaultRecoveryTests {
         var edgeConfiguration = EdgeConfiguration()
         edgeConfiguration.port = 0
         edgeConfiguration.upstreamPort = port
-        edgeConfiguration.upstreamConnectTimeout = .milliseconds(500)
+        edgeConfiguration.upstreamConnectTimeout = .seconds(10)  // a stopped origin refuses at once
         let edge = EdgeServer(configuration: edgeConfiguration, group: MultiThreadedEventLoopGroup.singleton)
         try await edge.start()
         let edgePort = try #require(edge.port)

@@ -66,6 +66,10 @@ func withEdges<T>(
         var configuration = EdgeConfiguration()
         configuration.port = 0
         configuration.upstreamPort = upstreamPort
+        // Generous: a stopped upstream refuses connections at once, so no test waits for these,
+        // and a loaded CI machine must not turn a slow answer into a 502 or 504.
+        configuration.upstreamConnectTimeout = .seconds(10)
+        configuration.upstreamTimeout = .seconds(60)
         configureEdge(&configuration)
         let edge = EdgeServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         try await edge.start()

@@ -273,8 +273,10 @@ func withFakeUpstream<T>(
     configuration.port = 0
     configuration.upstreamHost = "127.0.0.1"
     configuration.upstreamPort = fake.port
-    configuration.upstreamConnectTimeout = .milliseconds(500)
-    configuration.upstreamTimeout = .seconds(3)
+    // Generous: a stopped fake refuses connections at once, so no test waits for these, and a
+    // loaded CI machine must not turn a slow answer into a timeout.
+    configuration.upstreamConnectTimeout = .seconds(10)
+    configuration.upstreamTimeout = .seconds(60)
     configureEdge(&configuration)
     let edge = EdgeServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
     try await edge.start()

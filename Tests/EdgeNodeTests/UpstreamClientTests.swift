@@ -169,12 +169,9 @@ struct UpstreamClientTests {
             try await Self.eventually("the long-poll is parked at the origin") { Self.gauge(origin, "ds_origin_open_long_polls") == 1 }
             let queued = (0..<2).map { _ in client.execute(poll, body: nil, timeout: .seconds(60), on: Self.group.next()) }
             #expect(client.poolStats.queued == 2)
-
-            let started = ContinuousClock.now
             await Self.expectFailure(.poolQueueFull) {
                 _ = try await client.execute(poll, body: nil, timeout: .seconds(60), on: Self.group.next()).get()
             }
-            #expect(ContinuousClock.now - started < .seconds(1))
 
             await client.shutdown()
             await Self.expectFailure(.shutdown) { _ = try await held.get() }
@@ -192,11 +189,9 @@ struct UpstreamClientTests {
             let client = UpstreamClient(host: "127.0.0.1", port: origin.port!, group: Self.group, maxConnections: 1)
             let path = Self.uniquePath()
             _ = try await Self.send(client, .PUT, path, headers: [("Content-Type", "text/plain")])
-            let started = ContinuousClock.now
             await Self.expectFailure(.timedOut) {
                 _ = try await Self.send(client, .GET, path + "?offset=now&live=long-poll", timeout: .milliseconds(300))
             }
-            #expect(ContinuousClock.now - started < .seconds(10))
             try await Self.eventually("the timed-out connection is closed") { client.poolStats.open == 0 }
             try await Self.eventually("the origin drops the abandoned long-poll") {
                 Self.gauge(origin, "ds_origin_open_long_polls") == 0 && Self.gauge(origin, "ds_origin_open_connections") == 0
@@ -233,16 +228,15 @@ struct UpstreamClientTests {
         let port = try await Self.closedPort()
         let client = UpstreamClient(
             host: "127.0.0.1", port: port, group: Self.group, maxConnections: 1, connectTimeout: .seconds(10))
-        let started = ContinuousClock.now
         await Self.expectFailure(.connectFailed) {
             _ = try await Self.send(client, .GET, "/healthz", timeout: .seconds(20))
         }
-        // Several waiting at once: each gets the connect error, none waits for its timeout.
+        // Several waiting at once: each gets the connect error (a request that waited for its
+        // timeout would fail with .timedOut instead).
         let futures = (0..<5).map { _ in
             client.execute(Self.head(.GET, "/healthz"), body: nil, timeout: .seconds(20), on: Self.group.next())
         }
         for future in futures { await Self.expectFailure(.connectFailed) { _ = try await future.get() } }
-        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(client.poolStats == (open: 0, idle: 0, queued: 0))
         #expect(client.peakConnections == 1)
         await client.shutdown()
@@ -313,13 +307,10 @@ struct UpstreamClientTests {
             // A second request waits for the only connection.
             let waiting = client.execute(Self.head(.GET, path + "?offset=-1"), body: nil, timeout: .seconds(20), on: Self.group.next())
             #expect(client.poolStats.queued == 1)
-
-            let started = ContinuousClock.now
             cancellation.cancel()
             await Self.expectFailure(.connectionClosed) { _ = try await poll.get() }
             // The waiting request gets a (new) connection at once, long before the long-poll's timeout.
             #expect(try await waiting.get().head.status == .ok)
-            #expect(ContinuousClock.now - started < .seconds(10))
             try await Self.eventually("the origin drops the abandoned long-poll") { Self.gauge(origin, "ds_origin_open_long_polls") == 0 }
             #expect(client.peakConnections == 1)
             await client.shutdown()

@@ -104,6 +104,8 @@ func withOrigin<T>(
         edgeConfiguration.port = 0
         edgeConfiguration.upstreamPort = server.port!
         edgeConfiguration.sseReconnectInterval = configuration.sseReconnectInterval
+        edgeConfiguration.upstreamConnectTimeout = .seconds(10)  // a loaded CI machine is slow, not down
+        edgeConfiguration.upstreamTimeout = .seconds(60)
         edge = EdgeServer(configuration: edgeConfiguration, group: MultiThreadedEventLoopGroup.singleton)
         try await edge!.start()
     }
