@@ -75,7 +75,8 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
         guard let context else { return }
         switch reply {
         case .response(let head, let body):
-            connection.writeResponse(head, body: [body], context: context, wrap: wrapOutboundOut)
+            let prepared = connection.finishResponse(head)
+            HTTPConnection.write(prepared, body: [body], context: context, wrap: wrapOutboundOut)
         case .sse(let head, let plan):
             sseBacklog = 0
             let session = EdgeSSESession(service: service, plan: plan, loop: context.eventLoop)

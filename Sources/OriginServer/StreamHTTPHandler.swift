@@ -79,7 +79,8 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
         guard let context else { return }
         switch reply {
         case .response(let head, let body):
-            connection.writeResponse(head, body: body, context: context, wrap: wrapOutboundOut)
+            let prepared = connection.finishResponse(head)
+            HTTPConnection.write(prepared, body: body, context: context, wrap: wrapOutboundOut)
         case .sse(let head, let plan):
             let session = SSESession(service: service, plan: plan, loop: context.eventLoop)
             self.session = session

@@ -42,27 +42,43 @@ public struct HTTPConnection: Sendable {
         return action
     }
 
-    /// Writes a complete response: the head (with `Connection: close` when the connection ends),
-    /// the body unless the status or a HEAD request forbids one, and the end, then closes the
-    /// connection if it must.
-    public mutating func writeResponse(
-        _ head: HTTPResponseHead, body: [ByteBuffer], context: ChannelHandlerContext,
+    /// A response ready to be written, with what the request decided about it.
+    public struct PreparedResponse: Sendable {
+        public let head: HTTPResponseHead
+        public let writesBody: Bool
+        public let closes: Bool
+    }
+
+    /// Ends the current request's turn and decides how its response goes out: `Connection:
+    /// close` when the connection ends, no body for HEAD, 204 or 304. The connection is ready
+    /// for the next request from here on: the pipelining handler in front releases a pipelined
+    /// request as soon as it sees the end of this response.
+    ///
+    /// Writing is a separate, non-mutating step (`write`) because writing the end can deliver that
+    /// next request into the handler at once, which must then be free to update this state.
+    public mutating func finishResponse(_ head: HTTPResponseHead) -> PreparedResponse {
+        var head = head
+        let closes = closesAfterResponse
+        if closes { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        let writesBody = !isHeadRequest && head.status != .noContent && head.status != .notModified
+        machine.responseCompleted()
+        return PreparedResponse(head: head, writesBody: writesBody, closes: closes)
+    }
+
+    /// Writes a prepared response and closes the connection afterwards if it must.
+    public static func write(
+        _ response: PreparedResponse, body: [ByteBuffer], context: ChannelHandlerContext,
         wrap: (HTTPServerResponsePart) -> NIOAny
     ) {
-        var head = head
-        let close = closesAfterResponse
-        if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-        context.write(wrap(.head(head)), promise: nil)
-        if !isHeadRequest && head.status != .noContent && head.status != .notModified {
+        context.write(wrap(.head(response.head)), promise: nil)
+        if response.writesBody {
             for part in body where part.readableBytes > 0 {
                 context.write(wrap(.body(.byteBuffer(part))), promise: nil)
             }
         }
-        // Ready for the next request before `.end` goes out: the pipelining handler in front
-        // releases a pipelined request as soon as it sees the end of this response.
-        machine.responseCompleted()
+        let closes = response.closes
         context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
-            if close { context.close(promise: nil) }
+            if closes { context.close(promise: nil) }
         }
     }
 }
