@@ -72,3 +72,29 @@ struct StreamHTTPHandlerTests {
         #expect(!channel.isActive)
     }
 }
+
+/// Pipelined requests through NIO's pipelining handler: writing the end of one response delivers
+/// the next request into the handler at once, which must cope with being re-entered.
+@Suite("StreamHTTPHandler behind the pipelining handler")
+struct PipelinedHandlerTests {
+    @Test func backToBackRequestsAreAnsweredInOrder() throws {
+        let service = StreamService(configuration: OriginConfiguration(), store: MemoryStore(), metrics: OriginMetrics())
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler())
+        try channel.pipeline.syncOperations.addHandler(StreamHTTPHandler(service: service))
+        let put = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/stream/p", headers: ["Content-Type": "text/plain"])
+        let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/p?offset=-1")
+        // Both requests arrive before either is answered.
+        for head in [put, get, get] {
+            try channel.writeInbound(HTTPServerRequestPart.head(head))
+            try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        channel.embeddedEventLoop.run()
+        var statuses: [HTTPResponseStatus] = []
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+            if case .head(let head) = part { statuses.append(head.status) }
+        }
+        #expect(statuses == [.created, .ok, .ok])
+        _ = try channel.finish()
+    }
+}
