@@ -48,8 +48,10 @@ public final class EdgeMetrics: Sendable {
     private let totals = NIOLockedValueBox(Totals())
 
     struct Totals {
-        var requests: [String: [String: Int]] = [:]
-        var upstream: [String: Int] = [:]
+        // Keyed by the enums, not their names: this is updated on every request, the JSON
+        // view that needs names is rendered rarely.
+        var requests: [RequestClass: [CacheOutcome: Int]] = [:]
+        var upstream: [RequestClass: Int] = [:]
         var collapsed = 0
         var bytesFromCache = 0
         var bytesFromUpstream = 0
@@ -91,14 +93,14 @@ public final class EdgeMetrics: Sendable {
         requests[kind]?[outcome]?.increment()
         if outcome == .collapsed { collapsedWaiters.increment() }
         totals.withLockedValue {
-            $0.requests[kind.rawValue, default: [:]][outcome.rawValue, default: 0] += 1
+            $0.requests[kind, default: [:]][outcome, default: 0] += 1
             if outcome == .collapsed { $0.collapsed += 1 }
         }
     }
 
     func upstream(_ kind: RequestClass) {
         upstreamRequests[kind]?.increment()
-        totals.withLockedValue { $0.upstream[kind.rawValue, default: 0] += 1 }
+        totals.withLockedValue { $0.upstream[kind, default: 0] += 1 }
     }
 
     func upstreamFailed() {
@@ -131,11 +133,15 @@ public final class EdgeMetrics: Sendable {
         let totals = self.totals.withLockedValue { $0 }
         let clientRequests = totals.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         let upstreamRequests = totals.upstream.values.reduce(0, +)
-        let hits = totals.requests.values.reduce(0) { $0 + ($1[CacheOutcome.hit.rawValue] ?? 0) + ($1[CacheOutcome.stale.rawValue] ?? 0) + ($1[CacheOutcome.revalidated.rawValue] ?? 0) }
-        let cacheable = totals.requests.values.reduce(0) { $0 + $1.filter { $0.key != CacheOutcome.pass.rawValue }.values.reduce(0, +) }
+        let hits = totals.requests.values.reduce(0) { $0 + ($1[.hit] ?? 0) + ($1[.stale] ?? 0) + ($1[.revalidated] ?? 0) }
+        let cacheable = totals.requests.values.reduce(0) { $0 + $1.filter { $0.key != .pass }.values.reduce(0, +) }
+        let requestsByName = Dictionary(uniqueKeysWithValues: totals.requests.map { kind, outcomes in
+            (kind.rawValue, Dictionary(uniqueKeysWithValues: outcomes.map { ($0.key.rawValue, $0.value) }))
+        })
+        let upstreamByName = Dictionary(uniqueKeysWithValues: totals.upstream.map { ($0.key.rawValue, $0.value) })
         let object: [String: Any] = [
-            "requests": totals.requests,
-            "upstreamRequests": totals.upstream,
+            "requests": requestsByName,
+            "upstreamRequests": upstreamByName,
             "clientRequestsTotal": clientRequests,
             "upstreamRequestsTotal": upstreamRequests,
             "collapsedWaiters": totals.collapsed,
