@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "StreamStore", targets: ["StreamStore"]),
         .library(name: "OriginServer", targets: ["OriginServer"]),
         .library(name: "EdgeNode", targets: ["EdgeNode"]),
+        .library(name: "LoadTest", targets: ["LoadTest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.90.0"),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Protocol vocabulary: offsets, cursors, ETags, JSON framing, SSE encoding, request parsing. No I/O.
@@ -75,14 +77,29 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The load tester: scenarios, SwiftNIO reader and writer clients, delivery ledgers, reports.
+        .target(
+            name: "LoadTest",
+            dependencies: [
+                "DurableStreams",
+                "ServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "durable-streams",
             dependencies: [
                 "OriginServer",
                 "EdgeNode",
+                "LoadTest",
                 "ServerSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
@@ -110,6 +127,14 @@ let package = Package(
             dependencies: [
                 "EdgeNode", "OriginServer", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LoadTestTests",
+            dependencies: [
+                "LoadTest", "OriginServer", "EdgeNode", "ServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

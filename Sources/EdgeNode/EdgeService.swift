@@ -200,7 +200,10 @@ final class EdgeService: Sendable {
             guard head.status == .ok else { return .response(head, body: body) }
             let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
             var headers: HTTPHeaders = [
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                // Closed when the response ends (EdgeHTTPHandler.finishEvents); said up front so
+                // clients open a new connection for the next request.
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "close",
+                "X-Content-Type-Options": "nosniff",
                 "Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*",
                 "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
             ]

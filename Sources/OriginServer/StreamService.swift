@@ -256,8 +256,10 @@ final class StreamService: Sendable {
     private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {
         // Read the metadata first so a missing stream is a plain 404, not an empty event stream.
         store.info(path, on: loop).map { info in
+            // The connection closes when the response ends (see StreamHTTPHandler.finish); saying
+            // so up front keeps clients from sending their next request into a closing socket.
             var extra: [(String, String)] = [
-                ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+                ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Connection", "close"),
             ]
             if !info.contentType.isTextual { extra.append((HeaderName.sseDataEncoding, "base64")) }
             let plan = SSEPlan(

@@ -8,6 +8,10 @@ public struct ConfigurationFile {
     /// A problem with the file, already phrased for the operator.
     public struct Problem: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     public let path: String
@@ -48,6 +52,14 @@ public struct ConfigurationFile {
         guard let value = table[key] else { return nil }
         guard let int = value.int else { throw problem(key, "'\(key)' must be an integer") }
         return int
+    }
+
+    /// A number written as an integer or a float (`10` or `2.5`).
+    public func number(_ key: String) throws -> Double? {
+        guard let value = table[key] else { return nil }
+        if let int = value.int { return Double(int) }
+        guard let double = value.double else { throw problem(key, "'\(key)' must be a number") }
+        return double
     }
 
     public func bool(_ key: String) throws -> Bool? {

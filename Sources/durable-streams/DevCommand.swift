@@ -1,6 +1,7 @@
 import ArgumentParser
 import EdgeNode
 import OriginServer
+import ServerSupport
 
 /// `durable-streams dev`: everything a newcomer needs, with no configuration: an in-memory
 /// origin and an edge in front of it, in one process.
@@ -17,6 +18,8 @@ struct DevCommand: AsyncParsableCommand {
     var edgePort = 4438
 
     func run() async throws {
+        // Thousands of long-poll and SSE clients each hold a descriptor.
+        FileDescriptorLimit.raise()
         var originConfiguration = OriginConfiguration()
         originConfiguration.port = port
         let origin = OriginServer(configuration: originConfiguration)

@@ -20,6 +20,8 @@ struct EdgeCommand: AsyncParsableCommand {
     var upstream: String?
 
     func run() async throws {
+        // Thousands of long-poll and SSE clients each hold a descriptor.
+        FileDescriptorLimit.raise()
         let configuration = try resolve()
         let edge = EdgeServer(configuration: configuration)
         try await edge.start()

@@ -47,6 +47,8 @@ struct OriginCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Thousands of long-poll and SSE clients each hold a descriptor.
+        FileDescriptorLimit.raise()
         let configuration = try resolve()
         let server = OriginServer(configuration: configuration)
         try await server.start()

@@ -1,4 +1,5 @@
 import EdgeNode
+import ServerSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -39,13 +40,7 @@ struct EdgeTopology {
 
 /// Raises the open-file limit to its hard maximum: the large fan-out tests hold thousands of sockets.
 func raiseFileLimit() {
-    #if canImport(Glibc)
-    var limit = rlimit()
-    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-    #endif
+    FileDescriptorLimit.raise()
 }
 
 func withEdges<T>(

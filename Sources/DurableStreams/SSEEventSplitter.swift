@@ -2,23 +2,31 @@ import NIOCore
 
 /// Cuts an upstream SSE byte stream into whole events, keeping each event's exact bytes so the
 /// edge can forward them untouched. Incremental: feed chunks as they arrive.
-struct SSEEventSplitter {
+public struct SSEEventSplitter: Sendable {
     /// One event: its `event:` name, its joined `data:` payload, and its bytes on the wire
     /// (terminating blank line included).
-    struct Event: Equatable {
-        var name: String
-        var data: String
-        var raw: ByteBuffer
+    public struct Event: Equatable, Sendable {
+        public var name: String
+        public var data: String
+        public var raw: ByteBuffer
+
+        public init(name: String, data: String, raw: ByteBuffer) {
+            self.name = name
+            self.data = data
+            self.raw = raw
+        }
     }
+
+    public init() {}
 
     private var pending = ByteBuffer()
     /// Events larger than this mean a broken upstream; the caller drops the connection.
-    static let maxEventBytes = 64 << 20
+    public static let maxEventBytes = 64 << 20
 
-    enum Failure: Error { case eventTooLarge }
+    public enum Failure: Error { case eventTooLarge }
 
     /// Appends `bytes` and returns every event completed by them.
-    mutating func feed(_ bytes: ByteBuffer) throws -> [Event] {
+    public mutating func feed(_ bytes: ByteBuffer) throws -> [Event] {
         var bytes = bytes
         pending.writeBuffer(&bytes)
         var events: [Event] = []
