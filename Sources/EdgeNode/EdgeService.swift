@@ -130,7 +130,7 @@ final class EdgeService: Sendable {
         let now = NIODeadline.now()
         let cached = cache.get(key)
         if let entry = cached {
-            switch freshness(of: entry, stream: path, at: now) {
+            switch freshness(of: entry, kind: kind, stream: path, at: now) {
             case .fresh:
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
             case .stale where kind == .catchUp:
@@ -317,9 +317,14 @@ final class EdgeService: Sendable {
 
     /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has
     /// since seen, or that does not know of a closure the edge has since seen, is out of date.
-    private func freshness(of entry: CachedResponse, stream: String, at now: NIODeadline) -> CacheFreshness {
+    private func freshness(of entry: CachedResponse, kind: RequestClass, stream: String, at now: NIODeadline) -> CacheFreshness {
         let freshness = entry.freshness(at: now)
-        guard entry.freshUntil != nil, freshness != .expired,
+        // A long-poll answer is the answer to its exact offset and cursor, and its bytes never
+        // change: newer data does not make it wrong, only no longer the tail, and the reader
+        // asks again from its end. Sending a late reader upstream instead would hand it a new
+        // random cursor (§ cursor jitter), splitting it off from the others for good: every
+        // later long-poll of its would need an upstream request of its own.
+        guard kind == .catchUp, entry.freshUntil != nil, freshness != .expired,
             let end = entry.headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init),
             let known = tails.known(stream)
         else { return freshness }

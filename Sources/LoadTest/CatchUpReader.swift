@@ -26,7 +26,7 @@ final class CatchUpReader: ReaderSession, @unchecked Sendable {
         deliver(body.readableBytesView, timed: false)
         follow(head.headers)
         markReady()
-        if head.headers.contains(name: HeaderName.upToDate) {
+        if HeaderName.isTrue(head.headers.first(name: HeaderName.upToDate)) {
             passes = passes + ledger.audit(expected: streamCounts.map { ExpectedRange(start: 0, end: $0) })
             ledger = DeliveryLedger(stream: context.stream, writers: context.writers)
             lines = MessageLineSplitter()

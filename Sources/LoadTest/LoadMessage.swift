@@ -27,32 +27,39 @@ public struct LoadMessage: Equatable, Sendable {
 
     /// Parses one line (without its newline); nil if it is not one of ours.
     public static func parse<Bytes: Collection<UInt8>>(line: Bytes) -> LoadMessage? {
-        var fields: [Int] = []
+        // The three numbers, without an array: this runs for every message every reader receives.
+        var fields = (0, 0, 0)
+        var count = 0
         var value = 0
         var digits = 0
         var iterator = line.makeIterator()
         guard iterator.next() == UInt8(ascii: "d"), iterator.next() == UInt8(ascii: "s"), iterator.next() == UInt8(ascii: " ") else {
             return nil
         }
-        while fields.count < 3, let byte = iterator.next() {
+        while count < 3, let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
                 guard digits < 15 else { return nil }
                 value = value * 10 + Int(byte - UInt8(ascii: "0"))
                 digits += 1
             case UInt8(ascii: " ") where digits > 0:
-                fields.append(value)
+                switch count {
+                case 0: fields.0 = value
+                case 1: fields.1 = value
+                default: fields.2 = value
+                }
+                count += 1
                 value = 0
                 digits = 0
             default:
                 return nil
             }
         }
-        guard fields.count == 3 else { return nil }
+        guard count == 3 else { return nil }
         while let byte = iterator.next() {
             if byte != UInt8(ascii: "x") { return nil }
         }
-        return LoadMessage(stream: fields[0], writer: fields[1], seq: fields[2])
+        return LoadMessage(stream: fields.0, writer: fields.1, seq: fields.2)
     }
 }
 

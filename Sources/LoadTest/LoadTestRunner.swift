@@ -86,18 +86,28 @@ public final class LoadTestRunner: Sendable {
         while roster.readyCount < scenario.totalReaders, NIODeadline.now() < setupLimit {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        // Setup traffic (the readers' first requests) counts in the totals, not in the timeline.
+        // Setup traffic (the readers' first requests) counts in the request totals, which the
+        // origin's counters also include, but not in throughput or the timeline.
         var total = Tally()
-        for shard in shards { total.add(shard.takeInterval()) }
+        for shard in shards {
+            let setup = shard.takeInterval()
+            total.requests.merge(setup.requests, uniquingKeysWith: +)
+            total.statuses.merge(setup.statuses, uniquingKeysWith: +)
+            total.connectionErrors += setup.connectionErrors
+        }
 
-        // The measured phase.
+        // The measured phase. Writers get a thread of their own, so acknowledgements are timed
+        // when they arrive, not when busy reader loops get round to them.
+        let writerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let writerCounters = RunCounters()
+        let sampled = shards + [writerCounters]
         let measureStart = NIODeadline.now()
         let startedAt = ISO8601DateFormatter().string(from: Date())
         let writersDone = NIOLockedValueBox(false)
         if scenario.kind == .catchup {
             control.scheduleTask(deadline: measureStart + scenario.duration) { writersDone.withLockedValue { $0 = true } }
         } else {
-            let writers = startWriters(paths: paths, loops: loops, shards: shards, acks: acks, runID: runID, start: measureStart)
+            let writers = startWriters(paths: paths, loop: writerGroup.next(), counters: writerCounters, acks: acks, runID: runID, start: measureStart)
             EventLoopFuture.andAllComplete(writers.map(\.done.futureResult), on: control).whenComplete { _ in
                 writersDone.withLockedValue { $0 = true }
             }
@@ -109,28 +119,11 @@ public final class LoadTestRunner: Sendable {
         var timeline: [TimelinePoint] = []
         var previousOrigin = originBefore
         var drainDeadline: NIODeadline?
+        var lastSample = measureStart
+        // Writers stop themselves on time; this bounds the run even if something else hangs.
+        let hardStop = measureStart + scenario.duration + scenario.drain + .seconds(30)
         while true {
-            try await Task.sleep(nanoseconds: 1_000_000_000)
-            var interval = Tally()
-            for shard in shards { interval.add(shard.takeInterval()) }
-            total.add(interval)
-            let originNow = await scrape(options.origin, on: control)
-            var originRate: Double?
-            if let originNow, let previousOrigin {
-                originRate = Double(originNow.delta(since: previousOrigin).originRequestsByOperation().values.reduce(0, +))
-            }
-            previousOrigin = originNow ?? previousOrigin
-            let elapsed = Double((NIODeadline.now() - measureStart).nanoseconds) / 1e9
-            let connections = shards.reduce(0) { $0 + $1.openConnections }
-            timeline.append(TimelinePoint(
-                second: elapsed, messagesPerSecond: Double(interval.messages), bytesPerSecond: Double(interval.bytes),
-                readerRequestsPerSecond: Double(interval.requests.values.reduce(0, +)), originRequestsPerSecond: originRate,
-                connections: connections, p99Millis: interval.latency.millis(atPercentile: 99), errors: interval.errors))
-            let phase = drainDeadline == nil ? "running" : "draining"
-            progress(LoadTestProgress(
-                phase: phase, elapsedSeconds: elapsed, connections: connections, messagesPerSecond: Double(interval.messages),
-                p99Millis: interval.latency.millis(atPercentile: 99), errors: total.errors))
-
+            try await Task.sleep(nanoseconds: 100_000_000)
             if drainDeadline == nil, writersDone.withLockedValue({ $0 }) {
                 drainDeadline = NIODeadline.now() + (scenario.kind == .catchup ? .zero : scenario.drain)
                 let counts = (0..<scenario.streams).map { acks.acknowledgedCounts(stream: $0) }
@@ -138,14 +131,39 @@ public final class LoadTestRunner: Sendable {
                     reader.loop.execute { reader.writersFinished(counts[reader.context.stream]) }
                 }
             }
-            if let drainDeadline, roster.allFinished || NIODeadline.now() >= drainDeadline { break }
+            let finished = drainDeadline.map { roster.allFinished || NIODeadline.now() >= $0 } ?? false
+            let seconds = Double((NIODeadline.now() - lastSample).nanoseconds) / 1e9
+            guard seconds >= 1 || finished || NIODeadline.now() >= hardStop else { continue }
+
+            lastSample = NIODeadline.now()
+            var interval = Tally()
+            for shard in sampled { interval.add(shard.takeInterval()) }
+            total.add(interval)
+            let originNow = await scrape(options.origin, on: control)
+            var originRate: Double?
+            if let originNow, let previousOrigin {
+                originRate = Double(originNow.delta(since: previousOrigin).originRequestsByOperation().values.reduce(0, +)) / seconds
+            }
+            previousOrigin = originNow ?? previousOrigin
+            let elapsed = Double((lastSample - measureStart).nanoseconds) / 1e9
+            let connections = shards.reduce(0) { $0 + $1.openConnections }
+            timeline.append(TimelinePoint(
+                second: elapsed, messagesPerSecond: Double(interval.messages) / seconds, bytesPerSecond: Double(interval.bytes) / seconds,
+                readerRequestsPerSecond: Double(interval.requests.values.reduce(0, +)) / seconds, originRequestsPerSecond: originRate,
+                connections: connections, p99Millis: interval.latency.millis(atPercentile: 99), errors: interval.errors))
+            progress(LoadTestProgress(
+                phase: drainDeadline == nil ? "running" : "draining", elapsedSeconds: elapsed, connections: connections,
+                messagesPerSecond: Double(interval.messages) / seconds, p99Millis: interval.latency.millis(atPercentile: 99),
+                errors: total.errors))
+            if finished || NIODeadline.now() >= hardStop { break }
         }
         let elapsed = Double((NIODeadline.now() - measureStart).nanoseconds) / 1e9
 
         // Whoever is still reading has had its chance.
         for reader in roster.all { reader.loop.execute { reader.finish() } }
         let outcomes = try await EventLoopFuture.whenAllSucceed(roster.all.map(\.outcome.futureResult), on: control).get()
-        for shard in shards { total.add(shard.takeInterval()) }
+        for shard in sampled { total.add(shard.takeInterval()) }
+        try await writerGroup.shutdownGracefully()
 
         let originAfter = await scrape(options.origin, on: control)
         let edgesAfter = await scrapeAll(options.edgesToScrape, on: control)
@@ -217,9 +235,7 @@ extension LoadTestRunner {
         return Array(repeating: perStream, count: paths.count)
     }
 
-    private func startWriters(
-        paths: [String], loops: [EventLoop], shards: [RunCounters], acks: AckTable, runID: String, start: NIODeadline
-    ) -> [StreamWriter] {
+    private func startWriters(paths: [String], loop: EventLoop, counters: RunCounters, acks: AckTable, runID: String, start: NIODeadline) -> [StreamWriter] {
         let scenario = options.scenario
         let writers = scenario.writersPerStream
         // Each writer carries rate / writers appends per second, staggered so they interleave.
@@ -227,15 +243,13 @@ extension LoadTestRunner {
         var all: [StreamWriter] = []
         for stream in paths.indices {
             for writer in 0..<writers {
-                let index = stream * writers + writer
                 let plan = StreamWriter.Plan(
                     origin: options.origin, path: paths[stream], stream: stream, writer: writer,
                     producerID: "loadtest-\(runID)-\(stream)-\(writer)", contentType: scenario.contentType,
                     messageBytes: scenario.messageBytes, interval: interval,
                     firstAppend: start + .nanoseconds(interval.nanoseconds * Int64(writer) / Int64(writers)),
                     stopAt: start + scenario.duration)
-                let loop = loops[index % loops.count]
-                let streamWriter = StreamWriter(plan: plan, loop: loop, acks: acks, counters: shards[index % shards.count])
+                let streamWriter = StreamWriter(plan: plan, loop: loop, acks: acks, counters: counters)
                 loop.execute { streamWriter.start() }
                 all.append(streamWriter)
             }

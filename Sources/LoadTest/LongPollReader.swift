@@ -33,9 +33,9 @@ final class LongPollReader: ReaderSession, @unchecked Sendable {
                 joiningAtNow = false
                 expectedStart = context.acks.acknowledgedCounts(stream: context.stream).map { $0 + 1 }
             }
-            if head.status.code == 204 || head.headers.contains(name: HeaderName.upToDate) { live = true }
+            if head.status.code == 204 || HeaderName.isTrue(head.headers.first(name: HeaderName.upToDate)) { live = true }
             markReady()
-            if head.headers.contains(name: HeaderName.closed) {
+            if HeaderName.isTrue(head.headers.first(name: HeaderName.closed)) {
                 finish()
                 return
             }

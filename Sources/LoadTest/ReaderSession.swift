@@ -143,10 +143,10 @@ class ReaderSession: ClientConnectionDelegate, @unchecked Sendable {
 
     func sendNext() {
         guard !finishing else { return }
-        if closeAfterResponse {
+        if closeAfterResponse, let channel {
             closeAfterResponse = false
             expectingClose = true
-            channel?.close(promise: nil)
+            channel.close(promise: nil)
             return
         }
         guard let channel else { return }
@@ -206,6 +206,8 @@ class ReaderSession: ClientConnectionDelegate, @unchecked Sendable {
             case .success(let channel):
                 self.context.counters.connectionOpened()
                 self.channel = channel
+                self.closeAfterResponse = false
+                self.expectingClose = false
                 if self.finishing { channel.close(promise: nil) } else { self.sendNext() }
             case .failure:
                 self.context.counters.connectionError()

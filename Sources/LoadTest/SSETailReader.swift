@@ -10,6 +10,11 @@ final class SSETailReader: ReaderSession, @unchecked Sendable {
     private var events = SSEEventSplitter()
     private var base64 = false
     private var streaming = false
+    /// Data events since the last control event. They count only once their control event
+    /// arrives: the offset to resume from moves then, so data cut off before it is sent again
+    /// after a reconnect and must not count twice.
+    private var pending: [UInt8] = []
+    private let decoder = JSONDecoder()
 
     init(context: ReaderContext, loop: EventLoop) {
         super.init(context: context, loop: loop, offset: "-1")
@@ -24,6 +29,7 @@ final class SSETailReader: ReaderSession, @unchecked Sendable {
     override func received(head: HTTPResponseHead) {
         super.received(head: head)
         streaming = head.status.code == 200
+        pending.removeAll(keepingCapacity: true)
         guard streaming else { return }
         base64 = head.headers.first(name: HeaderName.sseDataEncoding)?.lowercased() == "base64"
         events = SSEEventSplitter()
@@ -62,14 +68,18 @@ final class SSETailReader: ReaderSession, @unchecked Sendable {
                     context.counters.update { $0.statuses[0, default: 0] += 1 }
                     return
                 }
-                deliver(Array(bytes))
+                pending.append(contentsOf: bytes)
             } else {
-                deliver(Array(event.data.utf8))
+                pending.append(contentsOf: event.data.utf8)
             }
         case "control":
             guard let data = event.data.data(using: .utf8),
-                let control = try? JSONDecoder().decode(ControlEvent.self, from: data)
+                let control = try? decoder.decode(ControlEvent.self, from: data)
             else { return }
+            if !pending.isEmpty {
+                deliver(pending)
+                pending.removeAll(keepingCapacity: true)
+            }
             offset = control.streamNextOffset
             if let next = control.streamCursor { cursor = next }
             markReady()

@@ -65,7 +65,7 @@ public struct Scenario: Sendable, Equatable {
         guard readersPerStream >= 1 else { throw fail("readers_per_stream must be at least 1") }
         guard writersPerStream >= 1 else { throw fail("writers_per_stream must be at least 1") }
         guard appendsPerSecond >= 0, appendsPerSecond.isFinite else { throw fail("appends_per_second must not be negative") }
-        guard kind == .catchup || appendsPerSecond > 0 else { throw fail("appends_per_second must be positive") }
+        guard kind == .catchup || appendsPerSecond >= 0.01 else { throw fail("appends_per_second must be at least 0.01") }
         guard messageBytes >= LoadMessage.minimumBytes, messageBytes <= 1 << 20 else {
             throw fail("message_bytes must be between \(LoadMessage.minimumBytes) and 1048576")
         }

@@ -31,6 +31,12 @@ final class SimpleRequest: ClientConnectionDelegate, @unchecked Sendable {
         headers: [(String, String)] = [], body: ByteBuffer? = nil
     ) async throws -> SimpleResponse {
         let request = SimpleRequest(promise: loop.makePromise())
+        // A stalled server must not stall the run (metrics are scraped once a second).
+        let timeout = loop.scheduleTask(in: .seconds(10)) {
+            request.finish(.failure(SimpleHTTPError(description: "\(target) did not answer \(method) \(uri) within 10 s")))
+            request.channel?.close(promise: nil)
+        }
+        request.promise.futureResult.whenComplete { _ in timeout.cancel() }
         ClientConnection.connect(to: target, on: loop, delegate: request).whenComplete { result in
             switch result {
             case .success(let channel):

@@ -45,14 +45,23 @@ final class StreamWriter: ClientConnectionDelegate, @unchecked Sendable {
     }
 
     func start() {
+        // Whatever the origin does (refuses, stalls, answers 5xx), the writer stops on time; an
+        // append still unanswered then is not owed to anyone.
+        loop.scheduleTask(deadline: plan.stopAt) { self.stop() }
+        connect()
+    }
+
+    private func connect() {
+        guard !stopped else { return }
         ClientConnection.connect(to: plan.origin, on: loop, delegate: self).whenComplete { result in
             switch result {
             case .success(let channel):
+                guard !self.stopped else { return channel.close(promise: nil) }
                 self.channel = channel
                 self.scheduleNext()
             case .failure:
                 self.counters.connectionError()
-                self.loop.scheduleTask(in: .milliseconds(200)) { self.start() }
+                self.loop.scheduleTask(in: .milliseconds(200)) { self.connect() }
             }
         }
     }
@@ -113,6 +122,6 @@ final class StreamWriter: ClientConnectionDelegate, @unchecked Sendable {
         inFlight = false
         guard !stopped else { return }
         counters.connectionError()
-        loop.scheduleTask(in: .milliseconds(200)) { self.start() }
+        loop.scheduleTask(in: .milliseconds(200)) { self.connect() }
     }
 }
