@@ -231,6 +231,9 @@ struct ReportComparisonRow {
             row("p99.9 ms", .millis, ratio: true) { $0.latency.p999 },
             row("max ms", .millis, ratio: true) { $0.latency.max },
             row("messages/s", .rate, ratio: true) { $0.throughput.messagesPerSecond },
+            // A saturated origin holds appends back: the offered rate is then not what ran.
+            row("appends/s", .rate, ratio: true) { $0.throughput.appendsPerSecond },
+            row("before ack", .count, ratio: false) { Double($0.delivery.beforeAck) },
             row("origin requests", .count, ratio: true) { $0.originRequestTotal.map(Double.init) },
             row("origin read requests", .count, ratio: true) { $0.originReadRequests.map(Double.init) },
             row("collapse ratio", .collapse, ratio: false) { $0.collapseRatio },

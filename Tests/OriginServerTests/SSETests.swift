@@ -36,6 +36,9 @@ struct SSETests {
             #expect(response.header("Cache-Control")?.contains("no-cache") == true)
             #expect(response.header("stream-sse-data-encoding") == nil)
             #expect(response.header("Content-Length") == nil)
+            // The connection ends with the response; saying so keeps clients from sending their
+            // next request into a closing socket.
+            #expect(response.header("Connection")?.lowercased() == "close")
         }
     }
 
