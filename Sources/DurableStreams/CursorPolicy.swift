@@ -42,5 +42,18 @@ public struct CursorPolicy: Sendable, Hashable {
         return overflow ? client : advanced
     }
 
+    /// The cursor for a client whose long-poll was answered by a request made with another
+    /// cursor (an edge collapsing long-polls at one offset): the upstream's cursor, or one past
+    /// the client's own if that is not already beyond it. The client's cursor never goes back,
+    /// and one at or past the current interval gets a strictly greater one (the upstream's is at
+    /// least the current interval), as §10.1 requires of every answer.
+    public static func sharedAnswerCursor(upstream: Substring, client: Substring?) -> Substring {
+        guard let upstreamValue = UInt64(upstream), let client, let clientValue = UInt64(client),
+            clientValue >= upstreamValue
+        else { return upstream }
+        // At the very top there is no greater cursor; staying put is the nearest to forward.
+        return clientValue == .max ? client : Substring(String(clientValue + 1))
+    }
+
     private var jitterSeconds: ClosedRange<Int> { Self.jitterSeconds }
 }

@@ -39,6 +39,11 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         self.init(stream: stream, variant: variant, credentials: credentials)
     }
 
+    /// The same answer, gzip-encoded: stored apart, as the upstream sent it.
+    public var gzipVariant: CacheKey {
+        CacheKey(stream: stream, variant: variant + "&encoding=gzip", credentials: credentials)
+    }
+
     public var description: String {
         "\(stream)?\(variant)" + (credentials == nil ? "" : " [credentialed]")
     }

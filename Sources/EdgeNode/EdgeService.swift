@@ -124,9 +124,17 @@ final class EdgeService: Sendable {
         // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
         // entries; every other encoding is asked for as identity.
         let gzip = Self.acceptsGzip(request.head.headers)
-        let key = gzip
-            ? CacheKey(stream: plainKey.stream, variant: plainKey.variant + "&encoding=gzip", credentials: plainKey.credentials)
-            : plainKey
+        let key = gzip ? plainKey.gzipVariant : plainKey
+        // Long-polls at one offset share one upstream request whatever their cursors: cursors
+        // drift apart (the origin adds random jitter, and late or new readers start new
+        // sequences), and keyed by cursor, readers of one stream would end up in many flights.
+        // Each follower's answer then carries a cursor of its own (`adoptingCursor`).
+        var flightKey = key
+        if case .longPoll(.some) = read.mode,
+            let plain = CacheKey(stream: path, start: read.start, mode: .longPoll(cursor: nil), credentials: credentials)
+        {
+            flightKey = gzip ? plain.gzipVariant : plain
+        }
         let now = NIODeadline.now()
         let cached = cache.get(key)
         if let entry = cached {
@@ -150,7 +158,7 @@ final class EdgeService: Sendable {
         // Catch-up entries are revalidated; a long-poll must come back with its own fresh cursor.
         if kind == .catchUp, let etag = fallback?.etag { head.headers.add(name: "If-None-Match", value: etag) }
         let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
-        let joined = flights.join(key, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
+        let joined = flights.join(flightKey, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
         live.onCancel { [flights] in flights.leave(joined.ticket) }
         let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
         let servedStale = { [self] () -> EdgeReply? in
@@ -179,7 +187,8 @@ final class EdgeService: Sendable {
             if !joined.isLeader, key.credentials == nil, CacheControl(response.head.headers.first(name: "Cache-Control")).isPrivate {
                 return forward(request, kind: kind, live: live, loop: loop)
             }
-            return loop.makeSucceededFuture(relay(response, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch))
+            let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
+            return loop.makeSucceededFuture(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch))
         }.recover { [self] error in
             if let stale = servedStale() { return stale }
             metrics.request(kind, outcome)
@@ -379,6 +388,17 @@ final class EdgeService: Sendable {
         metrics.served(bytes: entry.body.readableBytes, fromCache: true)
         headers.replaceOrAdd(name: "Content-Length", value: String(entry.body.readableBytes))
         return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: entry.body)
+    }
+
+    /// A live answer fetched with another client's cursor, given a cursor that moves this
+    /// client's forward (§10.1).
+    static func adoptingCursor(_ response: UpstreamResponse, client: Substring?) -> UpstreamResponse {
+        guard let upstream = response.head.headers.first(name: HeaderName.cursor) else { return response }
+        let cursor = CursorPolicy.sharedAnswerCursor(upstream: Substring(upstream), client: client)
+        guard cursor != upstream else { return response }
+        var response = response
+        response.head.headers.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
+        return response
     }
 
     /// An upstream answer passed on to the client.

@@ -134,4 +134,20 @@ struct CursorPolicyTests {
         let next = policy.nextCursor(after: Substring(String(UInt64.max)), now: now, jitter: { 3600 })
         #expect(next >= 1000)
     }
+
+    @Test func aSharedAnswerKeepsTheUpstreamCursorWhenItIsAhead() {
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1000", client: "990") == "1000")
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1000", client: nil) == "1000")
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1000", client: "junk") == "1000")
+    }
+
+    @Test func aSharedAnswerMovesAClientAtOrPastTheUpstreamCursorForward() {
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1000", client: "1000") == "1001")
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1000", client: "5000") == "5001")
+    }
+
+    @Test func aSharedAnswerLeavesOddCursorsAlone() {
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "opaque", client: "5") == "opaque")
+        #expect(CursorPolicy.sharedAnswerCursor(upstream: "1", client: "18446744073709551615") == "18446744073709551615")
+    }
 }

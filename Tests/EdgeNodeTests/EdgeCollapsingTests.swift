@@ -30,6 +30,34 @@ struct EdgeCollapsingTests {
         }
     }
 
+    /// Readers whose cursors have drifted apart (jitter, late joiners) still share one upstream
+    /// long-poll per offset, and each answer moves its own reader's cursor forward.
+    @Test func longPollsWithDifferentCursorsShareOneUpstreamRequest() async throws {
+        try await withEdges(origin: { $0.longPollTimeout = .seconds(120) }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/drift", headers: [("Content-Type", "text/plain")])
+            let tail = "0000000000000000_0000000000000000"
+            // Far in the future, so the origin's own answer (interval + jitter) cannot pass them.
+            let cursors: [UInt64] = [5, 70, 9_000_000_000, 9_000_000_001, 12_345_678_901]
+            var connections: [TestConnection] = []
+            var polls: [EventLoopFuture<TestResponse>] = []
+            for cursor in cursors {
+                let connection = try await TestConnection.connect(port: edges.port)
+                connections.append(connection)
+                polls.append(connection.send(.GET, "/v1/stream/drift?offset=\(tail)&live=long-poll&cursor=\(cursor)"))
+            }
+            try await eventually { edges.edge.collapsedWaiters == cursors.count }  // the leader included
+            _ = try await edges.originRequest(.POST, "/v1/stream/drift", headers: [("Content-Type", "text/plain")], body: "news")
+            for (cursor, poll) in zip(cursors, polls) {
+                let response = try await poll.get()
+                #expect(response.status == 200 && response.text == "news")
+                let next = try #require(response.header("Stream-Cursor").flatMap { UInt64($0) })
+                #expect(next > cursor, "cursor \(cursor) came back as \(next)")
+            }
+            for connection in connections { await connection.close() }
+            #expect(edges.originRequests("long_poll") == 1)
+        }
+    }
+
     @Test func concurrentMissesMakeOneUpstreamRead() async throws {
         try await withEdges { edges in
             _ = try await edges.request(.PUT, "/v1/stream/a", headers: [("Content-Type", "text/plain")], body: "shared")
