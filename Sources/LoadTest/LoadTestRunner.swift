@@ -78,7 +78,7 @@ public final class LoadTestRunner: Sendable {
             if index % perTick == perTick - 1 {
                 try await Task.sleep(nanoseconds: 10_000_000)
                 if index % (perTick * 50) == perTick * 50 - 1 {
-                    progress(snapshot("connecting", since: setupStart, shards: shards, interval: nil))
+                    progress(connecting(since: setupStart, shards: shards))
                 }
             }
         }
@@ -288,10 +288,10 @@ extension LoadTestRunner {
         return snapshots
     }
 
-    private func snapshot(_ phase: String, since start: NIODeadline, shards: [RunCounters], interval: Tally?) -> LoadTestProgress {
+    /// The progress line while readers connect: nothing is measured yet.
+    private func connecting(since start: NIODeadline, shards: [RunCounters]) -> LoadTestProgress {
         LoadTestProgress(
-            phase: phase, elapsedSeconds: Double((NIODeadline.now() - start).nanoseconds) / 1e9,
-            connections: shards.reduce(0) { $0 + $1.openConnections }, messagesPerSecond: Double(interval?.messages ?? 0),
-            p99Millis: interval?.latency.millis(atPercentile: 99) ?? 0, errors: interval?.errors ?? 0)
+            phase: "connecting", elapsedSeconds: Double((NIODeadline.now() - start).nanoseconds) / 1e9,
+            connections: shards.reduce(0) { $0 + $1.openConnections }, messagesPerSecond: 0, p99Millis: 0, errors: 0)
     }
 }
