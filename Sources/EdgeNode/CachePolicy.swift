@@ -65,8 +65,17 @@ public enum CachePolicy {
         let upToDate = HeaderName.isTrue(headers.first(name: HeaderName.upToDate))
         if closed || !upToDate { return .immutable }
         if control.noCache { return .expiring(fresh: .zero, stale: .zero) }
-        let fresh = TimeAmount.seconds(Int64(max(0, control.maxAge ?? 0)))
-        let stale = control.staleWhileRevalidate.map { TimeAmount.seconds(Int64(max(0, $0))) } ?? defaultStale
+        let fresh = lifetime(control.maxAge ?? 0)
+        let stale = control.staleWhileRevalidate.map(lifetime) ?? defaultStale
         return .expiring(fresh: fresh, stale: stale)
+    }
+
+    /// The longest lifetime the edge gives a tail answer, whatever the upstream says.
+    public static let maxLifetimeSeconds = 365 * 86_400
+
+    /// A directive's seconds as a lifetime, clamped to `0...maxLifetimeSeconds`: a huge
+    /// `max-age` would overflow `TimeAmount` (nanoseconds in an Int64) and trap.
+    static func lifetime(_ seconds: Int) -> TimeAmount {
+        .seconds(Int64(min(max(0, seconds), maxLifetimeSeconds)))
     }
 }

@@ -248,9 +248,11 @@ final class StreamService: Sendable {
     /// Shared caches may keep a read a minute, never past the stream's expiry.
     private func cacheControl(for info: StreamInfo) -> String {
         guard let expiry = info.expiresAt else { return ResponseHeaders.cacheable }
-        let remaining = Int(max(0, expiry - clock()))
-        if remaining >= 60 { return ResponseHeaders.cacheable }
-        return "public, max-age=\(remaining)"
+        // Compared as a Double first: a client may set a TTL or expiry far beyond what an Int
+        // holds, and converting that would trap.
+        let remaining = expiry - clock()
+        guard remaining < 60 else { return ResponseHeaders.cacheable }
+        return "public, max-age=\(remaining > 0 ? Int(remaining) : 0)"
     }
 
     private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {

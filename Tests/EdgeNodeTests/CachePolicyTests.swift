@@ -26,6 +26,20 @@ struct CachePolicyTests {
         #expect(decide(.ok, ["Stream-Up-To-Date": "true"]) == .expiring(fresh: .zero, stale: .seconds(300)))
     }
 
+    /// A huge or negative directive must neither trap (TimeAmount counts nanoseconds in an
+    /// Int64) nor keep an entry for centuries.
+    @Test(arguments: ["max-age=9223372036854775807", "max-age=99999999999", "max-age=-5, stale-while-revalidate=99999999999999"])
+    func hugeLifetimesAreClampedNotTrapped(control: String) {
+        let decision = decide(.ok, ["Stream-Up-To-Date": "true", "Cache-Control": control])
+        guard case .expiring(let fresh, let stale) = decision else {
+            Issue.record("expected an expiring entry, got \(decision)")
+            return
+        }
+        let ceiling = TimeAmount.seconds(Int64(CachePolicy.maxLifetimeSeconds))
+        #expect(fresh >= .zero && fresh <= ceiling)
+        #expect(stale >= .zero && stale <= ceiling)
+    }
+
     @Test func neverCached() {
         #expect(decide(.noContent, ["Stream-Up-To-Date": "true", "Stream-Cursor": "5"]) == .doNotStore)
         #expect(decide(.notFound, [:]) == .doNotStore)

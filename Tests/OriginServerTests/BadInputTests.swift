@@ -58,6 +58,26 @@ struct BadInputTests {
         }
     }
 
+    /// A TTL or expiry beyond what an Int holds once crashed the origin on the first read
+    /// (the Cache-Control lifetime was converted without a bound).
+    @Test(arguments: [
+        ("Stream-TTL", "9999999999999999999"), ("Stream-TTL", "9223372036854775807"),
+        ("Stream-Expires-At", "9999-12-31T23:59:59Z"),
+    ])
+    func hugeLifetimesAreServedNotTrapped(header: String, value: String) async throws {
+        try await withOrigin { (origin: Origin) async throws in
+            let path = Origin.uniquePath()
+            try await origin.create(path, body: "kept", headers: [(header, value)])
+            for _ in 0..<3 {
+                let read = try await origin.request(.GET, path + "?offset=-1")
+                #expect(read.status == 200)
+                #expect(read.text == "kept")
+                #expect(read.header("Cache-Control")?.contains("max-age=60") == true)
+            }
+            #expect(try await origin.request(.HEAD, path).status == 200)
+        }
+    }
+
     @Test func unknownRouteIs404() async throws {
         try await withOrigin { (origin: Origin) async throws in
             let response = try await origin.request(.GET, "/nothing/here")
