@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 "DurableStreams",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -117,6 +118,15 @@ let package = Package(
         .testTarget(
             name: "DurableStreamsTests",
             dependencies: ["DurableStreams", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ServerSupportTests",
+            dependencies: [
+                "ServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "StreamStoreTests",

@@ -42,15 +42,18 @@ public struct EdgeConfiguration: Sendable {
     public var statsPath = "/__edge/stats"
     public var dashboardPath = "/__edge/"
     public var eventLoopThreads = System.coreCount
+    /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
+    public var limits = ConnectionLimits()
 
     public init() {}
 
     /// Settings an `edge.conf` may hold.
-    public static let fileKeys: Set<String> = [
+    public static let fileKeys: Set<String> = Set<String>([
         "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
-    ]
+    ])
+        .union(ConnectionLimits.fileKeys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -105,6 +108,7 @@ public struct EdgeConfiguration: Sendable {
                 self[keyPath: path] = value
             }
         }
+        try limits.apply(file)
     }
 
     /// `HOST:PORT` (IPv6 in brackets).

@@ -16,9 +16,13 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
     /// SSE bytes written but not yet taken by the socket.
     private var sseBacklog = 0
 
-    init(service: EdgeService) {
+    /// A complete request held back while earlier responses still wait for a client that is
+    /// not reading: it is handled once they drain (see `channelWritabilityChanged`).
+    private var parked: (head: HTTPRequestHead, body: ByteBuffer)?
+
+    init(service: EdgeService, bodyBudget: RequestBodyBudget? = nil) {
         self.service = service
-        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes)
+        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes, bodyBudget: bodyBudget)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -28,6 +32,8 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
 
     func handlerRemoved(context: ChannelHandlerContext) {
         service.metrics.openConnections.decrement()
+        connection.releaseBody()
+        parked = nil
         release()
         self.context = nil
     }
@@ -37,23 +43,41 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
         case .none:
             break
         case .process(let head, let body):
-            let live = LiveRequest()
-            self.live = live
-            if connection.quiescing { live.cancel() }
-            service.handle(EdgeRequest(head: head, body: body), live: live, on: context.eventLoop)
-                .assumeIsolated().whenSuccess { [self] reply in
-                    guard self.context != nil, !live.isCancelled || connection.quiescing else { return }
-                    self.live = nil
-                    write(reply)
-                }
+            // A client that pipelines requests but does not read the answers would otherwise
+            // have every answer queued in memory: the next one waits until the socket drains.
+            guard context.channel.isWritable else {
+                parked = (head, body)
+                return
+            }
+            handle(head, body, context: context)
         case .rejectAndClose(let error):
             write(EdgeService.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS"))
         }
     }
 
+    private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        let live = LiveRequest()
+        self.live = live
+        if connection.quiescing { live.cancel() }
+        service.handle(EdgeRequest(head: head, body: body), live: live, on: context.eventLoop)
+            .assumeIsolated().whenSuccess { [self] reply in
+                guard self.context != nil, !live.isCancelled || connection.quiescing else { return }
+                self.live = nil
+                write(reply)
+            }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         release()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let (head, body) = parked {
+            parked = nil
+            handle(head, body, context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// The server is shutting down: end what is in flight, then close.

@@ -30,6 +30,7 @@ public final class EdgeServer: Sendable {
 
     private struct RunState {
         var channel: (any Channel)?
+        var cap: ConnectionCap?
     }
 
     public init(configuration: EdgeConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "durable-streams.edge")) {
@@ -55,6 +56,9 @@ public final class EdgeServer: Sendable {
     /// The port the edge listens on, once started.
     public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
 
+    /// Connections closed on arrival because `limits.maxConnections` were open.
+    public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
+
     public var baseURL: String? {
         port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
     }
@@ -67,26 +71,19 @@ public final class EdgeServer: Sendable {
 
     public func start() async throws {
         let service = self.service
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            // Accept up to 64 connections per wake-up of the listening socket, not NIO's default 4:
-            // on a loop busy with thousands of live readers, a handful per loop turn let new
-            // connections wait seconds for their first answer (measured with the load tester).
-            .serverChannelOption(.maxMessagesPerRead, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [weak self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-                    let handler = EdgeHTTPHandler(service: service)
-                    try sync.addHandler(handler)
-                    self?.connections.track(channel, handler)
-                }
-            }
+        let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
+        let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
+        let bootstrap = HTTPServerBootstrap.make(group: group, backlog: 4096, limits: configuration.limits, cap: cap) {
+            [weak self] channel, sync in
+            let handler = EdgeHTTPHandler(service: service, bodyBudget: bodyBudget)
+            try sync.addHandler(handler)
+            self?.connections.track(channel, handler)
+        }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        state.withLockedValue { $0.channel = channel }
+        state.withLockedValue {
+            $0.channel = channel
+            $0.cap = cap
+        }
         logger.info("edge listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
             "upstream": "\(configuration.upstreamHost):\(configuration.upstreamPort)",

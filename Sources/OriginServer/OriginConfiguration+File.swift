@@ -3,10 +3,11 @@ import ServerSupport
 
 extension OriginConfiguration {
     /// Settings a configuration file may hold; `data_dir` is read by the command line.
-    public static let fileKeys: Set<String> = [
+    public static let fileKeys: Set<String> = Set<String>([
         "host", "port", "long_poll_timeout", "sse_reconnect_interval", "cursor_interval", "max_chunk_bytes",
         "max_body_bytes", "compression", "compression_threshold_bytes", "data_dir",
-    ]
+    ])
+        .union(ConnectionLimits.fileKeys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -32,5 +33,6 @@ extension OriginConfiguration {
         }
         if let value = try file.bool("compression") { compression = value }
         if let value = try file.int("compression_threshold_bytes") { compressionThresholdBytes = max(0, value) }
+        try limits.apply(file)
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import ServerSupport
 
 /// Everything an origin server can be told. Defaults are what `durable-streams origin` uses.
 public struct OriginConfiguration: Sendable {
@@ -23,6 +24,8 @@ public struct OriginConfiguration: Sendable {
     public var compressionThresholdBytes = 1024
     /// URL path under which streams live.
     public var streamPathPrefix = "/v1/stream/"
+    /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
+    public var limits = ConnectionLimits()
     /// Event loop threads when the server creates its own group.
     public var eventLoopThreads = System.coreCount
 

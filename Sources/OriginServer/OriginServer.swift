@@ -32,6 +32,7 @@ public final class OriginServer: Sendable {
     private struct RunState {
         var channel: (any Channel)?
         var sweeper: RepeatedTask?
+        var cap: ConnectionCap?
     }
 
     /// - Parameters:
@@ -53,6 +54,9 @@ public final class OriginServer: Sendable {
     /// The port the server listens on, once started.
     public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
 
+    /// Connections closed on arrival because `limits.maxConnections` were open.
+    public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
+
     /// The base URL of the server, e.g. `http://127.0.0.1:4437`, once started.
     public var baseURL: String? {
         port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
@@ -62,31 +66,17 @@ public final class OriginServer: Sendable {
     public func start() async throws {
         let service = self.service
         let configuration = self.configuration
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            // Accept up to 64 connections per wake-up of the listening socket, not NIO's default 4:
-            // on a loop busy with thousands of live readers, a handful per loop turn let new
-            // connections wait seconds for their first answer (measured with the load tester).
-            .serverChannelOption(.maxMessagesPerRead, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { [weak self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    // Outbound header validation is off: every response header is either ours or
-                    // echoes a request header the parser already validated, and it was a tenth of
-                    // the catch-up path's CPU.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-                    if configuration.compression {
-                        try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
-                    }
-                    let handler = StreamHTTPHandler(service: service)
-                    try sync.addHandler(handler)
-                    self?.connections.track(channel, handler)
-                }
+        let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
+        let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
+        let bootstrap = HTTPServerBootstrap.make(group: group, backlog: 1024, limits: configuration.limits, cap: cap) {
+            [weak self] channel, sync in
+            if configuration.compression {
+                try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
             }
+            let handler = StreamHTTPHandler(service: service, bodyBudget: bodyBudget)
+            try sync.addHandler(handler)
+            self?.connections.track(channel, handler)
+        }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         let sweeper: RepeatedTask? = (store as? MemoryStore).map { memory in
             channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
@@ -96,6 +86,7 @@ public final class OriginServer: Sendable {
         state.withLockedValue {
             $0.channel = channel
             $0.sweeper = sweeper
+            $0.cap = cap
         }
         logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
     }

@@ -15,9 +15,13 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     private var live: LiveRequest?
     private var session: SSESession?
 
-    init(service: StreamService) {
+    /// A complete request held back while earlier responses still wait for a client that is
+    /// not reading: it is handled once they drain (see `channelWritabilityChanged`).
+    private var parked: (head: HTTPRequestHead, body: ByteBuffer)?
+
+    init(service: StreamService, bodyBudget: RequestBodyBudget? = nil) {
         self.service = service
-        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes)
+        self.connection = HTTPConnection(maxBodyBytes: service.configuration.maxBodyBytes, bodyBudget: bodyBudget)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -27,6 +31,8 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
 
     func handlerRemoved(context: ChannelHandlerContext) {
         service.metrics.openConnections.decrement()
+        connection.releaseBody()
+        parked = nil
         releaseRequest()
         self.context = nil
     }
@@ -36,18 +42,28 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
         case .none:
             break
         case .process(let head, let body):
-            let live = LiveRequest()
-            self.live = live
-            if connection.quiescing { live.cancel() }
-            service.handle(StreamRequest(head: head, body: body), live: live, on: context.eventLoop)
-                .assumeIsolated().whenSuccess { [self] reply in
-                    guard self.context != nil else { return }
-                    self.live = nil
-                    write(reply)
-                }
+            // A client that pipelines requests but does not read the answers would otherwise
+            // have every answer queued in memory: the next one waits until the socket drains.
+            guard context.channel.isWritable else {
+                parked = (head, body)
+                return
+            }
+            handle(head, body, context: context)
         case .rejectAndClose(let error):
             write(StreamService.errorReply(error))
         }
+    }
+
+    private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        let live = LiveRequest()
+        self.live = live
+        if connection.quiescing { live.cancel() }
+        service.handle(StreamRequest(head: head, body: body), live: live, on: context.eventLoop)
+            .assumeIsolated().whenSuccess { [self] reply in
+                guard self.context != nil else { return }
+                self.live = nil
+                write(reply)
+            }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -56,8 +72,17 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { session?.writabilityChanged() }
+        if context.channel.isWritable {
+            session?.writabilityChanged()
+            resumeParked(context: context)
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func resumeParked(context: ChannelHandlerContext) {
+        guard let (head, body) = parked else { return }
+        parked = nil
+        handle(head, body, context: context)
     }
 
     /// The server is shutting down: end what is in flight promptly, then close.

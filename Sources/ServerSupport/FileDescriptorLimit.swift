@@ -23,3 +23,12 @@ public enum FileDescriptorLimit {
         return UInt64(limit.rlim_cur)
     }
 }
+
+extension FileDescriptorLimit {
+    /// The soft limit in force now.
+    public static var current: UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return UInt64(limit.rlim_cur)
+    }
+}

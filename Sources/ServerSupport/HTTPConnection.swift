@@ -1,3 +1,4 @@
+import DurableStreams
 import NIOCore
 import NIOHTTP1
 
@@ -12,8 +13,14 @@ public struct HTTPConnection: Sendable {
     /// The server is shutting down: every response closes its connection.
     public var quiescing = false
 
-    public init(maxBodyBytes: Int) {
+    /// The server-wide budget request bodies are counted against while they arrive.
+    private let bodyBudget: RequestBodyBudget?
+    /// What this connection's current request body holds of `bodyBudget`.
+    private var reservedBodyBytes = 0
+
+    public init(maxBodyBytes: Int, bodyBudget: RequestBodyBudget? = nil) {
         machine = RequestStateMachine(maxBodyBytes: maxBodyBytes)
+        self.bodyBudget = bodyBudget
     }
 
     /// No request is in progress.
@@ -34,12 +41,40 @@ public struct HTTPConnection: Sendable {
             isHeadRequest = head.method == .HEAD
             action = machine.receivedHead(head)
         case .body(let body):
+            if let bodyBudget, case .receiving = machine.state {
+                guard bodyBudget.reserve(body.readableBytes) else {
+                    releaseBody()
+                    keepAlive = false
+                    return refuseForBudget()
+                }
+                reservedBodyBytes += body.readableBytes
+            }
             action = machine.receivedBody(body)
         case .end:
             action = machine.receivedEnd()
         }
-        if case .rejectAndClose = action { keepAlive = false }
+        switch action {
+        case .rejectAndClose:
+            keepAlive = false
+            releaseBody()
+        case .process:
+            releaseBody()
+        case .none:
+            break
+        }
         return action
+    }
+
+    /// Gives this connection's share of the body budget back: the request was handed over or
+    /// refused, or the connection is going away.
+    public mutating func releaseBody() {
+        bodyBudget?.release(reservedBodyBytes)
+        reservedBodyBytes = 0
+    }
+
+    private mutating func refuseForBudget() -> RequestStateMachine.Action {
+        machine.discard()
+        return .rejectAndClose(ProtocolError(.serviceUnavailable, "server busy: too many request bodies arriving at once; retry later"))
     }
 
     /// A response ready to be written, with what the request decided about it.

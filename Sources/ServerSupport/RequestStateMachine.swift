@@ -32,6 +32,10 @@ public struct RequestStateMachine: Sendable {
 
     public mutating func receivedHead(_ head: HTTPRequestHead) -> Action {
         guard case .idle = state else { return protocolViolation() }
+        if let problem = Self.hostProblem(head) {
+            state = .discarding
+            return .rejectAndClose(ProtocolError(.badRequest, problem))
+        }
         if let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maxBodyBytes {
             state = .discarding
             return .rejectAndClose(tooLarge)
@@ -72,9 +76,25 @@ public struct RequestStateMachine: Sendable {
         }
     }
 
+    /// The request is refused from outside (the server-wide body budget ran out): the rest of
+    /// it is dropped.
+    public mutating func discard() {
+        if case .receiving = state { state = .discarding }
+    }
+
     /// The response to the current request is fully written.
     public mutating func responseCompleted() {
         if case .responding = state { state = .idle }
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host` header, and any request at
+    /// most one; a server answers 400 otherwise. Proxies in front rely on this to know which
+    /// host a request is for.
+    static func hostProblem(_ head: HTTPRequestHead) -> String? {
+        let lines = head.headers["Host"]
+        if lines.count > 1 || lines.first?.contains(",") == true { return "more than one Host header" }
+        if lines.isEmpty, head.version.major == 1, head.version.minor >= 1 { return "an HTTP/1.1 request needs a Host header" }
+        return nil
     }
 
     private var tooLarge: ProtocolError {

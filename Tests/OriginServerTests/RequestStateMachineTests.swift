@@ -6,7 +6,9 @@ import Testing
 @Suite("RequestStateMachine")
 struct RequestStateMachineTests {
     func head(_ headers: HTTPHeaders = [:]) -> HTTPRequestHead {
-        HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/stream/x", headers: headers)
+        var headers = headers
+        if !headers.contains(name: "Host") { headers.add(name: "Host", value: "example") }
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/stream/x", headers: headers)
     }
 
     @Test func collectsBodyAndProcessesAtEnd() {

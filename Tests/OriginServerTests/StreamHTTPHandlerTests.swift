@@ -16,6 +16,8 @@ struct StreamHTTPHandlerTests {
     }
 
     func send(_ channel: EmbeddedChannel, _ method: HTTPMethod, _ uri: String, headers: HTTPHeaders = [:], body: String? = nil) throws {
+        var headers = headers
+        headers.add(name: "Host", value: "example")
         try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
         if let body { try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
@@ -64,7 +66,7 @@ struct StreamHTTPHandlerTests {
     @Test func oversizeDeclaredBodyClosesTheConnection() throws {
         let channel = try makeChannel()
         try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(
-            version: .http1_1, method: .POST, uri: "/v1/stream/e", headers: ["Content-Length": String(1 << 40)])))
+            version: .http1_1, method: .POST, uri: "/v1/stream/e", headers: ["Host": "example", "Content-Length": String(1 << 40)])))
         let (head, _) = try readResponse(channel)
         #expect(head.status == .payloadTooLarge)
         #expect(head.headers.first(name: "Connection") == "close")
@@ -82,8 +84,8 @@ struct PipelinedHandlerTests {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler())
         try channel.pipeline.syncOperations.addHandler(StreamHTTPHandler(service: service))
-        let put = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/stream/p", headers: ["Content-Type": "text/plain"])
-        let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/p?offset=-1")
+        let put = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/stream/p", headers: ["Host": "example", "Content-Type": "text/plain"])
+        let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/p?offset=-1", headers: ["Host": "example"])
         // Both requests arrive before either is answered.
         for head in [put, get, get] {
             try channel.writeInbound(HTTPServerRequestPart.head(head))

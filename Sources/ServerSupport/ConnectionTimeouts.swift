@@ -1,0 +1,155 @@
+import NIOCore
+
+/// When a client connection has taken too long, as a plain value: fed what happens on the
+/// connection, it answers with the one deadline that matters next, and when that deadline
+/// passes, whether to close. `ConnectionGuardHandler` carries out what it decides.
+///
+/// The request side moves through four phases:
+/// - `idle`: no request in progress; closed after `idleTimeout`, but only once every response
+///   has left (a large answer still on its way to a slow reader is not idleness);
+/// - `head`: the first bytes of a request have arrived; its head must be complete within
+///   `headerTimeout` of them (a slowloris client sends a header line every few seconds);
+/// - `body`: the head is in; the body must keep up `minBodyBytesPerSecond` on average once
+///   `bodyTimeout` has passed;
+/// - `handling`: the request is complete and the server answers it (a long-poll or an SSE
+///   response ends by the server's own timers).
+///
+/// On the response side, a client that stops reading while bytes wait for it gets
+/// `sendTimeout` to make progress before the connection goes.
+public struct ConnectionTimeouts: Sendable {
+    public enum Phase: Equatable, Sendable {
+        case idle(since: NIODeadline)
+        case head(since: NIODeadline)
+        case body(since: NIODeadline, bytes: Int)
+        case handling
+    }
+
+    /// Why a connection is closed.
+    public enum Expiry: Equatable, Sendable {
+        /// Nothing asked for too long: close quietly.
+        case idle
+        /// The request's head or body came too slowly: answer 408, then close.
+        case requestTimeout
+        /// The client stopped reading our response: close (nothing more can reach it).
+        case sendStalled
+    }
+
+    public let limits: ConnectionLimits
+    public private(set) var phase: Phase
+    /// Responses handed to the channel whose last byte has not reached the socket yet.
+    private var responsesInFlight = 0
+    /// Bytes arrived while a request was being handled: the next request has begun.
+    private var nextRequestStarted = false
+    /// Set while the channel is not writable: since when, and how many bytes were waiting then.
+    private var stall: (since: NIODeadline, waiting: Int)?
+
+    public init(limits: ConnectionLimits, now: NIODeadline) {
+        self.limits = limits
+        self.phase = .idle(since: now)
+    }
+
+    // MARK: Events
+
+    /// Raw bytes arrived from the client.
+    public mutating func bytesArrived(now: NIODeadline) {
+        switch phase {
+        case .idle: phase = .head(since: now)
+        case .handling: nextRequestStarted = true
+        case .head, .body: break
+        }
+    }
+
+    /// A request's head was decoded.
+    public mutating func headReceived(now: NIODeadline) {
+        phase = .body(since: now, bytes: 0)
+    }
+
+    /// Part of a request's body was decoded.
+    public mutating func bodyReceived(_ count: Int) {
+        if case .body(let since, let bytes) = phase {
+            let (sum, overflow) = bytes.addingReportingOverflow(max(0, count))
+            phase = .body(since: since, bytes: overflow ? .max : sum)
+        }
+    }
+
+    /// A request is complete; the server answers it now.
+    public mutating func requestEnded() {
+        phase = .handling
+    }
+
+    /// The last part of a response was handed to the channel.
+    public mutating func responseEnded(now: NIODeadline) {
+        responsesInFlight += 1
+        guard case .handling = phase else { return }
+        phase = nextRequestStarted ? .head(since: now) : .idle(since: now)
+        nextRequestStarted = false
+    }
+
+    /// The last byte of a response reached the socket (or the write failed).
+    public mutating func responseFlushed(now: NIODeadline) {
+        responsesInFlight = max(0, responsesInFlight - 1)
+        // Idleness counts from when the client has everything, not from when we finished.
+        if responsesInFlight == 0, case .idle = phase { phase = .idle(since: now) }
+    }
+
+    /// The channel's writability changed; `waiting` is the bytes queued for the socket.
+    public mutating func writabilityChanged(writable: Bool, waiting: Int, now: NIODeadline) {
+        if writable {
+            stall = nil
+        } else if stall == nil {
+            stall = (now, waiting)
+        }
+    }
+
+    // MARK: Deadlines
+
+    /// The next instant at which `expired(now:waiting:)` must be asked, or `nil` for none.
+    public var nextDeadline: NIODeadline? {
+        let stallDeadline = stall.map { $0.since + limits.sendTimeout }
+        let requestDeadline: NIODeadline?
+        switch phase {
+        case .idle(let since):
+            requestDeadline = responsesInFlight == 0 ? since + limits.idleTimeout : nil
+        case .head(let since):
+            requestDeadline = since + limits.headerTimeout
+        case .body(let since, let bytes):
+            requestDeadline = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
+        case .handling:
+            requestDeadline = nil
+        }
+        switch (stallDeadline, requestDeadline) {
+        case (let a?, let b?): return min(a, b)
+        case (let a?, nil): return a
+        case (nil, let b): return b
+        }
+    }
+
+    /// Whether the connection must close now; `waiting` is the bytes queued for the socket.
+    /// A stalled writer that made progress since the last check gets another `sendTimeout`.
+    public mutating func expired(now: NIODeadline, waiting: Int) -> Expiry? {
+        if let stall, now >= stall.since + limits.sendTimeout {
+            if waiting >= stall.waiting { return .sendStalled }
+            self.stall = (now, waiting)
+        }
+        switch phase {
+        case .idle(let since):
+            return responsesInFlight == 0 && now >= since + limits.idleTimeout ? .idle : nil
+        case .head(let since):
+            return now >= since + limits.headerTimeout ? .requestTimeout : nil
+        case .body(let since, let bytes):
+            let allowed = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
+            return now >= allowed ? .requestTimeout : nil
+        case .handling:
+            return nil
+        }
+    }
+
+    /// How long `bytes` may take at `rate` bytes per second, without overflowing.
+    static func timeFor(bytes: Int, rate: Int) -> TimeAmount {
+        let seconds = bytes / max(1, rate)
+        let remainder = bytes % max(1, rate)
+        // A day is more than any body may take at any sane rate; capping keeps TimeAmount in range.
+        guard seconds < 86_400 else { return .hours(24) }
+        return .seconds(Int64(seconds)) + .nanoseconds(Int64(remainder) * 1_000_000_000 / Int64(max(1, rate)))
+    }
+}

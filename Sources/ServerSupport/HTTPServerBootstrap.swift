@@ -1,0 +1,52 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The listening side both servers share: socket options, the connection cap, and each
+/// connection's pipeline up to the server's own handler:
+///
+/// `ConnectionWireHandler` → NIO's HTTP/1.1 codec, pipelining and protocol-error handlers →
+/// `ConnectionGuardHandler` → what `addHandlers` adds (compression, the server's handler).
+public enum HTTPServerBootstrap {
+    /// - Parameters:
+    ///   - cap: connections beyond its limit are closed as soon as they are accepted.
+    ///   - addHandlers: adds the server's handlers at the end of an admitted connection's pipeline.
+    public static func make(
+        group: any EventLoopGroup, backlog: Int32, limits: ConnectionLimits, cap: ConnectionCap,
+        addHandlers: @escaping @Sendable (any Channel, ChannelPipeline.SynchronousOperations) throws -> Void
+    ) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: backlog)
+            // Accept up to 64 connections per wake-up of the listening socket, not NIO's default 4:
+            // on a loop busy with thousands of live readers, a handful per loop turn let new
+            // connections wait seconds for their first answer (measured with the load tester).
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                // Refused before anything is built for it: a connection beyond the cap costs an
+                // accept and a close. (A failed initializer makes NIO close the channel.)
+                guard cap.admit() else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { _ in cap.release() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ConnectionWireHandler())
+                    // Outbound header validation is off: every response header is either ours or
+                    // echoes a request header the parser already validated, and it was a tenth of
+                    // the catch-up path's CPU.
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                    try sync.addHandler(ConnectionGuardHandler(limits: limits))
+                    try addHandlers(channel, sync)
+                }
+            }
+    }
+
+    /// Why an accepted connection was closed at once.
+    public struct ConnectionRefused: Error, CustomStringConvertible {
+        public var description: String { "connection limit reached" }
+    }
+}

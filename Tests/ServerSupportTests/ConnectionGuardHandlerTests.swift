@@ -1,0 +1,146 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import ServerSupport
+import Testing
+
+/// The guard on an EmbeddedChannel whose clock the test moves: timers fire exactly when the
+/// loop's time passes their deadline, with no waiting.
+@Suite("ConnectionGuardHandler")
+struct ConnectionGuardHandlerTests {
+    var limits: ConnectionLimits {
+        var limits = ConnectionLimits()
+        limits.headerTimeout = .seconds(10)
+        limits.idleTimeout = .seconds(60)
+        limits.bodyTimeout = .seconds(5)
+        limits.minBodyBytesPerSecond = 100
+        limits.sendTimeout = .seconds(30)
+        return limits
+    }
+
+    /// Wire handler, guard, and a stand-in for the server's handler that answers every
+    /// request with an empty 200 (HTTP parts go straight in, as the decoder would deliver them).
+    func makeChannel(answer: Bool = true) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        if answer { try channel.pipeline.syncOperations.addHandler(Answerer()) }
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    final class Answerer: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func request(_ channel: EmbeddedChannel) throws {
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    @Test func idleConnectionIsClosedAtTheIdleTimeout() throws {
+        let channel = try makeChannel()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func keepAliveIdleRestartsAfterEachResponse() throws {
+        let channel = try makeChannel()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(50))
+        try request(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(50))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(!channel.isActive)
+    }
+
+    @Test func slowRequestHeadGets408AndTheConnectionCloses() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionWireHandler())
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        // The first bytes of a head that never completes, as the wire handler reports them.
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let written = try #require(try channel.readOutbound(as: IOData.self))
+        guard case .byteBuffer(let bytes) = written else {
+            Issue.record("expected bytes")
+            return
+        }
+        #expect(String(buffer: bytes).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(String(buffer: bytes).contains("Connection: close"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func stalledBodyIsCut() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionWireHandler())
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 1, count: 200)))
+        // 5 s of grace plus 2 s for 200 bytes at 100 bytes/s.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aLongAnswerInProgressIsNotCut() throws {
+        let channel = try makeChannel(answer: false)
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        // A long-poll or SSE response: the server's own timers end it, not the guard.
+        channel.embeddedEventLoop.advanceTime(by: .hours(2))
+        #expect(channel.isActive)
+    }
+
+    @Test func aClientThatStopsReadingIsCutAfterTheSendTimeout() throws {
+        let channel = try makeChannel(answer: false)
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func theWireHandlerReportsArrivingBytesBeforePassingThemOn() throws {
+        final class Recorder: ChannelInboundHandler {
+            typealias InboundIn = ByteBuffer
+            var seen: [String] = []
+            func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+                if event is ConnectionGuardHandler.BytesArrived { seen.append("arrived") }
+            }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                seen.append(String(buffer: unwrapInboundIn(data)))
+            }
+        }
+        let recorder = Recorder()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionWireHandler())
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        try channel.writeInbound(ByteBuffer(string: "GET"))
+        #expect(recorder.seen == ["arrived", "GET"])
+    }
+
+    @Test func aParseErrorClosesTheConnection() throws {
+        let channel = try makeChannel()
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidVersion)
+        #expect(!channel.isActive)
+    }
+}
