@@ -31,6 +31,7 @@ public final class EdgeServer: Sendable {
     private struct RunState {
         var channel: (any Channel)?
         var cap: ConnectionCap?
+        var bodyBudget: RequestBodyBudget?
     }
 
     public init(configuration: EdgeConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "durable-streams.edge")) {
@@ -55,6 +56,15 @@ public final class EdgeServer: Sendable {
 
     /// The port the edge listens on, once started.
     public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    /// Client connections open now.
+    public var openConnections: Int { connections.count }
+
+    /// Response bytes waiting for clients' sockets to take them, over all connections.
+    public func queuedResponseBytes() async -> Int { await connections.queuedResponseBytes() }
+
+    /// Request-body bytes held by requests still arriving, over all connections.
+    public var requestBodyBytesInFlight: Int { state.withLockedValue { $0.bodyBudget?.inUse ?? 0 } }
 
     /// Connections closed on arrival because `limits.maxConnections` were open.
     public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
@@ -83,6 +93,7 @@ public final class EdgeServer: Sendable {
         state.withLockedValue {
             $0.channel = channel
             $0.cap = cap
+            $0.bodyBudget = bodyBudget
         }
         logger.info("edge listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",

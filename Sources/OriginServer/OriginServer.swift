@@ -33,6 +33,7 @@ public final class OriginServer: Sendable {
         var channel: (any Channel)?
         var sweeper: RepeatedTask?
         var cap: ConnectionCap?
+        var bodyBudget: RequestBodyBudget?
     }
 
     /// - Parameters:
@@ -53,6 +54,15 @@ public final class OriginServer: Sendable {
 
     /// The port the server listens on, once started.
     public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    /// Client connections open now.
+    public var openConnections: Int { connections.count }
+
+    /// Response bytes waiting for clients' sockets to take them, over all connections.
+    public func queuedResponseBytes() async -> Int { await connections.queuedResponseBytes() }
+
+    /// Request-body bytes held by requests still arriving, over all connections.
+    public var requestBodyBytesInFlight: Int { state.withLockedValue { $0.bodyBudget?.inUse ?? 0 } }
 
     /// Connections closed on arrival because `limits.maxConnections` were open.
     public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
@@ -87,6 +97,7 @@ public final class OriginServer: Sendable {
             $0.channel = channel
             $0.sweeper = sweeper
             $0.cap = cap
+            $0.bodyBudget = bodyBudget
         }
         logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
     }
