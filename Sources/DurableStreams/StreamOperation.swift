@@ -171,3 +171,53 @@ public enum StreamPath {
         ProtocolError(.badRequest, "stream name has an empty, '.' or '..' segment")
     }
 }
+
+extension StreamPath {
+    /// The canonical name of the stream a URL path addresses: the part after `prefix`,
+    /// percent-decoded and validated exactly as the origin does (`validate`). Every spelling of
+    /// one stream (`a-b`, `a%2Db`, `%61-b`, `a%2Fb` for `a/b`) gives the same name, so anything
+    /// keyed by stream (the origin's store, an edge's cache, flights, subscriptions, purges) must
+    /// be keyed by this and not by the raw path.
+    /// - Parameters:
+    ///   - path: the request target's path, without the query.
+    ///   - prefix: the streams prefix, e.g. `/v1/stream/`; compared byte for byte.
+    /// - Throws: 404 when the path is not under `prefix`, 400 when the name is invalid.
+    public static func canonicalName(urlPath path: Substring, prefix: String) throws(ProtocolError) -> String {
+        guard path.utf8.starts(with: prefix.utf8) else {
+            throw ProtocolError(.notFound, "no route: streams live under \(prefix)<name>")
+        }
+        let nameStart = path.utf8.index(path.startIndex, offsetBy: prefix.utf8.count)
+        return try validate(path[nameStart...])
+    }
+
+    /// The URL path for a canonical stream name: `prefix` followed by the name with every byte
+    /// percent-encoded except unreserved characters (RFC 3986 §2.3) and `/`, which separates
+    /// segments of a name either way. `canonicalName(urlPath:prefix:)` gives the name back.
+    public static func urlPath(forName name: String, prefix: String) -> String {
+        var bytes = Array(prefix.utf8)
+        bytes.reserveCapacity(prefix.utf8.count + name.utf8.count)
+        for byte in name.utf8 {
+            if isUnreservedOrSlash(byte) {
+                bytes.append(byte)
+            } else {
+                bytes.append(UInt8(ascii: "%"))
+                bytes.append(hexDigits[Int(byte >> 4)])
+                bytes.append(hexDigits[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    private static func isUnreservedOrSlash(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+            return true
+        default:
+            return false
+        }
+    }
+}

@@ -7,7 +7,8 @@ import DurableStreams
 /// `offset=-1` and no offset are the same read, `cursor` only matters to live reads, and
 /// parameters the protocol does not define are dropped (the origin ignores them too).
 public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
-    /// The stream's URL path, e.g. `/v1/stream/chat/room-1`.
+    /// The stream's canonical name (`StreamPath.canonicalName`), e.g. `chat/room-1`: every
+    /// spelling of its URL path (`chat%2Froom-1`, `chat/room%2D1`) shares its entries.
     public let stream: String
     /// The normalised query: `live=…&offset=…[&cursor=…]`.
     public let variant: String

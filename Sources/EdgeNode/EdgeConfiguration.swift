@@ -36,6 +36,10 @@ public struct EdgeConfiguration: Sendable {
     /// Serve a stale entry this long past its max-age when the upstream fails.
     public var staleIfError: TimeAmount = .seconds(600)
     public var credentials = CredentialPolicy.partition
+    /// Keep the `X-Forwarded-Host` a request arrives with instead of replacing it with the
+    /// request's `Host`. Only for an edge whose clients are other edges (an inner tier): a
+    /// client's value would otherwise end up in the URLs the origin builds (`Location`).
+    public var trustForwardedHost = false
     public var maxBodyBytes = 64 << 20
     public var streamPathPrefix = "/v1/stream/"
     public var metricsPath = "/metrics"
@@ -52,6 +56,7 @@ public struct EdgeConfiguration: Sendable {
         "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
+        "trust_forwarded_host",
     ])
         .union(ConnectionLimits.fileKeys)
 
@@ -102,6 +107,7 @@ public struct EdgeConfiguration: Sendable {
             }
             credentials = policy
         }
+        if let value = try file.bool("trust_forwarded_host") { trustForwardedHost = value }
         for (key, path) in [("metrics_path", \EdgeConfiguration.metricsPath), ("stats_path", \.statsPath), ("dashboard_path", \.dashboardPath)] {
             if let value = try file.string(key) {
                 guard value.hasPrefix("/") else { throw file.problem(key, "'\(key)' must start with /") }

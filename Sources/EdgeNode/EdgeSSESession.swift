@@ -12,7 +12,8 @@ protocol EdgeSSEOutput: AnyObject {
 
 /// What an SSE request needs once its first catch-up read has succeeded.
 struct EdgeSSEPlan: Sendable {
-    var path: String
+    /// The stream's canonical name (`StreamPath.canonicalName`).
+    var stream: String
     var credentials: String?
     var clientCursor: String?
     /// The first catch-up answer (from the cache when it could be).
@@ -99,7 +100,7 @@ final class EdgeSSESession {
     }
 
     private func readMore() {
-        service.catchUpRead(path: plan.path, from: offset, credentials: plan.credentials, loop: loop)
+        service.catchUpRead(stream: plan.stream, from: offset, credentials: plan.credentials, loop: loop)
             .assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let (head, body)) where head.status == .ok:
@@ -114,7 +115,7 @@ final class EdgeSSESession {
 
     private func attach() {
         guard !finished else { return }
-        let key = plan.path + "\u{0}" + (plan.credentials ?? "")
+        let key = plan.stream + "\u{0}" + (plan.credentials ?? "")
         for _ in 0..<2 {
             let (subscription, created) = service.fanout.subscription(key, start: offset, head: plan.upstreamHead, loop: loop)
             let loopBound = NIOLoopBound(self, eventLoop: loop)

@@ -55,6 +55,13 @@ final class EdgeService: Sendable {
         let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
         let method = request.head.method
 
+        // Only the first Authorization would be in the cache key, yet every one would go
+        // upstream: two requests that differ in the others would share an entry they may not
+        // both be entitled to. No client needs two, so refuse rather than guess.
+        if request.head.headers["Authorization"].count > 1 {
+            return loop.makeSucceededFuture(Self.text(.badRequest, "more than one Authorization header\n", cache: "PASS"))
+        }
+
         if method == .GET {
             switch path {
             case configuration.metricsPath:
@@ -70,6 +77,13 @@ final class EdgeService: Sendable {
         guard path.hasPrefix(configuration.streamPathPrefix) else {
             return forward(request, kind: .other, live: live, loop: loop)
         }
+        // The upstream decodes the path, so many spellings name one stream (`a-b`, `a%2Db`):
+        // everything kept per stream is keyed by the canonical name, or a write under one
+        // spelling would leave another's entries behind. A name the upstream will refuse is
+        // its to answer (400), and is neither cached nor collapsed.
+        guard let stream = try? StreamPath.canonicalName(urlPath: Substring(path), prefix: configuration.streamPathPrefix) else {
+            return forward(request, kind: .other, live: live, loop: loop)
+        }
         // Decode only to classify; anything the edge does not understand is the upstream's to judge.
         let operation = try? StreamOperation.decode(
             method: method.rawValue, query: query, header: { request.head.headers.first(name: $0) },
@@ -78,9 +92,9 @@ final class EdgeService: Sendable {
         case .read(let read)?:
             switch read.mode {
             case .sse:
-                return sse(path, read, request: request, live: live, loop: loop)
+                return sse(stream, read, request: request, live: live, loop: loop)
             case .catchUp, .longPoll:
-                return self.read(path, read, request: request, live: live, loop: loop)
+                return self.read(stream, read, request: request, live: live, loop: loop)
             }
         case .head?:
             return forward(request, kind: .head, live: live, loop: loop)
@@ -88,8 +102,8 @@ final class EdgeService: Sendable {
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
                 // A new stream at a path that had one before must not be served the old one's entries.
                 if case .response(let head, _) = reply, head.status == .created {
-                    cache.purge(stream: path)
-                    tails.forget(path)
+                    cache.purge(stream: stream)
+                    tails.forget(stream)
                 }
                 return reply
             }
@@ -98,8 +112,8 @@ final class EdgeService: Sendable {
         case .delete?:
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
                 if case .response(let head, _) = reply, head.status == .noContent || head.status == .notFound {
-                    cache.purge(stream: path)
-                    tails.forget(path)
+                    cache.purge(stream: stream)
+                    tails.forget(stream)
                 }
                 return reply
             }
@@ -110,7 +124,7 @@ final class EdgeService: Sendable {
 
     // MARK: - Reads
 
-    private func read(_ path: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
+    private func read(_ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
         -> EventLoopFuture<EdgeReply>
     {
         let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
@@ -118,7 +132,7 @@ final class EdgeService: Sendable {
         if credentials != nil && configuration.credentials == .bypass {
             return forward(request, kind: kind, live: live, loop: loop)
         }
-        guard let plainKey = CacheKey(stream: path, start: read.start, mode: read.mode, credentials: credentials) else {
+        guard let plainKey = CacheKey(stream: stream, start: read.start, mode: read.mode, credentials: credentials) else {
             return forward(request, kind: kind, live: live, loop: loop)  // offset=now: the tail position must not be cached
         }
         // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
@@ -131,14 +145,14 @@ final class EdgeService: Sendable {
         // Each follower's answer then carries a cursor of its own (`adoptingCursor`).
         var flightKey = key
         if case .longPoll(.some) = read.mode,
-            let plain = CacheKey(stream: path, start: read.start, mode: .longPoll(cursor: nil), credentials: credentials)
+            let plain = CacheKey(stream: stream, start: read.start, mode: .longPoll(cursor: nil), credentials: credentials)
         {
             flightKey = gzip ? plain.gzipVariant : plain
         }
         let now = NIODeadline.now()
         let cached = cache.get(key)
         if let entry = cached {
-            switch freshness(of: entry, kind: kind, stream: path, at: now) {
+            switch freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
             case .stale where kind == .catchUp:
@@ -151,7 +165,7 @@ final class EdgeService: Sendable {
         // An expired entry is still the answer of last resort while the upstream fails.
         let fallback = cached
 
-        var head = Self.upstreamHead(request.head)
+        var head = upstreamHead(request.head)
         head.headers.remove(name: "If-None-Match")  // the edge wants the body to cache; it answers 304 itself
         head.headers.remove(name: "Accept-Encoding")
         if gzip { head.headers.add(name: "Accept-Encoding", value: "gzip") }
@@ -200,12 +214,18 @@ final class EdgeService: Sendable {
 
     /// `live=sse`: the first catch-up read decides the answer (a 404 stays a 404); after that the
     /// client is served by an `EdgeSSESession`.
-    private func sse(_ path: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
+    private func sse(_ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
         -> EventLoopFuture<EdgeReply>
     {
         let credentials = request.head.headers.first(name: "Authorization")
-        let upstreamHead = Self.upstreamHead(request.head)
-        return catchUp(path: path, start: read.start, credentials: credentials, live: live, loop: loop).map { head, body in
+        // The subscription is shared by every spelling of the stream: it asks for the one the
+        // edge renders, not whichever the first client happened to use.
+        let subscriptionHead = {
+            var head = upstreamHead(request.head)
+            head.uri = StreamPath.urlPath(forName: stream, prefix: configuration.streamPathPrefix)
+            return head
+        }()
+        return catchUp(stream: stream, start: read.start, credentials: credentials, live: live, loop: loop).map { head, body in
             guard head.status == .ok else { return .response(head, body: body) }
             let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
             var headers: HTTPHeaders = [
@@ -217,23 +237,23 @@ final class EdgeService: Sendable {
                 "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
             ]
             if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
-            let shared = self.fanout.hasSubscription(path + "\u{0}" + (credentials ?? ""))
+            let shared = self.fanout.hasSubscription(stream + "\u{0}" + (credentials ?? ""))
             headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
             let plan = EdgeSSEPlan(
-                path: path, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
-                firstBody: body, base64: !contentType.isTextual, upstreamHead: upstreamHead)
+                stream: stream, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
+                firstBody: body, base64: !contentType.isTextual, upstreamHead: subscriptionHead)
             return .sse(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), plan)
         }
     }
 
     /// A catch-up read through the cache on a client's behalf (SSE sessions catching up).
-    func catchUpRead(path: String, from offset: StreamOffset, credentials: String?, loop: any EventLoop)
+    func catchUpRead(stream: String, from offset: StreamOffset, credentials: String?, loop: any EventLoop)
         -> EventLoopFuture<(HTTPResponseHead, ByteBuffer)>
     {
-        catchUp(path: path, start: .offset(offset), credentials: credentials, live: LiveRequest(), loop: loop)
+        catchUp(stream: stream, start: .offset(offset), credentials: credentials, live: LiveRequest(), loop: loop)
     }
 
-    private func catchUp(path: String, start: ReadStart, credentials: String?, live: LiveRequest, loop: any EventLoop)
+    private func catchUp(stream: String, start: ReadStart, credentials: String?, live: LiveRequest, loop: any EventLoop)
         -> EventLoopFuture<(HTTPResponseHead, ByteBuffer)>
     {
         let offset: String
@@ -242,10 +262,11 @@ final class EdgeService: Sendable {
         case .now: offset = "now"
         case .offset(let value): offset = value.description
         }
+        let path = StreamPath.urlPath(forName: stream, prefix: configuration.streamPathPrefix)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "\(path)?offset=\(offset)")
         if let credentials { head.headers.add(name: "Authorization", value: credentials) }
         let read = StreamOperation.Read(start: start, mode: .catchUp)
-        return self.read(path, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, loop: loop).map { reply in
+        return self.read(stream, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, loop: loop).map { reply in
             switch reply {
             case .response(let head, let body): return (head, body)
             case .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
@@ -313,7 +334,7 @@ final class EdgeService: Sendable {
         guard revalidations.waiters(for: key) == 0 else { return }
         // Revalidate as the catch-up read the entry holds (live entries included).
         let offset = key.variant.split(separator: "&").first { $0.hasPrefix("offset=") }?.dropFirst("offset=".count) ?? "-1"
-        let uri = key.stream + "?offset=" + offset
+        let uri = StreamPath.urlPath(forName: key.stream, prefix: configuration.streamPathPrefix) + "?offset=" + offset
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
         if let credentials = key.credentials { head.headers.add(name: "Authorization", value: credentials) }
         if key.variant.hasSuffix("&encoding=gzip") { head.headers.add(name: "Accept-Encoding", value: "gzip") }
@@ -347,7 +368,7 @@ final class EdgeService: Sendable {
     /// (a long-poll must not keep an upstream connection for nobody).
     private func forward(_ request: EdgeRequest, kind: RequestClass, live: LiveRequest?, loop: any EventLoop) -> EventLoopFuture<EdgeReply> {
         metrics.upstream(kind)
-        let head = Self.upstreamHead(request.head)
+        let head = upstreamHead(request.head)
         let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
         let started = NIODeadline.now()
         let body = request.body.readableBytes > 0 || request.head.method == .POST || request.head.method == .PUT ? request.body : nil
@@ -356,7 +377,7 @@ final class EdgeService: Sendable {
         let client = kind == .longPoll ? liveUpstream : upstream
         return client.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
-            if let stream = Self.streamPath(request.head.uri, prefix: configuration.streamPathPrefix) {
+            if let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix) {
                 observeTail(stream, response.head.headers)
             }
             return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil)
@@ -459,14 +480,23 @@ final class EdgeService: Sendable {
         return result
     }
 
-    /// The request as it goes upstream: same method, target and end-to-end headers, plus `Via`.
-    static func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+    /// The request as it goes upstream under this edge's configuration.
+    private func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        Self.upstreamHead(head, trustForwardedHost: configuration.trustForwardedHost)
+    }
+
+    /// The request as it goes upstream: same method, target and end-to-end headers, plus `Via`
+    /// and `X-Forwarded-Host`.
+    static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         for (name, value) in head.headers where !hopByHop.contains(name.lowercased()) {
             headers.add(name: name, value: value)
         }
         // The upstream sees the edge as its client; the name the reader used travels along so
-        // that URLs the upstream builds (Location) point at the edge. The first tier sets it.
+        // that URLs the upstream builds (Location) point at the edge. A client's own value would
+        // let it point them anywhere, so only a downstream edge's is kept, and only when this
+        // edge is told to trust it (an inner tier).
+        if !trustForwardedHost { headers.remove(name: "X-Forwarded-Host") }
         if !headers.contains(name: "X-Forwarded-Host"), let host = head.headers.first(name: "Host") {
             headers.add(name: "X-Forwarded-Host", value: host)
         }
@@ -483,9 +513,10 @@ final class EdgeService: Sendable {
         return false
     }
 
-    static func streamPath(_ uri: String, prefix: String) -> String? {
-        let path = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-        return path.hasPrefix(prefix) ? path : nil
+    /// The canonical name of the stream `uri` addresses, or `nil` if it addresses none.
+    static func streamName(_ uri: String, prefix: String) -> String? {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return try? StreamPath.canonicalName(urlPath: path, prefix: prefix)
     }
 }
 

@@ -43,13 +43,13 @@ final class StreamService: Sendable {
         let operationName: String
         let reply: EventLoopFuture<Reply>
         if path.hasPrefix(configuration.streamPathPrefix) {
-            let name = path.dropFirst(configuration.streamPathPrefix.count)
             if method == "OPTIONS" {
                 operationName = "options"
                 reply = loop.makeSucceededFuture(Self.preflight())
             } else {
                 do throws(ProtocolError) {
-                    let streamPath = try StreamPath.validate(name)
+                    // The same function edges key their caches by: both must agree on which stream a path names.
+                    let streamPath = try StreamPath.canonicalName(urlPath: path, prefix: configuration.streamPathPrefix)
                     let operation = try StreamOperation.decode(
                         method: method, query: query, header: { request.head.headers.first(name: $0) },
                         bodyLength: request.body.readableBytes)

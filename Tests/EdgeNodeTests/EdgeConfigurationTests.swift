@@ -12,6 +12,7 @@ struct EdgeConfigurationTests {
         #expect(configuration.port == 4438)
         #expect(configuration.upstreamPort == 4437)
         #expect(configuration.credentials == .partition)
+        #expect(!configuration.trustForwardedHost)
     }
 
     @Test func appliesEverySetting() throws {
@@ -27,6 +28,7 @@ struct EdgeConfigurationTests {
             stale_if_error = "1h"
             credentials = "bypass"
             dashboard_path = "/dash"
+            trust_forwarded_host = true
             """, path: "edge.conf")
         var configuration = EdgeConfiguration()
         try configuration.apply(file)
@@ -38,11 +40,12 @@ struct EdgeConfigurationTests {
         #expect(configuration.staleIfError == .seconds(3600))
         #expect(configuration.credentials == .bypass)
         #expect(configuration.dashboardPath == "/dash")
+        #expect(configuration.trustForwardedHost)
     }
 
     @Test(arguments: [
         ("listen = \"nowhere\"\n", 1), ("\nupstream = \"https://x:1\"\n", 2), ("credentials = \"share\"\n", 1),
-        ("cache_budget_bytes = -1\n", 1), ("\n\nlisten = 5\n", 3), ("colour = \"red\"\n", 1),
+        ("cache_budget_bytes = -1\n", 1), ("trust_forwarded_host = \"yes\"\n", 1), ("\n\nlisten = 5\n", 3), ("colour = \"red\"\n", 1),
     ])
     func badSettingsNameTheLine(text: String, line: Int) throws {
         var configuration = EdgeConfiguration()

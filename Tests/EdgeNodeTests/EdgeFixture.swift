@@ -57,10 +57,13 @@ func withEdges<T>(
     try await origin.start()
     var edges: [EdgeServer] = []
     var upstreamPort = origin.port!
-    for _ in 0..<tiers {
+    for tier in 0..<tiers {
         var configuration = EdgeConfiguration()
         configuration.port = 0
         configuration.upstreamPort = upstreamPort
+        // Built from the origin outwards: every tier but the last (the clients') is fronted by an
+        // edge, whose X-Forwarded-Host it keeps, as a tiered deployment would configure it.
+        configuration.trustForwardedHost = tier < tiers - 1
         // Generous: a stopped upstream refuses connections at once, so no test waits for these,
         // and a loaded CI machine must not turn a slow answer into a 502 or 504.
         configuration.upstreamConnectTimeout = .seconds(10)
