@@ -40,7 +40,7 @@ wait_for() {
 
 "$BIN" origin --port "$ORIGIN_PORT" >"$REPORT_DIR/headline-origin.log" 2>&1 & PIDS+=($!)
 wait_for "$ORIGIN_PORT"
-"$BIN" edge --config edge.conf --listen "127.0.0.1:$EDGE1_PORT" --upstream "http://127.0.0.1:$ORIGIN_PORT" >"$REPORT_DIR/headline-edge1.log" 2>&1 & PIDS+=($!)
+"$BIN" edge --config edge.conf --listen "127.0.0.1:$EDGE1_PORT" --upstream "http://127.0.0.1:$ORIGIN_PORT" --trust-forwarded-host >"$REPORT_DIR/headline-edge1.log" 2>&1 & PIDS+=($!)
 "$BIN" edge --config edge.conf --listen "127.0.0.1:$EDGE2_PORT" --upstream "http://127.0.0.1:$EDGE1_PORT" >"$REPORT_DIR/headline-edge2.log" 2>&1 & PIDS+=($!)
 wait_for "$EDGE1_PORT"
 wait_for "$EDGE2_PORT"

@@ -19,6 +19,9 @@ struct EdgeCommand: AsyncParsableCommand {
     @Option(help: "The upstream origin or edge, http://HOST:PORT (default http://127.0.0.1:4437).")
     var upstream: String?
 
+    @Flag(help: "Keep the X-Forwarded-Host the client sends: only for an inner tier whose clients are other edges.")
+    var trustForwardedHost = false
+
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
         FileDescriptorLimit.raise()
@@ -50,6 +53,7 @@ struct EdgeCommand: AsyncParsableCommand {
             configuration.upstreamHost = host
             configuration.upstreamPort = port
         }
+        if trustForwardedHost { configuration.trustForwardedHost = true }
         return configuration
     }
 }
