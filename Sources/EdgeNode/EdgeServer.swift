@@ -83,7 +83,12 @@ public final class EdgeServer: Sendable {
         let service = self.service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
-        let bootstrap = HTTPServerBootstrap.make(group: group, backlog: 4096, limits: configuration.limits, cap: cap) {
+        let metrics = self.metrics
+        let bootstrap = HTTPServerBootstrap.make(
+            group: group, backlog: 4096, limits: configuration.limits, cap: cap,
+            onRefused: { metrics.refusedConnections.increment() },
+            onExpiry: { metrics.closedConnections[$0]?.increment() }
+        ) {
             [weak self] channel, sync in
             let handler = EdgeHTTPHandler(service: service, bodyBudget: bodyBudget)
             try sync.addHandler(handler)

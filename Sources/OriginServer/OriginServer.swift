@@ -78,7 +78,12 @@ public final class OriginServer: Sendable {
         let configuration = self.configuration
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
-        let bootstrap = HTTPServerBootstrap.make(group: group, backlog: 1024, limits: configuration.limits, cap: cap) {
+        let metrics = self.metrics
+        let bootstrap = HTTPServerBootstrap.make(
+            group: group, backlog: 1024, limits: configuration.limits, cap: cap,
+            onRefused: { metrics.refusedConnections.increment() },
+            onExpiry: { metrics.closedConnections[$0]?.increment() }
+        ) {
             [weak self] channel, sync in
             if configuration.compression {
                 try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))

@@ -25,8 +25,12 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var timerDeadline: NIODeadline?
     private var closing = false
 
-    public init(limits: ConnectionLimits) {
+    private let onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?
+
+    /// - Parameter onExpiry: told each time the guard closes a connection (for metrics).
+    public init(limits: ConnectionLimits, onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil) {
         timeouts = ConnectionTimeouts(limits: limits, now: .now())
+        self.onExpiry = onExpiry
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -118,7 +122,9 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
 
     private func fire(context: ChannelHandlerContext) {
         guard !closing else { return }
-        switch timeouts.expired(now: context.eventLoop.now, waiting: waitingBytes(context)) {
+        let expiry = timeouts.expired(now: context.eventLoop.now, waiting: waitingBytes(context))
+        if let expiry { onExpiry?(expiry) }
+        switch expiry {
         case nil:
             rearm(context: context)
         case .idle?, .sendStalled?:

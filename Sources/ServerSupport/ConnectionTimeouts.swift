@@ -25,13 +25,13 @@ public struct ConnectionTimeouts: Sendable {
     }
 
     /// Why a connection is closed.
-    public enum Expiry: Equatable, Sendable {
+    public enum Expiry: String, Equatable, Sendable, CaseIterable {
         /// Nothing asked for too long: close quietly.
         case idle
         /// The request's head or body came too slowly: answer 408, then close.
-        case requestTimeout
+        case requestTimeout = "request_timeout"
         /// The client stopped reading our response: close (nothing more can reach it).
-        case sendStalled
+        case sendStalled = "send_stalled"
     }
 
     public let limits: ConnectionLimits

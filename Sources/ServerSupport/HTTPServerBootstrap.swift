@@ -10,9 +10,12 @@ import NIOPosix
 public enum HTTPServerBootstrap {
     /// - Parameters:
     ///   - cap: connections beyond its limit are closed as soon as they are accepted.
+    ///   - onRefused: told when a connection is closed on arrival (for metrics).
+    ///   - onExpiry: told when a connection is closed for taking too long (for metrics).
     ///   - addHandlers: adds the server's handlers at the end of an admitted connection's pipeline.
     public static func make(
         group: any EventLoopGroup, backlog: Int32, limits: ConnectionLimits, cap: ConnectionCap,
+        onRefused: (@Sendable () -> Void)? = nil, onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil,
         addHandlers: @escaping @Sendable (any Channel, ChannelPipeline.SynchronousOperations) throws -> Void
     ) -> ServerBootstrap {
         ServerBootstrap(group: group)
@@ -28,6 +31,7 @@ public enum HTTPServerBootstrap {
                 // Refused before anything is built for it: a connection beyond the cap costs an
                 // accept and a close. (A failed initializer makes NIO close the channel.)
                 guard cap.admit() else {
+                    onRefused?()
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
                 channel.closeFuture.whenComplete { _ in cap.release() }
@@ -39,7 +43,7 @@ public enum HTTPServerBootstrap {
                     // the catch-up path's CPU.
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-                    try sync.addHandler(ConnectionGuardHandler(limits: limits))
+                    try sync.addHandler(ConnectionGuardHandler(limits: limits, onExpiry: onExpiry))
                     try addHandlers(channel, sync)
                 }
             }

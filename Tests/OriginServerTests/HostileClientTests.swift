@@ -23,6 +23,10 @@ struct FrontFixture {
     var refusedConnections: Int { edge?.refusedConnections ?? origin.refusedConnections }
     var openConnections: Int { edge?.openConnections ?? origin.openConnections }
     var requestBodyBytesInFlight: Int { edge?.requestBodyBytesInFlight ?? origin.requestBodyBytesInFlight }
+    /// The front server's Prometheus text, and its metric names' prefix.
+    var metricsText: String { edge?.metrics.registry.emitToString() ?? origin.metrics.registry.emitToString() }
+    var metricsPrefix: String { edge == nil ? "ds_origin_" : "ds_edge_" }
+
     func queuedResponseBytes() async -> Int {
         if let edge { return await edge.queuedResponseBytes() }
         return await origin.queuedResponseBytes()
@@ -100,11 +104,9 @@ struct HostileClientTests {
             let silent = try await RawConnection.connect(port: server.port)
             #expect(try await silent.closedByServer())
             #expect(silent.text.isEmpty)
-            // A keep-alive connection idles out after its response too.
-            let keepAlive = try await RawConnection.connect(port: server.port)
-            try await keepAlive.send("GET /v1/stream/none?offset=-1 HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(try await keepAlive.closedByServer())
-            #expect(keepAlive.text.hasPrefix("HTTP/1.1 404"))
+            #expect(server.metricsText.contains(server.metricsPrefix + "connections_timed_out_total{reason=\"idle\"} 1"))
+            // (Idling after a keep-alive response is covered on an embedded loop, whose clock
+            // the test controls: here the first request could lose the race with 200 ms.)
         }
     }
 
@@ -123,6 +125,7 @@ struct HostileClientTests {
             #expect(try await refused.closedByServer())
             #expect(refused.text.isEmpty)
             #expect(server.refusedConnections >= 1)
+            #expect(server.metricsText.contains(server.metricsPrefix + "connections_refused_total \(server.refusedConnections)"))
             // Room again once one leaves.
             await held.removeFirst().close()
             try await waitUntil { server.openConnections < 3 }
