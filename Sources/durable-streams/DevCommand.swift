@@ -19,14 +19,19 @@ struct DevCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
-        FileDescriptorLimit.raise()
+        let descriptors = FileDescriptorLimit.raise()
+        // Both servers share this process's descriptors: each gets half, so neither can lock
+        // the other out (and the edge's upstream connections are origin clients too).
+        let share = ConnectionLimits().effectiveMaxConnections(descriptorLimit: descriptors / 2)
         var originConfiguration = OriginConfiguration()
         originConfiguration.port = port
+        originConfiguration.limits.maxConnections = share
         let origin = OriginServer(configuration: originConfiguration)
         try await origin.start()
         var edgeConfiguration = EdgeConfiguration()
         edgeConfiguration.port = edgePort
         edgeConfiguration.upstreamPort = origin.port!
+        edgeConfiguration.limits.maxConnections = share
         let edge = EdgeServer(configuration: edgeConfiguration)
         try await edge.start()
         let base = origin.baseURL!
