@@ -53,7 +53,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head: timeouts.headReceived(now: context.eventLoop.now)
-        case .body(let body): timeouts.bodyReceived(body.readableBytes)
+        case .body(let body): timeouts.bodyReceived(body.readableBytes, now: context.eventLoop.now)
         case .end: timeouts.requestEnded()
         }
         rearm(context: context)

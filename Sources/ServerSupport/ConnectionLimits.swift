@@ -10,7 +10,8 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// A connection with no request in progress is closed after this long (keep-alive idle).
     public var idleTimeout: TimeAmount = .seconds(60)
     /// A request body may arrive slower than `minBodyBytesPerSecond` for this long at first,
-    /// and must then keep up that rate on average (a stalled upload is cut after this long).
+    /// and must then keep up that rate on average; and no gap between its parts may last this
+    /// long (a stalled upload is cut however much it sent before).
     public var bodyTimeout: TimeAmount = .seconds(10)
     /// The slowest average rate a request body may arrive at once `bodyTimeout` has passed.
     public var minBodyBytesPerSecond = 1024

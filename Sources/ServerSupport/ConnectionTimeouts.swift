@@ -9,8 +9,8 @@ import NIOCore
 ///   has left (a large answer still on its way to a slow reader is not idleness);
 /// - `head`: the first bytes of a request have arrived; its head must be complete within
 ///   `headerTimeout` of them (a slowloris client sends a header line every few seconds);
-/// - `body`: the head is in; the body must keep up `minBodyBytesPerSecond` on average once
-///   `bodyTimeout` has passed;
+/// - `body`: the head is in; no gap between its parts may last `bodyTimeout`, and once
+///   `bodyTimeout` has passed it must keep up `minBodyBytesPerSecond` on average;
 /// - `handling`: the request is complete and the server answers it (a long-poll or an SSE
 ///   response ends by the server's own timers).
 ///
@@ -20,7 +20,8 @@ public struct ConnectionTimeouts: Sendable {
     public enum Phase: Equatable, Sendable {
         case idle(since: NIODeadline)
         case head(since: NIODeadline)
-        case body(since: NIODeadline, bytes: Int)
+        /// `last`: when the last part of the body (or the head) arrived.
+        case body(since: NIODeadline, bytes: Int, last: NIODeadline)
         case handling
     }
 
@@ -61,14 +62,14 @@ public struct ConnectionTimeouts: Sendable {
 
     /// A request's head was decoded.
     public mutating func headReceived(now: NIODeadline) {
-        phase = .body(since: now, bytes: 0)
+        phase = .body(since: now, bytes: 0, last: now)
     }
 
     /// Part of a request's body was decoded.
-    public mutating func bodyReceived(_ count: Int) {
-        if case .body(let since, let bytes) = phase {
+    public mutating func bodyReceived(_ count: Int, now: NIODeadline) {
+        if case .body(let since, let bytes, _) = phase {
             let (sum, overflow) = bytes.addingReportingOverflow(max(0, count))
-            phase = .body(since: since, bytes: overflow ? .max : sum)
+            phase = .body(since: since, bytes: overflow ? .max : sum, last: now)
         }
     }
 
@@ -112,8 +113,8 @@ public struct ConnectionTimeouts: Sendable {
             requestDeadline = responsesInFlight == 0 ? since + limits.idleTimeout : nil
         case .head(let since):
             requestDeadline = since + limits.headerTimeout
-        case .body(let since, let bytes):
-            requestDeadline = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
+        case .body(let since, let bytes, let last):
+            requestDeadline = bodyDeadline(since: since, bytes: bytes, last: last)
         case .handling:
             requestDeadline = nil
         }
@@ -136,12 +137,18 @@ public struct ConnectionTimeouts: Sendable {
             return responsesInFlight == 0 && now >= since + limits.idleTimeout ? .idle : nil
         case .head(let since):
             return now >= since + limits.headerTimeout ? .requestTimeout : nil
-        case .body(let since, let bytes):
-            let allowed = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
-            return now >= allowed ? .requestTimeout : nil
+        case .body(let since, let bytes, let last):
+            return now >= bodyDeadline(since: since, bytes: bytes, last: last) ? .requestTimeout : nil
         case .handling:
             return nil
         }
+    }
+
+    /// The earlier of: the end of the average-rate allowance (a trickle), and `bodyTimeout`
+    /// after the last part (a stall: a burst up front must not buy hours of silence).
+    private func bodyDeadline(since: NIODeadline, bytes: Int, last: NIODeadline) -> NIODeadline {
+        let rate = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
+        return min(rate, last + limits.bodyTimeout)
     }
 
     /// How long `bytes` may take at `rate` bytes per second, without overflowing.

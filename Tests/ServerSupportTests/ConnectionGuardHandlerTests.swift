@@ -90,8 +90,9 @@ struct ConnectionGuardHandlerTests {
         channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
         try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
         try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 1, count: 200)))
-        // 5 s of grace plus 2 s for 200 bytes at 100 bytes/s.
-        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        // The rate allows 5 s of grace plus 2 s for 200 bytes at 100 bytes/s, but nothing more
+        // arrives: the stall ends it 5 s after the last part.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)

@@ -43,7 +43,7 @@ struct ConnectionTimeoutsTests {
         // Nothing yet: allowed until the grace period ends.
         #expect(timeouts.nextDeadline == at(6))
         // 300 bytes at 100 bytes/s buy three more seconds.
-        timeouts.bodyReceived(300)
+        timeouts.bodyReceived(300, now: at(4))
         #expect(timeouts.nextDeadline == at(9))
         #expect(timeouts.expired(now: at(8), waiting: 0) == nil)
         #expect(timeouts.expired(now: at(9), waiting: 0) == .requestTimeout)
@@ -52,9 +52,20 @@ struct ConnectionTimeoutsTests {
     @Test func aStalledUploadIsCutAfterTheGracePeriod() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
-        timeouts.bodyReceived(10)
-        #expect(timeouts.expired(now: at(5), waiting: 0) == nil)  // 10 bytes buy a tenth of a second
-        #expect(timeouts.expired(now: at(6), waiting: 0) == .requestTimeout)
+        timeouts.bodyReceived(10, now: at(0))
+        #expect(timeouts.expired(now: at(4), waiting: 0) == nil)
+        #expect(timeouts.expired(now: at(5), waiting: 0) == .requestTimeout)
+    }
+
+    @Test func aBurstUpFrontDoesNotBuyALongSilence() {
+        var timeouts = ConnectionTimeouts(limits: limits, now: start)
+        timeouts.headReceived(now: at(0))
+        // 4 MiB at once would buy hours at 100 bytes/s; a gap of `bodyTimeout` still ends it.
+        timeouts.bodyReceived(4 << 20, now: at(1))
+        #expect(timeouts.nextDeadline == at(6))
+        timeouts.bodyReceived(1, now: at(5))
+        #expect(timeouts.nextDeadline == at(10))
+        #expect(timeouts.expired(now: at(10), waiting: 0) == .requestTimeout)
     }
 
     @Test func aRequestBeingAnsweredHasNoDeadline() {
@@ -120,8 +131,8 @@ struct ConnectionTimeoutsTests {
     func rateArithmeticNeverOverflows(bytes: Int) {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
-        timeouts.bodyReceived(bytes)
-        timeouts.bodyReceived(bytes)
+        timeouts.bodyReceived(bytes, now: at(0))
+        timeouts.bodyReceived(bytes, now: at(0))
         #expect(timeouts.nextDeadline != nil)
         _ = timeouts.expired(now: at(1), waiting: 0)
     }
