@@ -105,14 +105,15 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
-    /// Keeps one timer, at the machine's next deadline.
+    /// Keeps one timer, no later than the machine's next deadline. A timer set for earlier is
+    /// left alone (when it fires, the machine is asked again and the timer set anew): most
+    /// events move the deadline later or clear it, and re-scheduling on each of them would cost
+    /// every request a few timer-heap operations for nothing.
     private func rearm(context: ChannelHandlerContext) {
-        let deadline = timeouts.nextDeadline
-        guard deadline != timerDeadline || timer == nil && deadline != nil else { return }
+        guard !closing, let deadline = timeouts.nextDeadline else { return }
+        if timer != nil, let current = timerDeadline, current <= deadline { return }
         timer?.cancel()
-        timer = nil
         timerDeadline = deadline
-        guard let deadline, !closing else { return }
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             timer = nil
             timerDeadline = nil
