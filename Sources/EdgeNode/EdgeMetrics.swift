@@ -45,8 +45,7 @@ public final class EdgeMetrics: Sendable {
     let cacheEntries: Gauge
     let cacheEvictions: Gauge
     let upstreamLatency: ValueHistogram
-    let refusedConnections: Counter
-    let closedConnections: [ConnectionTimeouts.Expiry: Counter]
+    let connectionCounters: ConnectionCounters
     /// Plain totals for the JSON view and the dashboard (Prometheus counters are write-only).
     private let totals = NIOLockedValueBox(Totals())
 
@@ -90,15 +89,7 @@ public final class EdgeMetrics: Sendable {
         upstreamLatency = registry.makeValueHistogram(
             descriptor: name("upstream_latency", "seconds", "Time to a complete upstream answer"),
             buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
-        refusedConnections = registry.makeCounter(
-            descriptor: name("connections_refused", "total", "Connections closed on arrival because max_connections were open"))
-        var closed: [ConnectionTimeouts.Expiry: Counter] = [:]
-        for reason in ConnectionTimeouts.Expiry.allCases {
-            closed[reason] = registry.makeCounter(
-                descriptor: name("connections_timed_out", "total", "Connections closed by a timeout (idle, request_timeout, send_stalled)"),
-                labels: [("reason", reason.rawValue)])
-        }
-        closedConnections = closed
+        connectionCounters = ConnectionCounters(registry: registry, subsystem: "edge")
     }
 
     func request(_ kind: RequestClass, _ outcome: CacheOutcome) {

@@ -86,8 +86,8 @@ public final class EdgeServer: Sendable {
         let metrics = self.metrics
         let bootstrap = HTTPServerBootstrap.make(
             group: group, backlog: 4096, limits: configuration.limits, cap: cap,
-            onRefused: { metrics.refusedConnections.increment() },
-            onExpiry: { metrics.closedConnections[$0]?.increment() }
+            onRefused: { metrics.connectionCounters.connectionRefused() },
+            onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
             let handler = EdgeHTTPHandler(service: service, bodyBudget: bodyBudget)

@@ -15,8 +15,7 @@ public final class OriginMetrics: Sendable {
     let openSSE: Gauge
     let openConnections: Gauge
     let streams: Gauge
-    let refusedConnections: Counter
-    let closedConnections: [ConnectionTimeouts.Expiry: Counter]
+    let connectionCounters: ConnectionCounters
     /// Request counters by (operation, status). The registry would find them too, but only after
     /// building the full name and label list on every request; this keeps the hot path to one
     /// small dictionary lookup.
@@ -39,15 +38,7 @@ public final class OriginMetrics: Sendable {
         openSSE = registry.makeGauge(descriptor: name("open_sse_connections", "", "SSE responses in progress"))
         openConnections = registry.makeGauge(descriptor: name("open_connections", "", "Open client connections"))
         streams = registry.makeGauge(descriptor: name("streams", "", "Streams in the store"))
-        refusedConnections = registry.makeCounter(
-            descriptor: name("connections_refused", "total", "Connections closed on arrival because max_connections were open"))
-        var closed: [ConnectionTimeouts.Expiry: Counter] = [:]
-        for reason in ConnectionTimeouts.Expiry.allCases {
-            closed[reason] = registry.makeCounter(
-                descriptor: name("connections_timed_out", "total", "Connections closed by a timeout (idle, request_timeout, send_stalled)"),
-                labels: [("reason", reason.rawValue)])
-        }
-        closedConnections = closed
+        connectionCounters = ConnectionCounters(registry: registry, subsystem: "origin")
     }
 
     /// Counts one answered request. `operation` is one of create, append, close, read,

@@ -81,8 +81,8 @@ public final class OriginServer: Sendable {
         let metrics = self.metrics
         let bootstrap = HTTPServerBootstrap.make(
             group: group, backlog: 1024, limits: configuration.limits, cap: cap,
-            onRefused: { metrics.refusedConnections.increment() },
-            onExpiry: { metrics.closedConnections[$0]?.increment() }
+            onRefused: { metrics.connectionCounters.connectionRefused() },
+            onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
             if configuration.compression {

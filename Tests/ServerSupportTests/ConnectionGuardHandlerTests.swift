@@ -8,15 +8,8 @@ import Testing
 /// loop's time passes their deadline, with no waiting.
 @Suite("ConnectionGuardHandler")
 struct ConnectionGuardHandlerTests {
-    var limits: ConnectionLimits {
-        var limits = ConnectionLimits()
-        limits.headerTimeout = .seconds(10)
-        limits.idleTimeout = .seconds(60)
-        limits.bodyTimeout = .seconds(5)
-        limits.minBodyBytesPerSecond = 100
-        limits.sendTimeout = .seconds(30)
-        return limits
-    }
+    /// The same figures as the state machine's tests.
+    var limits: ConnectionLimits { ConnectionTimeoutsTests().limits }
 
     /// Wire handler, guard, and a stand-in for the server's handler that answers every
     /// request with an empty 200 (HTTP parts go straight in, as the decoder would deliver them).
