@@ -25,11 +25,32 @@ private let selectedTarget: FuzzTarget = {
     return target
 }()
 
-/// libFuzzer's entry point (the build passes `-sanitize=fuzzer`, whose runtime brings `main`).
+/// libFuzzer's per-input callback.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     selectedTarget.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+/// libFuzzer's driver (in the toolchain's fuzzer runtime, linked by `-sanitize=fuzzer`).
+/// Pointer and integer arguments are passed alike by the Swift and C conventions on the
+/// platforms we fuzz on.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// `main`, handing over to libFuzzer. SwiftPM on Linux links an executable's `main` to the
+/// symbol `<module>_main` (its renamed entry point), which takes the place of the fuzzer
+/// runtime's own `main`; this provides that symbol. Where no renaming happens, the runtime's
+/// `main` is used and this is never called.
+@_cdecl("durable_streams_fuzz_main")
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runFuzzerDriver(&argc, &argv, fuzzTestOneInput)
 }
 #else
 /// Without the fuzzer runtime: replays files through a target, so a crash input can be
