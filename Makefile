@@ -1,7 +1,7 @@
 # Durable Streams in Swift. `make dev` runs it; `make test` builds and runs every test.
 SWIFT ?= swift
 
-.PHONY: deps build release dev origin test bench clean
+.PHONY: deps build release dev origin test bench fuzz fuzz-build clean
 
 # Debian packages the build needs (zlib headers for compression). Installed only when missing.
 deps:
@@ -31,5 +31,36 @@ test: deps
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh
 
+# Fuzzing (libFuzzer, shipped with the Swift toolchain). One release build of the
+# `durable-streams-fuzz` product with the fuzzer and AddressSanitizer, in its own scratch path;
+# then each target in Tests/FuzzCorpus/ runs for FUZZ_SECONDS on local CPU, one after another.
+# New corpus entries go to $(FUZZ_SCRATCH)/corpus/<target> (not the repo); crash, timeout and
+# out-of-memory inputs land in Tests/FuzzCorpus/<target>/, where `make test` replays them.
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 4096
+FUZZ_TARGET ?=
+FUZZ_SCRATCH := .build-fuzz
+FUZZ_TARGETS := $(if $(FUZZ_TARGET),$(FUZZ_TARGET),$(notdir $(wildcard Tests/FuzzCorpus/*)))
+# Swift code gets coverage through -sanitize=fuzzer; the C and C++ dependencies (the TOML parser
+# is C++) through -fsanitize=fuzzer-no-link. FUZZING swaps the replay tool's main for the entry point.
+FUZZ_BUILD_FLAGS := -c release --scratch-path $(FUZZ_SCRATCH) --product durable-streams-fuzz \
+	-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING \
+	-Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
+
+fuzz-build: deps
+	$(SWIFT) build $(FUZZ_BUILD_FLAGS)
+
+fuzz: fuzz-build
+	@set -e; bin="$$($(SWIFT) build $(FUZZ_BUILD_FLAGS) --show-bin-path)/durable-streams-fuzz"; \
+	for target in $(FUZZ_TARGETS); do \
+		test -d "Tests/FuzzCorpus/$$target" || { echo "no target or corpus named '$$target'"; exit 2; }; \
+		mkdir -p "$(FUZZ_SCRATCH)/corpus/$$target"; \
+		echo "== $$target: $(FUZZ_SECONDS) s"; \
+		DS_FUZZ_TARGET="$$target" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$$bin" \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix="Tests/FuzzCorpus/$$target/" \
+			"$(FUZZ_SCRATCH)/corpus/$$target" "Tests/FuzzCorpus/$$target"; \
+	done
+
 clean:
-	rm -rf .build
+	rm -rf .build $(FUZZ_SCRATCH)

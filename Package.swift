@@ -105,6 +105,26 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Fuzz targets: every parser a client (or an operator's config file) reaches, one function
+        // each, with the invariants they must keep. Shared by the fuzzer and the corpus replay tests.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "DurableStreams",
+                "ServerSupport",
+                "OriginServer",
+                "EdgeNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The libFuzzer entry point when built with `-sanitize=fuzzer -D FUZZING` (`make fuzz`);
+        // in a normal build, a small tool that replays files through a target.
+        .executableTarget(
+            name: "durable-streams-fuzz",
+            dependencies: ["FuzzTargets"],
+            path: "Sources/DurableStreamsFuzz"
+        ),
         // Shared by the test targets: a small HTTP/1.1 client over real sockets.
         .target(
             name: "TestSupport",
@@ -128,6 +148,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "FuzzTargetsTests",
+            dependencies: ["FuzzTargets"]
         ),
         .testTarget(
             name: "StreamStoreTests",

@@ -35,6 +35,25 @@ struct ConfigurationFileTests {
         }
     }
 
+    /// toml++ (in TOMLKit) asserts a table header's key starts with a key character: `[/` aborted
+    /// the process (found by the `originconf` fuzz target). Such files are refused up front.
+    @Test(arguments: ["[/", "port = 1\r\n[/]\r\n", "[ \u{e9}]", "[[ [x]]", "\u{FEFF}[", "[\nport = 1", "  [\t#x]"])
+    func malformedTableHeaderIsAProblem(text: String) {
+        do {
+            _ = try ConfigurationFile(text: text, path: "bad.conf")
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error is ConfigurationFile.Problem)
+            #expect("\(error)".hasPrefix("bad.conf:"))
+        }
+    }
+
+    @Test func tableHeaderLookalikesInMultiLineStringsAreLeftToTheParser() throws {
+        let file = try ConfigurationFile(text: "host = \"\"\"\n[/x]\"\"\"\nport = 2\n", path: "ok.conf")
+        #expect(try file.string("host") == "[/x]")
+        #expect(throws: ConfigurationFile.Problem.self) { try ConfigurationFile(text: "[server]\n", path: "t.conf").rejectUnknownKeys([]) }
+    }
+
     @Test func wrongTypesAndUnknownKeysNameTheLine() throws {
         var configuration = OriginConfiguration()
         let wrongType = try ConfigurationFile(text: "# comment\nport = \"x\"\n", path: "o.conf")
