@@ -140,12 +140,16 @@ def probe_pipeline(args):
     path = make_stream(args.port, size)
     report("before", args.pid, args.port)
     sockets = []
-    one = f"GET {path}?offset=-1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n".encode()
-    for _ in range(count):
+    for connection in range(count):
+        # Each read starts at its own offset, so no two answers are the same bytes (an edge
+        # would otherwise queue one shared cached buffer many times over).
+        reads = b"".join(
+            f"GET {path}?offset=0000000000000000_{connection * 100 + i:016d} HTTP/1.1\r\nHost: x\r\n"
+            f"Accept-Encoding: gzip\r\n\r\n".encode() for i in range(100))
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((HOST, args.port))
-        sock.sendall(one * 100)
+        sock.sendall(reads)
         sockets.append(sock)
     time.sleep(3)
     report("while not reading", args.pid, args.port)

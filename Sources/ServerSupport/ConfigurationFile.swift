@@ -31,6 +31,9 @@ public struct ConfigurationFile {
         if let line = Self.unparseableTableHeader(text) {
             throw Problem(description: "\(path):\(line + 1): a table header must name a key (and settings are not in tables)")
         }
+        if let line = Self.dateWithoutTime(text) {
+            throw Problem(description: "\(path):\(line + 1): a date followed by 'T' must have a time (HH:MM:SS) after it")
+        }
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
@@ -74,6 +77,26 @@ public struct ConfigurationFile {
                 }
                 if count % 2 == 1 { openDelimiter = openDelimiter == nil ? delimiter : nil }
             }
+        }
+        return nil
+    }
+
+    /// The index of the first line holding a date followed by `T` and no digit
+    /// (`1979-05-27Tx`). toml++ asserts that a time follows (the `originconf` fuzz target
+    /// aborted on it). Quoted text is not told apart: no setting of ours is a date, and a string
+    /// value that looks like this one is refused too, with a message that says why.
+    static func dateWithoutTime(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        func isDigit(_ index: Int) -> Bool { index < bytes.count && bytes[index] >= 0x30 && bytes[index] <= 0x39 }
+        var line = 0
+        for index in bytes.indices {
+            if bytes[index] == 0x0A { line += 1 }
+            // DDDD-DD-DD[Tt] at index, then something other than a digit.
+            guard index + 10 < bytes.count, bytes[index + 4] == 0x2D, bytes[index + 7] == 0x2D,
+                bytes[index + 10] == 0x54 || bytes[index + 10] == 0x74
+            else { continue }
+            let digitsAt = [0, 1, 2, 3, 5, 6, 8, 9]
+            if digitsAt.allSatisfy({ isDigit(index + $0) }), !isDigit(index + 11) { return line }
         }
         return nil
     }

@@ -48,6 +48,19 @@ struct ConfigurationFileTests {
         }
     }
 
+    /// toml++ asserts that a time follows a date's `T` (found by the `originconf` fuzz target;
+    /// the input is kept in Tests/FuzzCorpus/originconf/).
+    @Test(arguments: ["host = 1979-05-27Tmax_body_bytes07:0;:0;0Z", "port = 1\nx = 2024-01-01t", "a = [2024-01-01T]"])
+    func dateWithoutTimeIsAProblem(text: String) {
+        do {
+            _ = try ConfigurationFile(text: text, path: "bad.conf")
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error is ConfigurationFile.Problem)
+            #expect("\(error)".contains("a date followed by 'T'"))
+        }
+    }
+
     @Test func tableHeaderLookalikesInMultiLineStringsAreLeftToTheParser() throws {
         let file = try ConfigurationFile(text: "host = \"\"\"\n[/x]\"\"\"\nport = 2\n", path: "ok.conf")
         #expect(try file.string("host") == "[/x]")
