@@ -93,11 +93,16 @@ enum FuzzInput {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for chunkings and choices derived from input.
-struct SplitMix {
+/// A small deterministic generator (SplitMix64) for chunkings and choices derived from input,
+/// and for the corpus tests' fixed sweep.
+public struct SplitMix: RandomNumberGenerator {
     var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) {
+        self.state = state
+    }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15
         var z = state
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
