@@ -93,10 +93,12 @@ public final class OriginServer: Sendable {
             self?.connections.track(channel, handler)
         }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        let sweeper: RepeatedTask? = (store as? MemoryStore).map { memory in
-            channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
-                memory.sweepExpired()
-            }
+        // Every store reclaims expired streams this way; the next sweep starts 30 s after the
+        // last one finished, so a slow store is never swept twice at once.
+        let store = self.store
+        let loop = channel.eventLoop
+        let sweeper = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
+            store.sweepExpired(on: loop).map { _ in }.recover { _ in }
         }
         state.withLockedValue {
             $0.channel = channel

@@ -329,4 +329,8 @@ public final class MemoryStore: StreamStore {
         Self.wake(woken)
         return removed
     }
+
+    public func sweepExpired(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        loop.makeSucceededFuture(sweepExpired())
+    }
 }

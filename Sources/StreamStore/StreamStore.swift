@@ -32,6 +32,11 @@ public protocol StreamStore: AnyObject, Sendable {
     /// Stops waiting; the wait's future completes with `.cancelled` (no promise is leaked).
     func cancel(_ wait: StoreWait)
 
+    /// Removes streams whose lifetime has ended and wakes their waiters; the future gives how
+    /// many were removed. Expiry is enforced on every access anyway: the server calls this now
+    /// and then so that streams nobody touches again do not keep their storage.
+    func sweepExpired(on loop: any EventLoop) -> EventLoopFuture<Int>
+
     /// Number of live streams (for metrics).
     var streamCount: Int { get }
 }

@@ -117,6 +117,17 @@ struct ExpiryTests {
         #expect(h.createError(lifetime: .expiresAt(seconds: instant, text: "t"))?.status == .badRequest)
     }
 
+    /// The sweep is part of the store protocol, so a server sweeps whichever store it has.
+    @Test func sweepingThroughTheProtocolRemovesExpiredStreams() throws {
+        let h = StoreHarness()
+        try h.create(lifetime: .ttl(seconds: 5))
+        let store: any StreamStore = h.store
+        #expect(try store.sweepExpired(on: h.loop).wait() == 0)
+        h.clock.advance(by: 6)
+        #expect(try store.sweepExpired(on: h.loop).wait() == 1)
+        #expect(store.streamCount == 0)
+    }
+
     @Test func unlimitedStreamsNeverExpire() throws {
         let h = StoreHarness()
         try h.create()
