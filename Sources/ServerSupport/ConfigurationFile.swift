@@ -41,42 +41,28 @@ public struct ConfigurationFile {
         }
     }
 
-    /// The index of the first line that opens a table header whose key starts with neither a
+    /// The index of the first line that looks like a table header whose key starts with neither a
     /// bare-key character nor a quote (`[/`, `[ é`, `[[ [`). toml++, inside TOMLKit, asserts that it
-    /// never sees one (a debug build aborts, a release build assumes it cannot happen), so such a
-    /// file is refused before it reaches the parser. Settings live at the top level, so no valid
-    /// configuration has a table at all. Lines inside multi-line strings are skipped.
+    /// never sees one (a debug build aborts, and so does a release build: SwiftPM does not define
+    /// NDEBUG), so such a file is refused before it reaches the parser. Every line counts, even
+    /// one inside a multi-line string: telling strings from comments here would be a second TOML
+    /// parser, and the fuzzer got past a rough one (a `"""` inside a comment). Settings live at
+    /// the top level and none needs such a string, so nothing valid is lost.
     static func unparseableTableHeader(_ text: String) -> Int? {
-        let tripleQuotes: [Substring] = ["\"\"\"", "'''"]
-        var openDelimiter: Substring?
         // Split at LF bytes: a Character split would keep CRLF lines together.
         for (index, bytes) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let line = Substring(bytes)
-            if openDelimiter == nil {
-                let blank: (Character) -> Bool = { ($0.isWhitespace && !$0.isNewline) || $0 == "\u{FEFF}" }
-                var rest = line.drop(while: blank)
-                if rest.first == "[" {
-                    rest = rest.dropFirst()
-                    let afterBracket = rest.count
-                    rest = rest.drop(while: blank)
-                    if rest.first == "[" && rest.count == afterBracket {
-                        rest = rest.dropFirst().drop(while: blank)
-                    }
-                    let startsKey = rest.first.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_\"']".contains($0)) } ?? false
-                    if !startsKey { return index }
-                }
+            let blank: (Character) -> Bool = { ($0.isWhitespace && !$0.isNewline) || $0 == "\u{FEFF}" }
+            var rest = line.drop(while: blank)
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            let afterBracket = rest.count
+            rest = rest.drop(while: blank)
+            if rest.first == "[" && rest.count == afterBracket {
+                rest = rest.dropFirst().drop(while: blank)
             }
-            // Multi-line strings open and close with three quotes; counted roughly (the parser
-            // judges the file; this only decides which lines could be headers).
-            for delimiter in tripleQuotes where openDelimiter == nil || openDelimiter == delimiter {
-                var count = 0
-                var search = line
-                while let range = search.firstRange(of: delimiter) {
-                    count += 1
-                    search = search[range.upperBound...]
-                }
-                if count % 2 == 1 { openDelimiter = openDelimiter == nil ? delimiter : nil }
-            }
+            let startsKey = rest.first.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_\"']".contains($0)) } ?? false
+            if !startsKey { return index }
         }
         return nil
     }

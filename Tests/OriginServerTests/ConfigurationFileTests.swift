@@ -61,9 +61,14 @@ struct ConfigurationFileTests {
         }
     }
 
-    @Test func tableHeaderLookalikesInMultiLineStringsAreLeftToTheParser() throws {
-        let file = try ConfigurationFile(text: "host = \"\"\"\n[/x]\"\"\"\nport = 2\n", path: "ok.conf")
-        #expect(try file.string("host") == "[/x]")
+    /// The screen does not try to tell strings and comments apart (the fuzzer got past one
+    /// that did, with a `"""` inside a comment): a line starting with `[/` is refused anywhere.
+    @Test(arguments: ["host = \"\"\"\n[/x]\"\"\"\nport = 2\n", "# a \"\"\" in a comment\n[/\n"])
+    func tableHeaderLookalikesAreRefusedEvenInStrings(text: String) {
+        #expect(throws: ConfigurationFile.Problem.self) { try ConfigurationFile(text: text, path: "t.conf") }
+    }
+
+    @Test func tablesAreUnknownSettings() {
         #expect(throws: ConfigurationFile.Problem.self) { try ConfigurationFile(text: "[server]\n", path: "t.conf").rejectUnknownKeys([]) }
     }
 
