@@ -7,12 +7,19 @@ public enum EntityTag {
     }
 
     /// Whether an `If-None-Match` header value names `etag` (a list, weak tags and `*` included).
+    ///
+    /// The list is split at comma bytes, not at `Character`s: a comma right after a Unicode
+    /// "prepend" character (U+06DD, say) joins it in one grapheme cluster, and a split by
+    /// `Character` would miss that separator (found by the `etag` fuzz target).
     public static func ifNoneMatch(_ headerValue: String, matches etag: String) -> Bool {
-        for candidate in headerValue.split(separator: ",") {
-            var tag = Substring(candidate.trimmingASCIIWhitespace())
-            if tag == "*" { return true }
-            if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
-            if tag == etag { return true }
+        let wanted = Array(etag.utf8)
+        for candidate in headerValue.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            var tag = candidate[...]
+            while let first = tag.first, first == 0x20 || first == 0x09 { tag = tag.dropFirst() }
+            while let last = tag.last, last == 0x20 || last == 0x09 { tag = tag.dropLast() }
+            if tag.elementsEqual([UInt8(ascii: "*")]) { return true }
+            if tag.starts(with: [UInt8(ascii: "W"), UInt8(ascii: "/")]) { tag = tag.dropFirst(2) }
+            if tag.elementsEqual(wanted) { return true }
         }
         return false
     }

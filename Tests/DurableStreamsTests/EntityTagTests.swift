@@ -53,6 +53,15 @@ struct EntityTagTests {
         #expect(!EntityTag.ifNoneMatch(closed, matches: open))
     }
 
+    /// A comma after a Unicode "prepend" character forms one grapheme cluster with it; the list
+    /// must still split there (found by the `etag` fuzz target).
+    @Test func listsSplitAtCommaBytesNotCharacters() {
+        let tag = "\"s:1:2\""
+        #expect("\u{06DD},".count == 1)
+        #expect(EntityTag.ifNoneMatch("\"a\u{06DD}\", *", matches: tag))
+        #expect(EntityTag.ifNoneMatch("x\u{06DD},\"s:1:2\"", matches: tag))
+    }
+
     @Test func matchesAnyMemberOfAList() {
         let tag = "\"s:1:2\""
         #expect(EntityTag.ifNoneMatch("\"a\", \"s:1:2\"", matches: tag))
