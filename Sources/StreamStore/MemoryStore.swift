@@ -183,57 +183,27 @@ public final class MemoryStore: StreamStore {
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
-    /// The append rules of §5.2 in their precedence order: closed, content type, producer, seq,
-    /// then the body's framing. Nothing changes unless every check passes.
+    /// Runs the shared append rules against the stream and, if they accept, writes the bytes and
+    /// the new state under the same lock: nothing changes unless every check passes.
     private static func apply(_ command: AppendCommand, to stream: inout Stream, now: Double) -> Result<AppendResult, ProtocolError> {
-        let hasData = command.body.bytes.readableBytes > 0
-        let tailHeader = (HeaderName.nextOffset, stream.tail.description)
-        if stream.closed {
-            if let producer = command.producer, let closer = stream.closedBy, producer.epoch == closer.epoch,
-                producer.seq == closer.seq, producer.id.utf8.elementsEqual(closer.id.utf8) {
-                return .success(AppendResult(tail: stream.tail, closed: true, producer: stream.producers[ExactKey(producer.id)], duplicate: true))
+        let context = AppendContext(
+            contentType: stream.contentType, tail: stream.tail, closed: stream.closed, closedBy: stream.closedBy,
+            lastSeq: stream.lastSeq, producerState: command.producer.flatMap { stream.producers[ExactKey($0.id)] })
+        switch AppendRules.decide(command, in: context) {
+        case .duplicate(let result):
+            return .success(result)
+        case .reject(let error):
+            return .failure(error)
+        case .accept(let accepted):
+            stream.write(command.body, messages: accepted.messages)
+            if let seq = accepted.seq { stream.lastSeq = seq }
+            if let producer = command.producer, let state = accepted.producerState {
+                stream.producers[ExactKey(producer.id)] = state
+                if accepted.closes { stream.closedBy = producer }
             }
-            if !hasData && command.closed {
-                return .success(AppendResult(tail: stream.tail, closed: true, producer: nil, duplicate: true))
-            }
-            return .failure(ProtocolError(.conflict, "stream is closed", headers: [(HeaderName.closed, "true"), tailHeader]))
+            if accepted.closes { stream.closed = true }
+            return .success(AppendResult(tail: stream.tail, closed: stream.closed, producer: accepted.producerState, duplicate: false))
         }
-        if hasData, let type = command.contentType, type != stream.contentType {
-            return .failure(ProtocolError(.conflict, "content type \(type.mediaType) does not match the stream's \(stream.contentType.mediaType)"))
-        }
-        var newProducerState: ProducerState?
-        if let producer = command.producer {
-            switch producer.validate(against: stream.producers[ExactKey(producer.id)]) {
-            case .accept(let next):
-                newProducerState = next
-            case .duplicate(let current):
-                return .success(AppendResult(tail: stream.tail, closed: stream.closed, producer: current, duplicate: true))
-            case .staleEpoch(let current):
-                return .failure(ProtocolError(.forbidden, "stale producer epoch", headers: [(HeaderName.producerEpoch, String(current))]))
-            case .gap(let expected, let received):
-                return .failure(ProtocolError(.conflict, "producer sequence gap", headers: [
-                    (HeaderName.producerExpectedSeq, String(expected)), (HeaderName.producerReceivedSeq, String(received)),
-                ]))
-            case .newEpochNotAtZero:
-                return .failure(ProtocolError(.badRequest, "a new producer epoch must start at Producer-Seq 0"))
-            }
-        }
-        if let seq = command.seq, let last = stream.lastSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
-            return .failure(ProtocolError(.conflict, "Stream-Seq must increase: \(seq) is not after \(last)"))
-        }
-        let messages: [Range<Int>]
-        switch command.body.messages {
-        case .success(let ranges): messages = ranges
-        case .failure(let error): return .failure(error)
-        }
-        stream.write(command.body, messages: messages)
-        if let seq = command.seq { stream.lastSeq = seq }
-        if let producer = command.producer, let newProducerState {
-            stream.producers[ExactKey(producer.id)] = newProducerState
-            if command.closed { stream.closedBy = producer }
-        }
-        if command.closed { stream.closed = true }
-        return .success(AppendResult(tail: stream.tail, closed: stream.closed, producer: newProducerState, duplicate: false))
     }
 
     public func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
