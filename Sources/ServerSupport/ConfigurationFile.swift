@@ -28,63 +28,14 @@ public struct ConfigurationFile {
     public init(text: String, path: String) throws {
         self.path = path
         self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        if let line = Self.unparseableTableHeader(text) {
-            throw Problem(description: "\(path):\(line + 1): a table header must name a key (and settings are not in tables)")
-        }
-        if let line = Self.dateWithoutTime(text) {
-            throw Problem(description: "\(path):\(line + 1): a date followed by 'T' must have a time (HH:MM:SS) after it")
+        if let (line, reason) = SettingsSubset.firstProblem(in: text) {
+            throw Problem(description: "\(path):\(line + 1): \(reason)")
         }
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw Problem(description: "\(path):\(error.source.begin.line): \(error.description)")
         }
-    }
-
-    /// The index of the first line that looks like a table header whose key starts with neither a
-    /// bare-key character nor a quote (`[/`, `[ é`, `[[ [`). toml++, inside TOMLKit, asserts that it
-    /// never sees one (a debug build aborts, and so does a release build: SwiftPM does not define
-    /// NDEBUG), so such a file is refused before it reaches the parser. Every line counts, even
-    /// one inside a multi-line string: telling strings from comments here would be a second TOML
-    /// parser, and the fuzzer got past a rough one (a `"""` inside a comment). Settings live at
-    /// the top level and none needs such a string, so nothing valid is lost.
-    static func unparseableTableHeader(_ text: String) -> Int? {
-        // Split at LF bytes: a Character split would keep CRLF lines together.
-        for (index, bytes) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-            let line = Substring(bytes)
-            let blank: (Character) -> Bool = { ($0.isWhitespace && !$0.isNewline) || $0 == "\u{FEFF}" }
-            var rest = line.drop(while: blank)
-            guard rest.first == "[" else { continue }
-            rest = rest.dropFirst()
-            let afterBracket = rest.count
-            rest = rest.drop(while: blank)
-            if rest.first == "[" && rest.count == afterBracket {
-                rest = rest.dropFirst().drop(while: blank)
-            }
-            let startsKey = rest.first.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_\"']".contains($0)) } ?? false
-            if !startsKey { return index }
-        }
-        return nil
-    }
-
-    /// The index of the first line holding a date followed by `T` and no digit
-    /// (`1979-05-27Tx`). toml++ asserts that a time follows (the `originconf` fuzz target
-    /// aborted on it). Quoted text is not told apart: no setting of ours is a date, and a string
-    /// value that looks like this one is refused too, with a message that says why.
-    static func dateWithoutTime(_ text: String) -> Int? {
-        let bytes = Array(text.utf8)
-        func isDigit(_ index: Int) -> Bool { index < bytes.count && bytes[index] >= 0x30 && bytes[index] <= 0x39 }
-        var line = 0
-        for index in bytes.indices {
-            if bytes[index] == 0x0A { line += 1 }
-            // DDDD-DD-DD[Tt] at index, then something other than a digit.
-            guard index + 10 < bytes.count, bytes[index + 4] == 0x2D, bytes[index + 7] == 0x2D,
-                bytes[index + 10] == 0x54 || bytes[index + 10] == 0x74
-            else { continue }
-            let digitsAt = [0, 1, 2, 3, 5, 6, 8, 9]
-            if digitsAt.allSatisfy({ isDigit(index + $0) }), !isDigit(index + 11) { return line }
-        }
-        return nil
     }
 
     /// Refuses keys this program does not know, naming the first one's line.
