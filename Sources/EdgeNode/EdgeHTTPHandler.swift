@@ -56,6 +56,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Qui
     }
 
     private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        connection.releaseBody()
         let live = LiveRequest()
         self.live = live
         if connection.quiescing { live.cancel() }

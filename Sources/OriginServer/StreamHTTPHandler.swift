@@ -55,6 +55,7 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
     }
 
     private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        connection.releaseBody()
         let live = LiveRequest()
         self.live = live
         if connection.quiescing { live.cancel() }

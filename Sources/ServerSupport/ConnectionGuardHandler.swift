@@ -26,11 +26,32 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var closing = false
 
     private let onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?
+    /// Counts the bytes written to the socket's queue, so that what the client has taken is that
+    /// count less what still waits. `nil` only in tests without a wire.
+    private let wire: ConnectionWireHandler?
 
-    /// - Parameter onExpiry: told each time the guard closes a connection (for metrics).
-    public init(limits: ConnectionLimits, onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil) {
+    /// Bytes queued in a channel for its socket.
+    private let queuedBytes: (any Channel) -> Int
+
+    /// - Parameters:
+    ///   - wire: the connection's wire handler (it counts the bytes written).
+    ///   - queuedBytes: how many bytes wait in the channel; by default the socket channel's own
+    ///     count (an EmbeddedChannel cannot count its queue: tests pass their own).
+    ///   - onExpiry: told each time the guard closes a connection (for metrics).
+    public init(
+        limits: ConnectionLimits, wire: ConnectionWireHandler? = nil,
+        queuedBytes: @escaping (any Channel) -> Int = ConnectionGuardHandler.socketQueuedBytes,
+        onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil
+    ) {
         timeouts = ConnectionTimeouts(limits: limits, now: .now())
+        self.wire = wire
+        self.queuedBytes = queuedBytes
         self.onExpiry = onExpiry
+    }
+
+    /// A socket channel's count of the bytes it has not yet written to its socket.
+    public static func socketQueuedBytes(_ channel: any Channel) -> Int {
+        (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -81,8 +102,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        timeouts.writabilityChanged(writable: context.channel.isWritable, waiting: waitingBytes(context), now: context.eventLoop.now)
-        rearm(context: context)
+        outputChanged(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -92,17 +112,37 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
             return
         }
         timeouts.responseEnded(now: context.eventLoop.now)
-        rearm(context: context)
         let flushed = promise ?? context.eventLoop.makePromise()
         flushed.futureResult.assumeIsolated().whenComplete { [self] _ in
             timeouts.responseFlushed(now: context.eventLoop.now)
-            rearm(context: context)
+            outputChanged(context: context)
         }
         context.write(data, promise: flushed)
+        outputChanged(context: context)
     }
 
+    /// Bytes queued in the channel for the socket.
     private func waitingBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        queuedBytes(context.channel)
+    }
+
+    /// Bytes the client has taken in all: written to the channel, less what still waits there.
+    private func drainedBytes(_ context: ChannelHandlerContext) -> Int {
+        (wire?.bytesWritten ?? 0) - waitingBytes(context)
+    }
+
+    /// Whether bytes wait for the client: a response not yet all in the socket, or anything
+    /// queued (an SSE response between events included).
+    private func outputPending(_ context: ChannelHandlerContext) -> Bool {
+        timeouts.hasResponsesInFlight || !context.channel.isWritable || waitingBytes(context) > 0
+    }
+
+    private func outputChanged(context: ChannelHandlerContext) {
+        // A closing channel fails its queued writes, and their callbacks land here: its queue
+        // is being emptied and must not be asked about.
+        guard !closing, context.channel.isActive else { return }
+        timeouts.outputChanged(pending: outputPending(context), drained: drainedBytes(context), now: context.eventLoop.now)
+        rearm(context: context)
     }
 
     /// Keeps one timer, no later than the machine's next deadline. A timer set for earlier is
@@ -123,7 +163,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
 
     private func fire(context: ChannelHandlerContext) {
         guard !closing else { return }
-        let expiry = timeouts.expired(now: context.eventLoop.now, waiting: waitingBytes(context))
+        timeouts.outputChanged(pending: outputPending(context), drained: drainedBytes(context), now: context.eventLoop.now)
+        let expiry = timeouts.expired(now: context.eventLoop.now, drained: drainedBytes(context))
         if let expiry { onExpiry?(expiry) }
         switch expiry {
         case nil:
@@ -132,18 +173,30 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
             closing = true
             context.close(promise: nil)
         case .requestTimeout?:
+            closing = true
+            // Behind bytes the client is not reading, a 408 would never arrive, and waiting for
+            // it to be written would keep the connection (and those bytes) forever.
+            guard !outputPending(context) else {
+                context.close(promise: nil)
+                return
+            }
             // Written below the HTTP layers (see `ConnectionWireHandler`): NIO's pipelining
             // handler does not expect an answer to a request whose head or body is unfinished.
-            closing = true
+            // The close follows the write; a client that does not take even those few bytes is
+            // closed a second later regardless.
             context.triggerUserOutboundEvent(ConnectionWireHandler.AnswerTimeoutAndClose(), promise: nil)
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+                context.close(promise: nil)
+            }
         }
     }
 }
 
 /// The guard's hands on the wire, in front of the HTTP decoder and encoder: tells
 /// `ConnectionGuardHandler` when bytes arrive, before the decoder has made a request of them
-/// (the header timeout runs from a request's first byte, not from its decoded head), and writes
-/// the guard's 408 as raw bytes before closing.
+/// (the header timeout runs from a request's first byte, not from its decoded head), counts the
+/// bytes written (what a client has read is measured from it), and writes the guard's 408 as
+/// raw bytes before closing.
 public final class ConnectionWireHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -156,11 +209,19 @@ public final class ConnectionWireHandler: ChannelDuplexHandler, RemovableChannel
     private static let requestTimeout = ByteBuffer(
         string: "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\nCache-Control: no-store\r\n\r\n")
 
+    /// Bytes written towards the socket since the connection opened.
+    public private(set) var bytesWritten = 0
+
     public init() {}
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         context.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
         context.fireChannelRead(data)
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        bytesWritten &+= unwrapOutboundIn(data).readableBytes
+        context.write(data, promise: promise)
     }
 
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {

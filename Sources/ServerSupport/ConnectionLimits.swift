@@ -15,9 +15,11 @@ public struct ConnectionLimits: Sendable, Equatable {
     public var bodyTimeout: TimeAmount = .seconds(10)
     /// The slowest average rate a request body may arrive at once `bodyTimeout` has passed.
     public var minBodyBytesPerSecond = 1024
-    /// A response that makes no progress towards a client that stopped reading for this long
-    /// closes its connection.
+    /// While bytes wait for a client, it must take at least `minSendBytesPerSecond` of them on
+    /// average over each period this long, or its connection is closed.
     public var sendTimeout: TimeAmount = .seconds(60)
+    /// The slowest a client may read what waits for it (see `sendTimeout`).
+    public var minSendBytesPerSecond = 1024
     /// Client connections open at once. Beyond it, new connections are closed at once. It is
     /// also kept below the process's descriptor limit (see `effectiveMaxConnections`).
     public var maxConnections = 20_000
@@ -41,7 +43,7 @@ public struct ConnectionLimits: Sendable, Equatable {
 
     /// The configuration-file keys these settings use.
     public static let fileKeys: Set<String> = [
-        "header_timeout", "idle_timeout", "body_timeout", "min_body_rate", "send_timeout", "max_connections",
+        "header_timeout", "idle_timeout", "body_timeout", "min_body_rate", "send_timeout", "min_send_rate", "max_connections",
         "max_request_bytes_in_flight",
     ]
 
@@ -62,6 +64,7 @@ public struct ConnectionLimits: Sendable, Equatable {
         if let value = try positive("body_timeout") { bodyTimeout = value }
         if let value = try atLeastOne("min_body_rate") { minBodyBytesPerSecond = value }
         if let value = try positive("send_timeout") { sendTimeout = value }
+        if let value = try atLeastOne("min_send_rate") { minSendBytesPerSecond = value }
         if let value = try atLeastOne("max_connections") { maxConnections = value }
         if let value = try atLeastOne("max_request_bytes_in_flight") { maxRequestBytesInFlight = value }
     }

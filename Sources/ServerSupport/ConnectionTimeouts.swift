@@ -14,8 +14,10 @@ import NIOCore
 /// - `handling`: the request is complete and the server answers it (a long-poll or an SSE
 ///   response ends by the server's own timers).
 ///
-/// On the response side, a client that stops reading while bytes wait for it gets
-/// `sendTimeout` to make progress before the connection goes.
+/// On the response side, whenever bytes wait for the client (a response not yet all in the
+/// socket, or anything queued), the client must take at least `minSendBytesPerSecond` of them
+/// on average over each `sendTimeout`, or the connection goes: a client that stops reading, or
+/// reads a segment a minute, cannot hold an answer in memory for long.
 public struct ConnectionTimeouts: Sendable {
     public enum Phase: Equatable, Sendable {
         case idle(since: NIODeadline)
@@ -41,8 +43,9 @@ public struct ConnectionTimeouts: Sendable {
     private var responsesInFlight = 0
     /// Bytes arrived while a request was being handled: the next request has begun.
     private var nextRequestStarted = false
-    /// Set while the channel is not writable: since when, and how many bytes were waiting then.
-    private var stall: (since: NIODeadline, waiting: Int)?
+    /// Set while bytes wait for the client: since when, and how many bytes the client had taken
+    /// (`drained`) then.
+    private var sending: (since: NIODeadline, drained: Int)?
 
     public init(limits: ConnectionLimits, now: NIODeadline) {
         self.limits = limits
@@ -93,20 +96,23 @@ public struct ConnectionTimeouts: Sendable {
         if responsesInFlight == 0, case .idle = phase { phase = .idle(since: now) }
     }
 
-    /// The channel's writability changed; `waiting` is the bytes queued for the socket.
-    public mutating func writabilityChanged(writable: Bool, waiting: Int, now: NIODeadline) {
-        if writable {
-            stall = nil
-        } else if stall == nil {
-            stall = (now, waiting)
+    /// Responses handed to the channel whose last byte has not reached the socket yet.
+    public var hasResponsesInFlight: Bool { responsesInFlight > 0 }
+
+    /// Whether bytes wait for the client now, and how many it has taken so far in all.
+    public mutating func outputChanged(pending: Bool, drained: Int, now: NIODeadline) {
+        if !pending {
+            sending = nil
+        } else if sending == nil {
+            sending = (now, drained)
         }
     }
 
     // MARK: Deadlines
 
-    /// The next instant at which `expired(now:waiting:)` must be asked, or `nil` for none.
+    /// The next instant at which `expired(now:drained:)` must be asked, or `nil` for none.
     public var nextDeadline: NIODeadline? {
-        let stallDeadline = stall.map { $0.since + limits.sendTimeout }
+        let stallDeadline = sending.map { $0.since + limits.sendTimeout }
         let requestDeadline: NIODeadline?
         switch phase {
         case .idle(let since):
@@ -125,12 +131,14 @@ public struct ConnectionTimeouts: Sendable {
         }
     }
 
-    /// Whether the connection must close now; `waiting` is the bytes queued for the socket.
-    /// A stalled writer that made progress since the last check gets another `sendTimeout`.
-    public mutating func expired(now: NIODeadline, waiting: Int) -> Expiry? {
-        if let stall, now >= stall.since + limits.sendTimeout {
-            if waiting >= stall.waiting { return .sendStalled }
-            self.stall = (now, waiting)
+    /// Whether the connection must close now; `drained` is how many bytes the client has taken
+    /// in all. A reader that kept up the minimum rate since the last check gets another
+    /// `sendTimeout`.
+    public mutating func expired(now: NIODeadline, drained: Int) -> Expiry? {
+        if let sending, now >= sending.since + limits.sendTimeout {
+            let (taken, overflow) = drained.subtractingReportingOverflow(sending.drained)
+            if !overflow, taken < minimumSent { return .sendStalled }
+            self.sending = (now, drained)
         }
         switch phase {
         case .idle(let since):
@@ -149,6 +157,13 @@ public struct ConnectionTimeouts: Sendable {
     private func bodyDeadline(since: NIODeadline, bytes: Int, last: NIODeadline) -> NIODeadline {
         let rate = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
         return min(rate, last + limits.bodyTimeout)
+    }
+
+    /// The bytes a client must take in each `sendTimeout` while bytes wait for it (at least one).
+    private var minimumSent: Int {
+        let nanoseconds = max(0, limits.sendTimeout.nanoseconds)
+        let (product, overflow) = Int64(max(0, limits.minSendBytesPerSecond)).multipliedReportingOverflow(by: nanoseconds)
+        return overflow ? .max : max(1, Int(product / 1_000_000_000))
     }
 
     /// How long `bytes` may take at `rate` bytes per second, without overflowing.

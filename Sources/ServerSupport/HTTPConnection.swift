@@ -53,19 +53,16 @@ public struct HTTPConnection: Sendable {
         case .end:
             action = machine.receivedEnd()
         }
-        switch action {
-        case .rejectAndClose:
+        // A complete request keeps its share until the server takes it up (`releaseBody`): a
+        // request held back behind answers the client is not reading still holds its body.
+        if case .rejectAndClose = action {
             keepAlive = false
             releaseBody()
-        case .process:
-            releaseBody()
-        case .none:
-            break
         }
         return action
     }
 
-    /// Gives this connection's share of the body budget back: the request was handed over or
+    /// Gives this connection's share of the body budget back: the request was taken up or
     /// refused, or the connection is going away.
     public mutating func releaseBody() {
         bodyBudget?.release(reservedBodyBytes)

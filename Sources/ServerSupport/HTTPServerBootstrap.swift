@@ -37,13 +37,14 @@ public enum HTTPServerBootstrap {
                 channel.closeFuture.whenComplete { _ in cap.release() }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ConnectionWireHandler())
+                    let wire = ConnectionWireHandler()
+                    try sync.addHandler(wire)
                     // Outbound header validation is off: every response header is either ours or
                     // echoes a request header the parser already validated, and it was a tenth of
                     // the catch-up path's CPU.
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-                    try sync.addHandler(ConnectionGuardHandler(limits: limits, onExpiry: onExpiry))
+                    try sync.addHandler(ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry))
                     try addHandlers(channel, sync)
                 }
             }

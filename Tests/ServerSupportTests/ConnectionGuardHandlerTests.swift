@@ -15,7 +15,7 @@ struct ConnectionGuardHandlerTests {
     /// request with an empty 200 (HTTP parts go straight in, as the decoder would deliver them).
     func makeChannel(answer: Bool = true) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in 0 }))
         if answer { try channel.pipeline.syncOperations.addHandler(Answerer()) }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
@@ -58,7 +58,7 @@ struct ConnectionGuardHandlerTests {
     @Test func slowRequestHeadGets408AndTheConnectionCloses() throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ConnectionWireHandler())
-        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in 0 }))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         // The first bytes of a head that never completes, as the wire handler reports them.
         channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
@@ -78,7 +78,7 @@ struct ConnectionGuardHandlerTests {
     @Test func stalledBodyIsCut() throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ConnectionWireHandler())
-        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits))
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in 0 }))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
         try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
@@ -130,6 +130,49 @@ struct ConnectionGuardHandlerTests {
         try channel.pipeline.syncOperations.addHandler(recorder)
         try channel.writeInbound(ByteBuffer(string: "GET"))
         #expect(recorder.seen == ["arrived", "GET"])
+    }
+
+    /// Bytes the test says wait in the channel (an EmbeddedChannel cannot count its own).
+    final class Queue: @unchecked Sendable {
+        var bytes = 0
+    }
+
+    func guardedChannel(queue: Queue) throws -> EmbeddedChannel {
+        // No wire handler: without an HTTP encoder the parts would reach it undecoded.
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in queue.bytes }))
+        try channel.pipeline.syncOperations.addHandler(Answerer())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    /// A review found that an answer the client does not read, written while the channel was
+    /// still writable, left the connection with no deadline at all.
+    @Test func unreadOutputUnderTheHighWaterMarkIsCutAfterTheSendTimeout() throws {
+        let queue = Queue()
+        let channel = try guardedChannel(queue: queue)
+        queue.bytes = 20_000  // below NIO's high water mark: the channel stays writable
+        try request(channel)
+        #expect(channel.isWritable)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    /// A review found that a 408 queued behind unread bytes never went out, so the connection
+    /// was never closed: with output pending the guard closes at once instead.
+    @Test func aRequestTimeoutBehindUnreadOutputClosesAtOnce() throws {
+        let queue = Queue()
+        let channel = try guardedChannel(queue: queue)
+        queue.bytes = 5_000_000
+        try request(channel)
+        // One byte of a next request: its header deadline (10 s) comes before the send watch's.
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        while try channel.readOutbound(as: HTTPServerResponsePart.self) != nil {}
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: HTTPServerResponsePart.self) == nil)  // no 408 behind the rest
     }
 
     @Test func aParseErrorClosesTheConnection() throws {

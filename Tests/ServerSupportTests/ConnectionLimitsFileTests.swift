@@ -12,6 +12,7 @@ struct ConnectionLimitsFileTests {
             body_timeout = "4s"
             min_body_rate = 500
             send_timeout = "5s"
+            min_send_rate = 300
             max_connections = 77
             max_request_bytes_in_flight = 1000
             """, path: "x.conf"))
@@ -20,6 +21,7 @@ struct ConnectionLimitsFileTests {
         #expect(limits.bodyTimeout == .seconds(4))
         #expect(limits.minBodyBytesPerSecond == 500)
         #expect(limits.sendTimeout == .seconds(5))
+        #expect(limits.minSendBytesPerSecond == 300)
         #expect(limits.maxConnections == 77)
         #expect(limits.maxRequestBytesInFlight == 1000)
     }

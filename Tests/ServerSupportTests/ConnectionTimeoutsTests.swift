@@ -13,6 +13,7 @@ struct ConnectionTimeoutsTests {
         limits.bodyTimeout = .seconds(5)
         limits.minBodyBytesPerSecond = 100
         limits.sendTimeout = .seconds(30)
+        limits.minSendBytesPerSecond = 100
         return limits
     }
 
@@ -21,8 +22,8 @@ struct ConnectionTimeoutsTests {
     @Test func anIdleConnectionClosesQuietlyAfterTheIdleTimeout() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         #expect(timeouts.nextDeadline == at(60))
-        #expect(timeouts.expired(now: at(59), waiting: 0) == nil)
-        #expect(timeouts.expired(now: at(60), waiting: 0) == .idle)
+        #expect(timeouts.expired(now: at(59), drained: 0) == nil)
+        #expect(timeouts.expired(now: at(60), drained: 0) == .idle)
     }
 
     @Test func theHeaderTimeoutRunsFromTheFirstByteNotFromTheLastOne() {
@@ -33,7 +34,7 @@ struct ConnectionTimeoutsTests {
         timeouts.bytesArrived(now: at(35))
         timeouts.bytesArrived(now: at(39))
         #expect(timeouts.nextDeadline == at(40))
-        #expect(timeouts.expired(now: at(40), waiting: 0) == .requestTimeout)
+        #expect(timeouts.expired(now: at(40), drained: 0) == .requestTimeout)
     }
 
     @Test func aBodyMustKeepUpTheMinimumRateAfterItsGracePeriod() {
@@ -45,16 +46,16 @@ struct ConnectionTimeoutsTests {
         // 300 bytes at 100 bytes/s buy three more seconds.
         timeouts.bodyReceived(300, now: at(4))
         #expect(timeouts.nextDeadline == at(9))
-        #expect(timeouts.expired(now: at(8), waiting: 0) == nil)
-        #expect(timeouts.expired(now: at(9), waiting: 0) == .requestTimeout)
+        #expect(timeouts.expired(now: at(8), drained: 0) == nil)
+        #expect(timeouts.expired(now: at(9), drained: 0) == .requestTimeout)
     }
 
     @Test func aStalledUploadIsCutAfterTheGracePeriod() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
         timeouts.bodyReceived(10, now: at(0))
-        #expect(timeouts.expired(now: at(4), waiting: 0) == nil)
-        #expect(timeouts.expired(now: at(5), waiting: 0) == .requestTimeout)
+        #expect(timeouts.expired(now: at(4), drained: 0) == nil)
+        #expect(timeouts.expired(now: at(5), drained: 0) == .requestTimeout)
     }
 
     @Test func aBurstUpFrontDoesNotBuyALongSilence() {
@@ -65,7 +66,7 @@ struct ConnectionTimeoutsTests {
         #expect(timeouts.nextDeadline == at(6))
         timeouts.bodyReceived(1, now: at(5))
         #expect(timeouts.nextDeadline == at(10))
-        #expect(timeouts.expired(now: at(10), waiting: 0) == .requestTimeout)
+        #expect(timeouts.expired(now: at(10), drained: 0) == .requestTimeout)
     }
 
     @Test func aRequestBeingAnsweredHasNoDeadline() {
@@ -73,7 +74,7 @@ struct ConnectionTimeoutsTests {
         timeouts.headReceived(now: at(0))
         timeouts.requestEnded()
         #expect(timeouts.nextDeadline == nil)
-        #expect(timeouts.expired(now: at(100_000), waiting: 0) == nil)
+        #expect(timeouts.expired(now: at(100_000), drained: 0) == nil)
     }
 
     @Test func idlenessCountsFromWhenTheResponseLeftNotFromWhenItWasWritten() {
@@ -81,11 +82,13 @@ struct ConnectionTimeoutsTests {
         timeouts.headReceived(now: at(0))
         timeouts.requestEnded()
         timeouts.responseEnded(now: at(1))
-        // A large answer still on its way to a slow reader: not idle.
-        #expect(timeouts.nextDeadline == nil)
-        #expect(timeouts.expired(now: at(500), waiting: 1 << 20) == nil)
-        timeouts.responseFlushed(now: at(500))
-        #expect(timeouts.nextDeadline == at(560))
+        timeouts.outputChanged(pending: true, drained: 0, now: at(1))
+        // A large answer on its way to a reader that keeps up: not idle, and not stalled.
+        #expect(timeouts.nextDeadline == at(31))
+        #expect(timeouts.expired(now: at(31), drained: 500_000) == nil)
+        timeouts.responseFlushed(now: at(40))
+        timeouts.outputChanged(pending: false, drained: 1 << 20, now: at(40))
+        #expect(timeouts.nextDeadline == at(100))
     }
 
     @Test func bytesOfTheNextRequestArrivingDuringAnAnswerStartItsHeaderTimeout() {
@@ -99,31 +102,36 @@ struct ConnectionTimeoutsTests {
         #expect(timeouts.nextDeadline == at(12))
     }
 
-    @Test func aClientThatStopsReadingIsCutWhenNothingMoves() {
+    /// The hole a review found: a response written, the client reading nothing, yet the channel
+    /// still writable (under NIO's high water mark). Bytes wait, so the send watch runs.
+    @Test func aClientThatStopsReadingIsCutEvenWhileTheChannelIsWritable() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
         timeouts.requestEnded()
-        timeouts.writabilityChanged(writable: false, waiting: 4 << 20, now: at(1))
+        timeouts.responseEnded(now: at(1))
+        timeouts.outputChanged(pending: true, drained: 0, now: at(1))
         #expect(timeouts.nextDeadline == at(31))
-        #expect(timeouts.expired(now: at(31), waiting: 4 << 20) == .sendStalled)
+        #expect(timeouts.expired(now: at(31), drained: 0) == .sendStalled)
     }
 
-    @Test func aSlowReaderThatMakesProgressGetsAnotherSendTimeout() {
+    /// 100 bytes/s over 30 s: 3,000 bytes per period, or the connection goes.
+    @Test func aReaderMustKeepUpTheMinimumSendRate() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
         timeouts.requestEnded()
-        timeouts.writabilityChanged(writable: false, waiting: 4 << 20, now: at(1))
-        #expect(timeouts.expired(now: at(31), waiting: 3 << 20) == nil)
+        timeouts.outputChanged(pending: true, drained: 10_000, now: at(1))
+        #expect(timeouts.expired(now: at(31), drained: 13_000) == nil)
         #expect(timeouts.nextDeadline == at(61))
-        #expect(timeouts.expired(now: at(61), waiting: 3 << 20) == .sendStalled)
+        // A segment a minute is not reading.
+        #expect(timeouts.expired(now: at(61), drained: 14_000) == .sendStalled)
     }
 
-    @Test func writableAgainEndsTheStall() {
+    @Test func nothingWaitingEndsTheWatch() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         timeouts.headReceived(now: at(0))
         timeouts.requestEnded()
-        timeouts.writabilityChanged(writable: false, waiting: 100_000, now: at(1))
-        timeouts.writabilityChanged(writable: true, waiting: 0, now: at(2))
+        timeouts.outputChanged(pending: true, drained: 0, now: at(1))
+        timeouts.outputChanged(pending: false, drained: 100_000, now: at(2))
         #expect(timeouts.nextDeadline == nil)
     }
 
@@ -134,7 +142,9 @@ struct ConnectionTimeoutsTests {
         timeouts.bodyReceived(bytes, now: at(0))
         timeouts.bodyReceived(bytes, now: at(0))
         #expect(timeouts.nextDeadline != nil)
-        _ = timeouts.expired(now: at(1), waiting: 0)
+        _ = timeouts.expired(now: at(1), drained: 0)
+        timeouts.outputChanged(pending: true, drained: Int.min + 1, now: at(1))
+        _ = timeouts.expired(now: at(100), drained: Int.max)
     }
 
     @Test func limitsStayBelowTheDescriptorLimit() {
