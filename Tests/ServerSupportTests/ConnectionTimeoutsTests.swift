@@ -19,6 +19,14 @@ struct ConnectionTimeoutsTests {
 
     func at(_ seconds: Int64) -> NIODeadline { start + .seconds(seconds) }
 
+    /// A connection whose request (head at 0 s, no body) is being answered.
+    func answering() -> ConnectionTimeouts {
+        var timeouts = ConnectionTimeouts(limits: limits, now: start)
+        timeouts.headReceived(now: at(0))
+        timeouts.requestEnded()
+        return timeouts
+    }
+
     @Test func anIdleConnectionClosesQuietlyAfterTheIdleTimeout() {
         var timeouts = ConnectionTimeouts(limits: limits, now: start)
         #expect(timeouts.nextDeadline == at(60))
@@ -70,17 +78,13 @@ struct ConnectionTimeoutsTests {
     }
 
     @Test func aRequestBeingAnsweredHasNoDeadline() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         #expect(timeouts.nextDeadline == nil)
         #expect(timeouts.expired(now: at(100_000), drained: 0) == nil)
     }
 
     @Test func idlenessCountsFromWhenTheResponseLeftNotFromWhenItWasWritten() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         timeouts.responseEnded(now: at(1))
         timeouts.outputChanged(pending: true, drained: 0, now: at(1))
         // A large answer on its way to a reader that keeps up: not idle, and not stalled.
@@ -92,9 +96,7 @@ struct ConnectionTimeoutsTests {
     }
 
     @Test func bytesOfTheNextRequestArrivingDuringAnAnswerStartItsHeaderTimeout() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         timeouts.bytesArrived(now: at(1))
         timeouts.responseEnded(now: at(2))
         timeouts.responseFlushed(now: at(2))
@@ -105,9 +107,7 @@ struct ConnectionTimeoutsTests {
     /// The hole a review found: a response written, the client reading nothing, yet the channel
     /// still writable (under NIO's high water mark). Bytes wait, so the send watch runs.
     @Test func aClientThatStopsReadingIsCutEvenWhileTheChannelIsWritable() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         timeouts.responseEnded(now: at(1))
         timeouts.outputChanged(pending: true, drained: 0, now: at(1))
         #expect(timeouts.nextDeadline == at(31))
@@ -116,9 +116,7 @@ struct ConnectionTimeoutsTests {
 
     /// 100 bytes/s over 30 s: 3,000 bytes per period, or the connection goes.
     @Test func aReaderMustKeepUpTheMinimumSendRate() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         timeouts.outputChanged(pending: true, drained: 10_000, now: at(1))
         #expect(timeouts.expired(now: at(31), drained: 13_000) == nil)
         #expect(timeouts.nextDeadline == at(61))
@@ -127,9 +125,7 @@ struct ConnectionTimeoutsTests {
     }
 
     @Test func nothingWaitingEndsTheWatch() {
-        var timeouts = ConnectionTimeouts(limits: limits, now: start)
-        timeouts.headReceived(now: at(0))
-        timeouts.requestEnded()
+        var timeouts = answering()
         timeouts.outputChanged(pending: true, drained: 0, now: at(1))
         timeouts.outputChanged(pending: false, drained: 100_000, now: at(2))
         #expect(timeouts.nextDeadline == nil)
