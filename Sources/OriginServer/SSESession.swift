@@ -7,7 +7,6 @@ struct SSEPlan: Sendable {
     var path: String
     var start: ReadStart
     var clientCursor: String?
-    var json: Bool
     var base64: Bool
 }
 
@@ -28,7 +27,6 @@ protocol SSEOutput: AnyObject {
 final class SSESession {
     private let service: StreamService
     private let path: String
-    private let json: Bool
     private let base64: Bool
     private let loop: any EventLoop
     /// A cursor at least as large as any this session may answer (§10.1).
@@ -47,7 +45,6 @@ final class SSESession {
         self.service = service
         self.path = plan.path
         self.next = plan.start
-        self.json = plan.json
         self.base64 = plan.base64
         self.loop = loop
         self.cursorFloor = service.cursor(after: plan.clientCursor.map { Substring($0) })
@@ -108,8 +105,7 @@ final class SSESession {
         if hasData || !sentControl || read.info.closed {
             var events = ByteBuffer()
             if hasData {
-                let parts = json ? StreamService.jsonArray(read.chunks) : read.chunks
-                SSEEncoder.writeData(parts, base64: base64, into: &events)
+                SSEEncoder.writeData(read.body, base64: base64, into: &events)
             }
             let control = SSEEncoder.Control(
                 nextOffset: read.end, cursor: read.reachedClosedEnd ? nil : currentCursor(),

@@ -221,28 +221,9 @@ final class StreamService: Sendable {
                 return .response(ResponseHeaders.head(.notModified, extra), body: [])
             }
         }
-        let body = Self.body(of: result)
+        let body = result.body
         extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))
         return .response(ResponseHeaders.head(.ok, extra), body: body)
-    }
-
-    /// The response body: the stored bytes, or for JSON streams a JSON array of the messages.
-    static func body(of result: ReadResult) -> [ByteBuffer] {
-        guard result.info.contentType.isJSON else { return result.chunks }
-        return jsonArray(result.chunks)
-    }
-
-    private static let openBracket = ByteBuffer(string: "[")
-    private static let closeBracket = ByteBuffer(string: "]")
-    private static let emptyArray = ByteBuffer(string: "[]")
-
-    /// `[` + stored messages without their final separator + `]`, without copying the messages.
-    static func jsonArray(_ chunks: [ByteBuffer]) -> [ByteBuffer] {
-        var chunks = chunks.filter { $0.readableBytes > 0 }
-        guard var last = chunks.popLast() else { return [emptyArray] }
-        last.moveWriterIndex(to: last.writerIndex - 1)  // drop the trailing comma
-        if last.readableBytes > 0 { chunks.append(last) }
-        return [openBracket] + chunks + [closeBracket]
     }
 
     /// Shared caches may keep a read a minute, never past the stream's expiry.
@@ -266,7 +247,7 @@ final class StreamService: Sendable {
             if !info.contentType.isTextual { extra.append((HeaderName.sseDataEncoding, "base64")) }
             let plan = SSEPlan(
                 path: path, start: read.start, clientCursor: read.mode.cursor.map(String.init),
-                json: info.contentType.isJSON, base64: !info.contentType.isTextual)
+                base64: !info.contentType.isTextual)
             return .sse(ResponseHeaders.head(.ok, extra), plan)
         }
     }

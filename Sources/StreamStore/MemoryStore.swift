@@ -21,10 +21,6 @@ public final class MemoryStore: StreamStore {
         self.clock = clock
     }
 
-    private struct Waiter {
-        var promise: EventLoopPromise<StoreWait.Outcome>
-    }
-
     private struct Stream {
         var id: String
         var contentType: ContentType
@@ -36,7 +32,7 @@ public final class MemoryStore: StreamStore {
         var producers: [ExactKey: ProducerState] = [:]
         /// The producer request that closed the stream, so its retry is recognised.
         var closedBy: ProducerClaim?
-        var waiters: [UInt64: Waiter] = [:]
+        var waiters = StreamWaiters()
 
         var tail: StreamOffset { StreamOffset(position: log.length) }
 
@@ -53,14 +49,6 @@ public final class MemoryStore: StreamStore {
         mutating func touch(_ now: Double) {
             if lifetime.isSliding { lastAccess = now }
         }
-
-        /// Removes and returns every waiter, to be woken once the lock is released.
-        mutating func takeWaiters() -> [EventLoopPromise<StoreWait.Outcome>] {
-            defer { waiters.removeAll() }
-            return allWaiters
-        }
-
-        var allWaiters: [EventLoopPromise<StoreWait.Outcome>] { waiters.values.map(\.promise) }
 
         /// Up to `maxBytes` from `start`, which must be a boundary at or before the tail.
         func read(from start: ReadStart, maxBytes: Int) -> Result<ReadResult, ProtocolError> {
@@ -107,7 +95,7 @@ public final class MemoryStore: StreamStore {
         mutating func lookup(_ key: ExactKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
             guard let stream = streams[key] else { return nil }
             if stream.isExpired(at: now) {
-                woken += streams.removeValue(forKey: key)!.allWaiters
+                woken += streams.removeValue(forKey: key)!.waiters.all
                 return nil
             }
             return stream
@@ -158,7 +146,7 @@ public final class MemoryStore: StreamStore {
             state.streams[key] = stream
             return .success(CreateResult(created: true, info: stream.info()))
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -172,14 +160,14 @@ public final class MemoryStore: StreamStore {
                 let outcome = Self.apply(command, to: &stream, now: now)
                 if case .success(let result) = outcome, !result.duplicate {
                     stream.touch(now)
-                    appended = stream.takeWaiters()
+                    appended = stream.waiters.takeAll()
                 }
                 return outcome
             } ?? .failure(Self.notFound)
             woken += appended
             return outcome
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -218,7 +206,7 @@ public final class MemoryStore: StreamStore {
                 return stream.read(from: start, maxBytes: maxBytes)
             } ?? .failure(Self.notFound)
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
     }
 
@@ -227,7 +215,7 @@ public final class MemoryStore: StreamStore {
         let key = ExactKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let info = state.withLockedValue { $0.lookup(key, now: now, woken: &woken)?.info() }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         guard let info else { return loop.makeFailedFuture(Self.notFound) }
         return loop.makeSucceededFuture(info)
     }
@@ -238,10 +226,10 @@ public final class MemoryStore: StreamStore {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let found: Bool = state.withLockedValue { state in
             guard state.lookup(key, now: now, woken: &woken) != nil else { return false }
-            woken += state.streams.removeValue(forKey: key)!.allWaiters
+            woken += state.streams.removeValue(forKey: key)!.waiters.all
             return true
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return found ? loop.makeSucceededVoidFuture() : loop.makeFailedFuture(Self.notFound)
     }
 
@@ -255,34 +243,19 @@ public final class MemoryStore: StreamStore {
             state.nextWaiterID += 1
             let registered = state.modify(key, now: now, woken: &woken) { stream -> Bool in
                 guard !stream.closed, stream.log.length <= offset.position else { return false }
-                stream.waiters[id] = Waiter(promise: promise)
+                stream.waiters.add(id, promise)
                 return true
             }
             if registered != true { woken.append(promise) }
             return id
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return StoreWait(path: path, id: id, future: promise.futureResult)
     }
 
-    /// Wakes waiters on their own event loops, one task per loop, after the current one: the
-    /// request that caused the change (an append) is answered first instead of waiting until
-    /// every reader's response has been built.
-    private static func wake(_ promises: [EventLoopPromise<StoreWait.Outcome>]) {
-        guard !promises.isEmpty else { return }
-        var byLoop: [ObjectIdentifier: (any EventLoop, [EventLoopPromise<StoreWait.Outcome>])] = [:]
-        for promise in promises {
-            let loop = promise.futureResult.eventLoop
-            byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(promise)
-        }
-        for (loop, batch) in byLoop.values {
-            loop.execute { batch.forEach { $0.succeed(.changed) } }
-        }
-    }
-
     public func cancel(_ wait: StoreWait) {
-        let waiter = state.withLockedValue { $0.streams[ExactKey(wait.path)]?.waiters.removeValue(forKey: wait.id) }
-        waiter?.promise.succeed(.cancelled)
+        let promise = state.withLockedValue { $0.streams[ExactKey(wait.path)]?.waiters.remove(wait.id) }
+        promise?.succeed(.cancelled)
     }
 
     /// Removes expired streams and wakes their waiters; returns how many were removed. Expiry is
@@ -293,10 +266,10 @@ public final class MemoryStore: StreamStore {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let removed: Int = state.withLockedValue { state in
             let expired = state.streams.filter { $0.value.isExpired(at: now) }.map(\.key)
-            for key in expired { woken += state.streams.removeValue(forKey: key)!.allWaiters }
+            for key in expired { woken += state.streams.removeValue(forKey: key)!.waiters.all }
             return expired.count
         }
-        Self.wake(woken)
+        StreamWaiters.wake(woken)
         return removed
     }
 

@@ -156,11 +156,12 @@ public struct ReadResult: Sendable {
     public var info: StreamInfo
     public var start: StreamOffset
     public var end: StreamOffset
-    /// The stored bytes of `[start, end)`, in order. For JSON streams each message is stored
-    /// followed by a comma, so the body is `[` + chunks without the final comma + `]`.
-    public var chunks: [ByteBuffer]
+    /// The bytes of `[start, end)` in the stores' shared framing: a byte stream's bytes as they
+    /// are; for a JSON stream, each message followed by a comma. Only stores see it; clients get
+    /// `body`, so a store may change how it frames without the servers noticing.
+    var chunks: [ByteBuffer]
 
-    public init(info: StreamInfo, start: StreamOffset, end: StreamOffset, chunks: [ByteBuffer]) {
+    init(info: StreamInfo, start: StreamOffset, end: StreamOffset, chunks: [ByteBuffer]) {
         self.info = info
         self.start = start
         self.end = end
@@ -171,7 +172,25 @@ public struct ReadResult: Sendable {
     public var upToDate: Bool { end == info.tail }
     /// The reader has reached the end of a closed stream: EOF.
     public var reachedClosedEnd: Bool { info.closed && end == info.tail }
-    public var byteCount: Int { chunks.reduce(0) { $0 + $1.readableBytes } }
+    /// The read returned no data (it started at the tail).
+    public var isEmpty: Bool { end == start }
+    /// How many stored bytes the read covers.
+    var byteCount: Int { chunks.reduce(0) { $0 + $1.readableBytes } }
+
+    /// What a client receives for this read, in order and without copying the stored bytes: the
+    /// stream's bytes, or for a JSON stream one JSON array of its messages (`[]` when empty).
+    public var body: [ByteBuffer] {
+        guard info.contentType.isJSON else { return chunks.filter { $0.readableBytes > 0 } }
+        var parts = chunks.filter { $0.readableBytes > 0 }
+        guard var last = parts.popLast() else { return [Self.emptyArray] }
+        last.moveWriterIndex(to: last.writerIndex - 1)  // the last message's separator
+        if last.readableBytes > 0 { parts.append(last) }
+        return [Self.openBracket] + parts + [Self.closeBracket]
+    }
+
+    private static let openBracket = ByteBuffer(string: "[")
+    private static let closeBracket = ByteBuffer(string: "]")
+    private static let emptyArray = ByteBuffer(string: "[]")
 }
 
 /// A pending `waitForChange`.

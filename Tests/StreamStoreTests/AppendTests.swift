@@ -3,10 +3,10 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore append (POST)")
+@Suite("Store contract: append (POST)")
 struct AppendTests {
-    @Test func appendsAreConcatenatedAndTheTailAdvances() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendsAreConcatenatedAndTheTailAdvances(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let first = try h.append("chunk1")
         #expect(first.tail == offset(6))
@@ -21,8 +21,8 @@ struct AppendTests {
         #expect(try h.info().tail == offset(12))
     }
 
-    @Test func appendsAreByteExact() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendsAreByteExact(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/octet-stream")
         let all = (0...255).map { UInt8($0) }
         try h.appendBytes(all, type: "application/octet-stream")
@@ -30,8 +30,8 @@ struct AppendTests {
         #expect(try h.contents() == all + [0x00, 0xFF, 0x00])
     }
 
-    @Test func onlyTheReadableBytesOfTheBodyAreStored() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func onlyTheReadableBytesOfTheBodyAreStored(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json", body: "[]")
         try h.create("bytes", type: "application/octet-stream")
         // A body that is a view into a larger buffer, as an HTTP decoder may hand over.
@@ -51,23 +51,23 @@ struct AppendTests {
         #expect(stored.allSatisfy { $0 == 0x55 })
     }
 
-    @Test func appendToAMissingStreamIsNotFound() {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendToAMissingStreamIsNotFound(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         #expect(h.appendError("missing", "x")?.status == .notFound)
         #expect(h.appendError("missing", "x", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))?.status == .notFound)
         #expect(h.appendError("missing", "", type: nil, closed: true)?.status == .notFound)
     }
 
-    @Test func contentTypeMatchingIgnoresCaseAndParameters() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func contentTypeMatchingIgnoresCaseAndParameters(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "text/plain")
         try h.append("a", type: "TEXT/PLAIN")
         try h.append("b", type: "text/plain; charset=utf-8")
         #expect(try h.text() == "ab")
     }
 
-    @Test func mismatchedContentTypeConflicts() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func mismatchedContentTypeConflicts(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "text/plain")
         let error = h.appendError("{}", type: "application/json")
         #expect(error?.status == .conflict)
@@ -75,8 +75,8 @@ struct AppendTests {
         #expect(try h.info().tail == .zero)
     }
 
-    @Test func jsonAppendsAreSplitIntoMessages() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func jsonAppendsAreSplitIntoMessages(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         try h.append("{\"event\": \"created\"}", type: "application/json")
         try h.append("[{\"event\":\"a\"}, {\"event\":\"b\"}]", type: "application/json")
@@ -85,24 +85,24 @@ struct AppendTests {
         #expect(try h.text() == "{\"event\": \"created\"},{\"event\":\"a\"},{\"event\":\"b\"},[1,2],[3,4],[[1,2,3]],")
     }
 
-    @Test(arguments: ["\"string\"", "42", "true", "null"])
-    func jsonScalarsAreOneMessage(body: String) throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all, ["\"string\"", "42", "true", "null"])
+    func jsonScalarsAreOneMessage(_ backend: StoreBackend, body: String) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         try h.append(body, type: "application/json")
         #expect(try h.text() == body + ",")
     }
 
-    @Test func jsonEmptyArrayAppendIsABadRequest() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func jsonEmptyArrayAppendIsABadRequest(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         #expect(h.appendError("[]", type: "application/json")?.status == .badRequest)
         #expect(try h.info().tail == .zero)
     }
 
-    @Test(arguments: ["{ invalid json }", "[1,2,]", "{\"a\":1}}", "01", "\"unterminated"])
-    func invalidJSONAppendIsABadRequest(body: String) throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all, ["{ invalid json }", "[1,2,]", "{\"a\":1}}", "01", "\"unterminated"])
+    func invalidJSONAppendIsABadRequest(_ backend: StoreBackend, body: String) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json", body: "[1]")
         #expect(h.appendError(body, type: "application/json")?.status == .badRequest)
         #expect(try h.text() == "1,")
@@ -110,8 +110,8 @@ struct AppendTests {
 
     // MARK: Stream-Seq
 
-    @Test func streamSeqMustStrictlyIncrease() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqMustStrictlyIncrease(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("first", seq: "001")
         try h.append("second", seq: "002")
@@ -120,8 +120,8 @@ struct AppendTests {
         #expect(try h.text() == "firstsecond")
     }
 
-    @Test func streamSeqComparesBytewiseNotNumerically() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqComparesBytewiseNotNumerically(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("numeric")
         try h.append("numeric", "a", seq: "2")
         #expect(h.appendError("numeric", "b", seq: "10")?.status == .conflict)
@@ -132,8 +132,8 @@ struct AppendTests {
         #expect(try h.text("padded") == "ab")
     }
 
-    @Test func streamSeqIsCaseSensitive() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqIsCaseSensitive(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", seq: "a")
         // "B" (0x42) sorts before "a" (0x61).
@@ -141,8 +141,8 @@ struct AppendTests {
         try h.append("c", seq: "b")
     }
 
-    @Test func streamSeqAcceptsAPrefixExtension() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqAcceptsAPrefixExtension(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", seq: "abc")
         try h.append("b", seq: "abcd")
@@ -150,8 +150,8 @@ struct AppendTests {
         #expect(h.appendError("c", seq: "ab")?.status == .conflict)
     }
 
-    @Test func streamSeqIsScopedPerStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqIsScopedPerStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("a")
         try h.create("b")
         try h.append("a", "x", seq: "5")
@@ -159,8 +159,8 @@ struct AppendTests {
         #expect(h.appendError("a", "z", seq: "1")?.status == .conflict)
     }
 
-    @Test func appendsWithoutStreamSeqDoNotResetIt() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendsWithoutStreamSeqDoNotResetIt(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", seq: "5")
         try h.append("b")
@@ -168,8 +168,8 @@ struct AppendTests {
         try h.append("d", seq: "6")
     }
 
-    @Test func aRejectedAppendDoesNotRecordItsStreamSeq() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aRejectedAppendDoesNotRecordItsStreamSeq(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         try h.append("1", type: "application/json", seq: "5")
         #expect(h.appendError("not json", type: "application/json", seq: "6")?.status == .badRequest)

@@ -3,10 +3,10 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore closing streams")
+@Suite("Store contract: closing streams")
 struct CloseStreamTests {
-    @Test func closeOnlyClosesWithoutData() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closeOnlyClosesWithoutData(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "data")
         let result = try h.close()
         #expect(result.closed)
@@ -16,8 +16,8 @@ struct CloseStreamTests {
         #expect(try h.text() == "data")
     }
 
-    @Test func closeIsIdempotent() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closeIsIdempotent(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "data")
         let first = try h.close()
         let second = try h.close()
@@ -26,15 +26,15 @@ struct CloseStreamTests {
         #expect(second.tail == first.tail)
     }
 
-    @Test func closeOnlyIgnoresTheContentType() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closeOnlyIgnoresTheContentType(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         let result = try h.appendBytes([], type: "text/plain", closed: true)
         #expect(result.closed)
     }
 
-    @Test func appendAndCloseStoresTheFinalData() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendAndCloseStoresTheFinalData(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let result = try h.append("final message", closed: true)
         #expect(result.closed)
@@ -44,8 +44,8 @@ struct CloseStreamTests {
         #expect(read.reachedClosedEnd)
     }
 
-    @Test func appendingToAClosedStreamConflictsWithClosedHeaders() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendingToAClosedStreamConflictsWithClosedHeaders(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let close = try h.close()
         let error = try #require(h.appendError("more"))
@@ -55,8 +55,8 @@ struct CloseStreamTests {
         #expect(try h.text() == "abc")
     }
 
-    @Test func appendAndCloseOnAClosedStreamConflicts() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendAndCloseOnAClosedStreamConflicts(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.close()
         let error = h.appendError("more", closed: true)
@@ -65,8 +65,8 @@ struct CloseStreamTests {
         #expect(error?.header(HeaderName.nextOffset) == StreamOffset.zero.description)
     }
 
-    @Test func closedStreamConflictWinsOverContentTypeMismatch() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closedStreamConflictWinsOverContentTypeMismatch(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "text/plain")
         try h.close()
         let error = h.appendError("{}", type: "application/json")
@@ -74,16 +74,16 @@ struct CloseStreamTests {
         #expect(error?.header(HeaderName.closed) == "true")
     }
 
-    @Test func createdClosedStreamRejectsAppends() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func createdClosedStreamRejectsAppends(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(closed: true, body: "x")
         let error = h.appendError("y")
         #expect(error?.status == .conflict)
         #expect(error?.header(HeaderName.nextOffset) == offset(1).description)
     }
 
-    @Test func readsOfAClosedStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readsOfAClosedStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "hello")
         try h.close()
         let all = try h.read()
@@ -104,8 +104,8 @@ struct CloseStreamTests {
 
     // MARK: With producers
 
-    @Test func appendAndCloseWithAProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func appendAndCloseWithAProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let result = try h.append("final", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
         #expect(result.closed)
@@ -113,8 +113,8 @@ struct CloseStreamTests {
         #expect(result.producer == ProducerState(epoch: 0, lastSeq: 0))
     }
 
-    @Test func retryOfTheClosingRequestIsADuplicateEvenWithADifferentBody() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func retryOfTheClosingRequestIsADuplicateEvenWithADifferentBody(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let closing = ProducerClaim(id: "p", epoch: 0, seq: 0)
         let first = try h.append("final", closed: true, producer: closing)
@@ -126,8 +126,8 @@ struct CloseStreamTests {
         #expect(try h.text() == "final")
     }
 
-    @Test func aDifferentProducerOnAClosedStreamConflicts() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aDifferentProducerOnAClosedStreamConflicts(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("final", closed: true, producer: ProducerClaim(id: "A", epoch: 0, seq: 0))
         let error = h.appendError("should fail", closed: true, producer: ProducerClaim(id: "B", epoch: 0, seq: 0))
@@ -135,8 +135,8 @@ struct CloseStreamTests {
         #expect(error?.header(HeaderName.closed) == "true")
     }
 
-    @Test func theSameProducerWithADifferentSeqOnAClosedStreamConflicts() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func theSameProducerWithADifferentSeqOnAClosedStreamConflicts(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("final", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
         let error = h.appendError("should fail", closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 1))
@@ -144,8 +144,8 @@ struct CloseStreamTests {
         #expect(error?.header(HeaderName.closed) == "true")
     }
 
-    @Test func aStaleProducerOnAClosedStreamGetsTheClosedConflict() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aStaleProducerOnAClosedStreamGetsTheClosedConflict(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: ProducerClaim(id: "p", epoch: 2, seq: 0))
         try h.close()
@@ -154,8 +154,8 @@ struct CloseStreamTests {
         #expect(error?.header(HeaderName.closed) == "true")
     }
 
-    @Test func closeOnlyWithAProducerAdvancesItsState() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closeOnlyWithAProducerAdvancesItsState(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("message", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
         let close = try h.close(producer: ProducerClaim(id: "p", epoch: 0, seq: 1))
@@ -168,8 +168,8 @@ struct CloseStreamTests {
         #expect(retry.producer == ProducerState(epoch: 0, lastSeq: 1))
     }
 
-    @Test func closeOnlyWithAProducerGapIsRejectedAndLeavesTheStreamOpen() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func closeOnlyWithAProducerGapIsRejectedAndLeavesTheStreamOpen(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("message", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
         let error = try #require(h.appendError("", type: nil, closed: true, producer: ProducerClaim(id: "p", epoch: 0, seq: 5)))

@@ -3,10 +3,10 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore delete")
+@Suite("Store contract: delete")
 struct DeleteStreamTests {
-    @Test func deleteRemovesTheStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func deleteRemovesTheStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         #expect(h.store.streamCount == 1)
         try h.delete()
@@ -16,23 +16,23 @@ struct DeleteStreamTests {
         #expect(h.appendError("x")?.status == .notFound)
     }
 
-    @Test func deletingAMissingStreamIsNotFound() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func deletingAMissingStreamIsNotFound(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         #expect(h.deleteError("missing")?.status == .notFound)
         try h.create()
         try h.delete()
         #expect(h.deleteError()?.status == .notFound)
     }
 
-    @Test func aClosedStreamCanBeDeleted() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aClosedStreamCanBeDeleted(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(closed: true)
         try h.delete()
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func deleteLeavesOtherStreamsAlone() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func deleteLeavesOtherStreamsAlone(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("a", body: "A")
         try h.create("b", body: "B")
         try h.delete("a")
@@ -40,8 +40,8 @@ struct DeleteStreamTests {
         #expect(h.store.streamCount == 1)
     }
 
-    @Test func pathsArePlainKeys() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func pathsArePlainKeys(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("events/sync-1", body: "x")
         #expect(h.infoError("events")?.status == .notFound)
         #expect(h.infoError("events/sync-1/")?.status == .notFound)

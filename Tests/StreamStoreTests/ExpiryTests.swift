@@ -3,10 +3,10 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore TTL and Expires-At with an injected clock")
+@Suite("Store contract: TTL and Expires-At with an injected clock")
 struct ExpiryTests {
-    @Test func aTTLStreamExpiresAfterItsWindowOfInactivity() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aTTLStreamExpiresAfterItsWindowOfInactivity(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 10))
         h.clock.advance(by: 9.999)
         #expect(try h.info().closed == false)
@@ -17,16 +17,16 @@ struct ExpiryTests {
         #expect(h.deleteError()?.status == .notFound)
     }
 
-    @Test func infoReportsTheExpiryInstant() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func infoReportsTheExpiryInstant(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let start = h.clock.now
         let created = try h.create(lifetime: .ttl(seconds: 10))
         #expect(created.info.expiresAt == start + 10)
         #expect(try h.info().expiresAt == start + 10)
     }
 
-    @Test func aTouchingReadRenewsTheTTL() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aTouchingReadRenewsTheTTL(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let start = h.clock.now
         try h.create(lifetime: .ttl(seconds: 10), body: "x")
         h.clock.advance(by: 9)
@@ -38,8 +38,8 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func aReadWithoutTouchDoesNotRenew() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aReadWithoutTouchDoesNotRenew(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 10), body: "x")
         h.clock.advance(by: 9)
         _ = try h.read(touch: false)
@@ -47,8 +47,8 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func anAppendRenewsTheTTL() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func anAppendRenewsTheTTL(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let start = h.clock.now
         try h.create(lifetime: .ttl(seconds: 2))
         h.clock.advance(by: 1.5)
@@ -59,8 +59,8 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func aCloseRenewsTheTTL() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aCloseRenewsTheTTL(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 2))
         h.clock.advance(by: 1.5)
         try h.close()
@@ -68,8 +68,8 @@ struct ExpiryTests {
         #expect(try h.info().closed)
     }
 
-    @Test func infoDoesNotRenewTheTTL() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func infoDoesNotRenewTheTTL(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 2))
         h.clock.advance(by: 1.5)
         #expect(try h.info().tail == .zero)
@@ -77,8 +77,8 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func repeatedInfoPollingDoesNotKeepAStreamAlive() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func repeatedInfoPollingDoesNotKeepAStreamAlive(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 2))
         for _ in 0..<9 {
             h.clock.advance(by: 0.2)
@@ -88,8 +88,8 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func expiresAtIsAbsolute() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func expiresAtIsAbsolute(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let instant = h.clock.now + 4
         try h.create(lifetime: .expiresAt(seconds: instant, text: "t"), body: "x")
         h.clock.advance(by: 2)
@@ -102,15 +102,15 @@ struct ExpiryTests {
         #expect(h.infoError()?.status == .notFound)
     }
 
-    @Test func expiresAtInThePastIsABadRequest() {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func expiresAtInThePastIsABadRequest(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         #expect(h.createError(lifetime: .expiresAt(seconds: h.clock.now - 1, text: "past"))?.status == .badRequest)
         #expect(h.createError(lifetime: .expiresAt(seconds: h.clock.now, text: "now"))?.status == .badRequest)
         #expect(h.store.streamCount == 0)
     }
 
-    @Test func expiresAtInThePastIsRejectedEvenForAnExistingPath() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func expiresAtInThePastIsRejectedEvenForAnExistingPath(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let instant = h.clock.now + 10
         try h.create(lifetime: .expiresAt(seconds: instant, text: "t"))
         h.clock.advance(by: 20)
@@ -118,8 +118,8 @@ struct ExpiryTests {
     }
 
     /// The sweep is part of the store protocol, so a server sweeps whichever store it has.
-    @Test func sweepingThroughTheProtocolRemovesExpiredStreams() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func sweepingThroughTheProtocolRemovesExpiredStreams(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 5))
         let store: any StreamStore = h.store
         #expect(try store.sweepExpired(on: h.loop).wait() == 0)
@@ -128,16 +128,16 @@ struct ExpiryTests {
         #expect(store.streamCount == 0)
     }
 
-    @Test func unlimitedStreamsNeverExpire() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func unlimitedStreamsNeverExpire(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         h.clock.advance(by: 10 * 365 * 24 * 3600)
         #expect(try h.info().expiresAt == nil)
-        #expect(h.store.sweepExpired() == 0)
+        #expect(try h.sweep() == 0)
     }
 
-    @Test func anExpiredPathCanBeRecreatedWithADifferentConfiguration() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func anExpiredPathCanBeRecreatedWithADifferentConfiguration(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let old = try h.create(type: "text/plain", lifetime: .ttl(seconds: 1), body: "old")
         h.clock.advance(by: 2)
         let new = try h.create(type: "application/json", lifetime: .ttl(seconds: 3600), body: "[\"new data\"]")
@@ -146,37 +146,37 @@ struct ExpiryTests {
         #expect(try h.text() == "\"new data\",")
     }
 
-    @Test func sweepRemovesOnlyExpiredStreams() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func sweepRemovesOnlyExpiredStreams(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("short", lifetime: .ttl(seconds: 5))
         try h.create("long", lifetime: .ttl(seconds: 50))
         try h.create("absolute", lifetime: .expiresAt(seconds: h.clock.now + 5, text: "t"))
         try h.create("forever")
-        #expect(h.store.sweepExpired() == 0)
+        #expect(try h.sweep() == 0)
         #expect(h.store.streamCount == 4)
         h.clock.advance(by: 5)
-        #expect(h.store.sweepExpired() == 2)
+        #expect(try h.sweep() == 2)
         #expect(h.store.streamCount == 2)
         #expect(h.infoError("short")?.status == .notFound)
         #expect(h.infoError("absolute")?.status == .notFound)
         #expect(try h.info("long").tail == .zero)
         #expect(try h.info("forever").tail == .zero)
-        #expect(h.store.sweepExpired() == 0)
+        #expect(try h.sweep() == 0)
     }
 
-    @Test func sweepRespectsRenewals() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func sweepRespectsRenewals(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("a", lifetime: .ttl(seconds: 10))
         try h.create("b", lifetime: .ttl(seconds: 10))
         h.clock.advance(by: 8)
         try h.append("a", "x")
         h.clock.advance(by: 3)
-        #expect(h.store.sweepExpired() == 1)
+        #expect(try h.sweep() == 1)
         #expect(try h.text("a") == "x")
     }
 
-    @Test func expiredStreamsAreRemovedLazilyOnAccess() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func expiredStreamsAreRemovedLazilyOnAccess(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 1))
         h.clock.advance(by: 1)
         #expect(h.store.streamCount == 1)

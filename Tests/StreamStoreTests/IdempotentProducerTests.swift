@@ -3,14 +3,14 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore idempotent producers (§5.2.1)")
+@Suite("Store contract: idempotent producers (§5.2.1)")
 struct IdempotentProducerTests {
     private func claim(_ epoch: UInt64, _ seq: UInt64, id: String = "p") -> ProducerClaim {
         ProducerClaim(id: id, epoch: epoch, seq: seq)
     }
 
-    @Test func firstAppendIsAccepted() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func firstAppendIsAccepted(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let result = try h.append("a", producer: claim(0, 0))
         #expect(!result.duplicate)
@@ -18,14 +18,14 @@ struct IdempotentProducerTests {
         #expect(result.tail == offset(1))
     }
 
-    @Test func aNewProducerMayStartAtAnyEpoch() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aNewProducerMayStartAtAnyEpoch(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         #expect(try h.append("a", producer: claim(2, 0)).producer == ProducerState(epoch: 2, lastSeq: 0))
     }
 
-    @Test func duplicateIsAcknowledgedWithoutAppending() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func duplicateIsAcknowledgedWithoutAppending(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let first = try h.append("a", producer: claim(0, 0))
         let retry = try h.append("a", producer: claim(0, 0))
@@ -35,8 +35,8 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "a")
     }
 
-    @Test func duplicateReportsTheHighestAcceptedSeq() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func duplicateReportsTheHighestAcceptedSeq(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("0", producer: claim(0, 0))
         try h.append("1", producer: claim(0, 1))
@@ -47,16 +47,16 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "012")
     }
 
-    @Test func duplicateWithADifferentBodyKeepsTheOriginal() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func duplicateWithADifferentBodyKeepsTheOriginal(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("original", producer: claim(0, 0))
         #expect(try h.append("changed", producer: claim(0, 0)).duplicate)
         #expect(try h.text() == "original")
     }
 
-    @Test func gapIsAConflictWithExpectedAndReceived() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func gapIsAConflictWithExpectedAndReceived(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("0", producer: claim(0, 0))
         let error = try #require(h.appendError("2", producer: claim(0, 2)))
@@ -70,8 +70,8 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "012")
     }
 
-    @Test func unknownProducerNotStartingAtZeroIsAGap() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func unknownProducerNotStartingAtZeroIsAGap(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let error = try #require(h.appendError("x", producer: claim(0, 5)))
         #expect(error.status == .conflict)
@@ -79,8 +79,8 @@ struct IdempotentProducerTests {
         #expect(error.header(HeaderName.producerReceivedSeq) == "5")
     }
 
-    @Test func staleEpochIsForbiddenWithTheCurrentEpoch() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func staleEpochIsForbiddenWithTheCurrentEpoch(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: claim(0, 0))
         try h.append("b", producer: claim(1, 0))
@@ -90,8 +90,8 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "ab")
     }
 
-    @Test func epochsMaySkipButANewEpochMustStartAtZero() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func epochsMaySkipButANewEpochMustStartAtZero(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: claim(0, 0))
         #expect(h.appendError("b", producer: claim(1, 5))?.status == .badRequest)
@@ -99,8 +99,8 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "ac")
     }
 
-    @Test func stateIsPerProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func stateIsPerProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("A0", producer: claim(0, 0, id: "A"))
         try h.append("B0", producer: claim(0, 0, id: "B"))
@@ -109,8 +109,8 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "A0B0A1B1")
     }
 
-    @Test func stateIsPerStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func stateIsPerStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("one")
         try h.create("two")
         try h.append("one", "x", producer: claim(0, 0))
@@ -120,8 +120,8 @@ struct IdempotentProducerTests {
         #expect(!other.duplicate)
     }
 
-    @Test func stateIsForgottenWhenTheStreamIsRecreated() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func stateIsForgottenWhenTheStreamIsRecreated(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: claim(0, 0))
         try h.delete()
@@ -131,8 +131,8 @@ struct IdempotentProducerTests {
 
     // MARK: Failed appends do not advance producer state
 
-    @Test func invalidJSONDoesNotAdvanceTheProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func invalidJSONDoesNotAdvanceTheProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         #expect(h.appendError("{ invalid", type: "application/json", producer: claim(0, 0))?.status == .badRequest)
         let retry = try h.append("{\"ok\":true}", type: "application/json", producer: claim(0, 0))
@@ -140,22 +140,22 @@ struct IdempotentProducerTests {
         #expect(try h.text() == "{\"ok\":true},")
     }
 
-    @Test func emptyJSONArrayDoesNotAdvanceTheProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func emptyJSONArrayDoesNotAdvanceTheProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         #expect(h.appendError("[]", type: "application/json", producer: claim(0, 0))?.status == .badRequest)
         #expect(try h.append("[1]", type: "application/json", producer: claim(0, 0)).duplicate == false)
     }
 
-    @Test func contentTypeMismatchDoesNotAdvanceTheProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func contentTypeMismatchDoesNotAdvanceTheProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "text/plain")
         #expect(h.appendError("{}", type: "application/json", producer: claim(0, 0))?.status == .conflict)
         #expect(try h.append("x", producer: claim(0, 0)).duplicate == false)
     }
 
-    @Test func streamSeqRegressionDoesNotAdvanceTheProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func streamSeqRegressionDoesNotAdvanceTheProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", seq: "5", producer: claim(0, 0))
         #expect(h.appendError("b", seq: "3", producer: claim(0, 1))?.status == .conflict)
@@ -164,8 +164,8 @@ struct IdempotentProducerTests {
         #expect(next.producer == ProducerState(epoch: 0, lastSeq: 1))
     }
 
-    @Test func rejectedEpochBumpDoesNotAdvanceTheProducer() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func rejectedEpochBumpDoesNotAdvanceTheProducer(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: claim(0, 0))
         _ = h.appendError("b", producer: claim(1, 3))
@@ -173,8 +173,8 @@ struct IdempotentProducerTests {
         #expect(try h.append("b", producer: claim(0, 1)).producer == ProducerState(epoch: 0, lastSeq: 1))
     }
 
-    @Test func duplicateDoesNotRecordItsStreamSeq() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func duplicateDoesNotRecordItsStreamSeq(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", seq: "1", producer: claim(0, 0))
         #expect(try h.append("a", seq: "9", producer: claim(0, 0)).duplicate)

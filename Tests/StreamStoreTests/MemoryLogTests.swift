@@ -201,7 +201,7 @@ struct SegmentBoundaryReadTests {
     static let segment = MemoryLog.segmentSize
 
     @Test func readsAcrossTheBoundaryReturnTheExactBytes() throws {
-        let h = StoreHarness()
+        let h = try StoreHarness()
         try h.create(type: "application/octet-stream")
         var expected: [UInt8] = []
         for size in [700 * 1024, 700 * 1024, Self.segment + 3, 12, 900 * 1024] {
@@ -226,7 +226,7 @@ struct SegmentBoundaryReadTests {
     }
 
     @Test func readsStartingJustBeforeAndAfterTheBoundary() throws {
-        let h = StoreHarness()
+        let h = try StoreHarness()
         try h.create(type: "application/octet-stream")
         let first = pattern(from: 0, count: 700 * 1024)
         let second = pattern(from: first.count, count: 700 * 1024)
@@ -241,7 +241,7 @@ struct SegmentBoundaryReadTests {
     }
 
     @Test func jsonMessagesAcrossTheBoundaryAreNeverSplit() throws {
-        let h = StoreHarness()
+        let h = try StoreHarness()
         try h.create(type: "application/json")
         let message = "\"" + String(repeating: "a", count: 400 * 1024) + "\""
         for _ in 0..<5 { try h.append(message, type: "application/json") }

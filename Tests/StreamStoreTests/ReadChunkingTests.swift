@@ -4,12 +4,12 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore reads and chunking")
+@Suite("Store contract: reads and chunking")
 struct ReadChunkingTests {
     // MARK: Byte streams
 
-    @Test func readFromTheBeginning() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readFromTheBeginning(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "hello world")
         let result = try h.read()
         #expect(result.text == "hello world")
@@ -21,8 +21,8 @@ struct ReadChunkingTests {
         #expect(result.info.tail == offset(11))
     }
 
-    @Test func byteStreamsAreCutAtMaxBytes() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func byteStreamsAreCutAtMaxBytes(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "hello world")
         let first = try h.read(maxBytes: 4)
         #expect(first.text == "hell")
@@ -37,9 +37,9 @@ struct ReadChunkingTests {
         #expect(third.upToDate)
     }
 
-    @Test(arguments: [1, 2, 3, 5, 7, 11, 12, 100])
-    func pagingThroughAByteStreamReturnsEveryByteOnce(maxBytes: Int) throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all, [1, 2, 3, 5, 7, 11, 12, 100])
+    func pagingThroughAByteStreamReturnsEveryByteOnce(_ backend: StoreBackend, maxBytes: Int) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/octet-stream")
         var expected: [UInt8] = []
         for index in 0..<10 {
@@ -64,16 +64,16 @@ struct ReadChunkingTests {
         #expect(collected == expected)
     }
 
-    @Test func zeroMaxBytesStillMakesProgress() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func zeroMaxBytesStillMakesProgress(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let result = try h.read(maxBytes: 0)
         #expect(result.byteCount >= 1)
         #expect(result.end > result.start)
     }
 
-    @Test func readingAnEmptyStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readingAnEmptyStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let result = try h.read()
         #expect(result.chunks.isEmpty)
@@ -82,8 +82,8 @@ struct ReadChunkingTests {
         #expect(result.upToDate)
     }
 
-    @Test func readingAtTheTailIsEmptyAndUpToDate() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readingAtTheTailIsEmptyAndUpToDate(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let result = try h.read(from: .offset(offset(3)))
         #expect(result.chunks.isEmpty)
@@ -92,16 +92,16 @@ struct ReadChunkingTests {
         #expect(result.upToDate)
     }
 
-    @Test func readFromAMidStreamOffset() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readFromAMidStreamOffset(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "first")
         let tail = try h.info().tail
         try h.append("second")
         #expect(try h.read(from: .offset(tail)).text == "second")
     }
 
-    @Test func nowStartsAtTheTail() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func nowStartsAtTheTail(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "existing")
         let now = try h.read(from: .now)
         #expect(now.chunks.isEmpty)
@@ -112,30 +112,30 @@ struct ReadChunkingTests {
         #expect(try h.read(from: .offset(now.end)).text == " new")
     }
 
-    @Test func minusOneAndNoOffsetAreTheSame() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func minusOneAndNoOffsetAreTheSame(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "data")
         let explicit = try ReadStart(queryValue: "-1")
         let absent = try ReadStart(queryValue: nil)
         #expect(try h.read(from: explicit).bytes == h.read(from: absent).bytes)
     }
 
-    @Test func offsetsBeyondTheTailAreABadRequest() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func offsetsBeyondTheTailAreABadRequest(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         #expect(h.readError(from: .offset(offset(4)))?.status == .badRequest)
         #expect(h.readError(from: .offset(offset(StreamOffset.maxPosition)))?.status == .badRequest)
     }
 
-    @Test func readingAMissingStreamIsNotFound() {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readingAMissingStreamIsNotFound(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         #expect(h.readError("missing")?.status == .notFound)
         #expect(h.readError("missing", from: .now)?.status == .notFound)
         #expect(h.infoError("missing")?.status == .notFound)
     }
 
-    @Test func readsSeeEveryCompletedAppend() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readsSeeEveryCompletedAppend(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         var expected = ""
         for index in 0..<20 {
@@ -146,8 +146,8 @@ struct ReadChunkingTests {
         }
     }
 
-    @Test func readChunksAreUnaffectedByLaterAppends() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func readChunksAreUnaffectedByLaterAppends(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let before = try h.read()
         try h.append("def")
@@ -158,8 +158,8 @@ struct ReadChunkingTests {
 
     private static let messages = ["{\"a\":1}", "[1,2]", "\"xyz\"", "{\"long\":\"0123456789012345678901234567890123456789\"}", "7", "null"]
 
-    private func jsonStream() throws -> (StoreHarness, ends: [UInt64]) {
-        let h = StoreHarness()
+    private func jsonStream(_ backend: StoreBackend) throws -> (StoreHarness, ends: [UInt64]) {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json", body: "[" + Self.messages[0..<3].joined(separator: ",") + "]")
         try h.append("[" + Self.messages[3...].joined(separator: ", ") + "]", type: "application/json")
         var ends: [UInt64] = []
@@ -171,22 +171,22 @@ struct ReadChunkingTests {
         return (h, ends)
     }
 
-    @Test func jsonMessagesAreStoredWithCommaSeparators() throws {
-        let (h, ends) = try jsonStream()
+    @Test(arguments: StoreBackend.all) func jsonMessagesAreStoredWithCommaSeparators(_ backend: StoreBackend) throws {
+        let (h, ends) = try jsonStream(backend)
         #expect(try h.text() == Self.messages.map { $0 + "," }.joined())
         #expect(try h.info().tail.position == ends.last)
     }
 
-    @Test func aJSONReadReturnsWholeMessagesOnly() throws {
-        let (h, _) = try jsonStream()
+    @Test(arguments: StoreBackend.all) func aJSONReadReturnsWholeMessagesOnly(_ backend: StoreBackend) throws {
+        let (h, _) = try jsonStream(backend)
         // Enough for the first message and part of the second: only the first comes back.
         let first = try h.read(maxBytes: Self.messages[0].utf8.count + 3)
         #expect(first.text == Self.messages[0] + ",")
         #expect(!first.upToDate)
     }
 
-    @Test func aJSONReadReturnsAtLeastOneMessage() throws {
-        let (h, ends) = try jsonStream()
+    @Test(arguments: StoreBackend.all) func aJSONReadReturnsAtLeastOneMessage(_ backend: StoreBackend) throws {
+        let (h, ends) = try jsonStream(backend)
         let one = try h.read(maxBytes: 1)
         #expect(one.text == Self.messages[0] + ",")
         // The long message is larger than maxBytes, and still comes back whole.
@@ -195,16 +195,16 @@ struct ReadChunkingTests {
         #expect(long.end == offset(ends[3]))
     }
 
-    @Test func aJSONReadEndingExactlyOnABoundaryTakesEverythingUpToIt() throws {
-        let (h, ends) = try jsonStream()
+    @Test(arguments: StoreBackend.all) func aJSONReadEndingExactlyOnABoundaryTakesEverythingUpToIt(_ backend: StoreBackend) throws {
+        let (h, ends) = try jsonStream(backend)
         let result = try h.read(maxBytes: Int(ends[1]))
         #expect(result.end == offset(ends[1]))
         #expect(result.text == Self.messages[0] + "," + Self.messages[1] + ",")
     }
 
-    @Test(arguments: Array(0...80))
-    func pagingThroughAJSONStreamNeverSplitsAMessage(maxBytes: Int) throws {
-        let (h, ends) = try jsonStream()
+    @Test(arguments: StoreBackend.all, Array(0...80))
+    func pagingThroughAJSONStreamNeverSplitsAMessage(_ backend: StoreBackend, maxBytes: Int) throws {
+        let (h, ends) = try jsonStream(backend)
         let boundaries = Set(ends + [0])
         var collected = ""
         var start = ReadStart.beginning
@@ -225,16 +225,16 @@ struct ReadChunkingTests {
         #expect(collected == Self.messages.map { $0 + "," }.joined())
     }
 
-    @Test func aJSONReadMayNotStartInsideAMessage() throws {
-        let (h, ends) = try jsonStream()
+    @Test(arguments: StoreBackend.all) func aJSONReadMayNotStartInsideAMessage(_ backend: StoreBackend) throws {
+        let (h, ends) = try jsonStream(backend)
         #expect(h.readError(from: .offset(offset(1)))?.status == .badRequest)
         #expect(h.readError(from: .offset(offset(ends[0] - 1)))?.status == .badRequest)
         #expect(h.readError(from: .offset(offset(ends[0] + 1)))?.status == .badRequest)
         #expect(try h.read(from: .offset(offset(ends[0]))).text.hasPrefix(Self.messages[1]))
     }
 
-    @Test func anEmptyJSONStreamReadsNothing() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func anEmptyJSONStreamReadsNothing(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json", body: "[]")
         let result = try h.read()
         #expect(result.chunks.isEmpty)

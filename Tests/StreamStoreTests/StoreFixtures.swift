@@ -2,6 +2,7 @@ import DurableStreams
 import Foundation
 import NIOCore
 import NIOEmbedded
+import Testing
 @testable import StreamStore
 
 /// A clock the test moves by hand.
@@ -30,16 +31,47 @@ final class OutcomeBox: @unchecked Sendable {
     var result: Result<StoreWait.Outcome, any Error>? { lock.withLock { stored } }
 }
 
-/// A `MemoryStore` driven synchronously on an `EmbeddedEventLoop`, with an injected clock.
-/// Every call happens on the test's own thread, so no sleeps or timing are involved.
-struct StoreHarness {
-    let loop = EmbeddedEventLoop()
-    let clock: ManualClock
-    let store: MemoryStore
+/// A store the contract suite runs against. Every test that states what a store must do takes
+/// one of these as an argument, so each backend passes the same assertions.
+enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case memory
 
-    init(clock: ManualClock = ManualClock()) {
+    static let all = allCases
+    var testDescription: String { rawValue }
+}
+
+/// A store under test, driven synchronously with an injected clock: no sleeps, no timing.
+///
+/// The memory store runs on an `EmbeddedEventLoop`, all on the test's own thread.
+final class StoreHarness {
+    let loop: any EventLoop
+    let clock: ManualClock
+    let store: any StreamStore
+    private let embedded: EmbeddedEventLoop?
+
+    init(_ backend: StoreBackend = .memory, clock: ManualClock = ManualClock()) throws {
         self.clock = clock
-        self.store = MemoryStore(clock: { clock.now })
+        switch backend {
+        case .memory:
+            let loop = EmbeddedEventLoop()
+            self.loop = loop
+            self.embedded = loop
+            self.store = MemoryStore(clock: { clock.now })
+        }
+    }
+
+    /// Runs the store's expiry sweep; how many streams it removed.
+    func sweep() throws -> Int {
+        try store.sweepExpired(on: loop).wait()
+    }
+
+    /// Lets tasks already queued on the loop (waking waiters) run.
+    func settle() {
+        if let embedded {
+            embedded.run()
+        } else {
+            try? loop.submit {}.wait()
+        }
     }
 
     // MARK: Commands
@@ -162,7 +194,7 @@ struct StoreHarness {
 
     /// The wait's outcome, or `nil` while it is still pending.
     func outcome(_ box: OutcomeBox) -> StoreWait.Outcome? {
-        loop.run()
+        settle()
         switch box.result {
         case .success(let outcome): return outcome
         case .failure, nil: return nil

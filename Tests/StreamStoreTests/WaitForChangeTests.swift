@@ -3,10 +3,10 @@ import NIOCore
 import Testing
 @testable import StreamStore
 
-@Suite("MemoryStore waitForChange and cancel")
+@Suite("Store contract: waitForChange and cancel")
 struct WaitForChangeTests {
-    @Test func aWaitAtTheTailCompletesOnAppend() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aWaitAtTheTailCompletesOnAppend(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let (_, box) = h.wait(after: offset(3))
         #expect(h.outcome(box) == nil)
@@ -15,8 +15,8 @@ struct WaitForChangeTests {
         #expect(try h.read(from: .offset(offset(3))).text == "d")
     }
 
-    @Test func aWaitCompletesOnClose() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aWaitCompletesOnClose(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (_, box) = h.wait(after: .zero)
         #expect(h.outcome(box) == nil)
@@ -24,16 +24,16 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func aWaitCompletesOnAppendAndClose() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aWaitCompletesOnAppendAndClose(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (_, box) = h.wait(after: .zero)
         try h.append("final", closed: true)
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func aWaitCompletesOnDelete() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aWaitCompletesOnDelete(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (_, box) = h.wait(after: .zero)
         #expect(h.outcome(box) == nil)
@@ -41,8 +41,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func everyWaiterOnTheStreamIsWoken() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func everyWaiterOnTheStreamIsWoken(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let boxes = (0..<5).map { _ in h.wait(after: .zero).1 }
         for box in boxes { #expect(h.outcome(box) == nil) }
@@ -50,8 +50,8 @@ struct WaitForChangeTests {
         for box in boxes { #expect(h.outcome(box) == .changed) }
     }
 
-    @Test func completesImmediatelyWhenDataAlreadyExists() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func completesImmediatelyWhenDataAlreadyExists(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let (_, box) = h.wait(after: offset(1))
         #expect(h.outcome(box) == .changed)
@@ -59,30 +59,30 @@ struct WaitForChangeTests {
         #expect(h.outcome(fromZero) == .changed)
     }
 
-    @Test func completesImmediatelyOnAClosedStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func completesImmediatelyOnAClosedStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         try h.close()
         let (_, box) = h.wait(after: offset(3))
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func completesImmediatelyForAMissingStream() {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func completesImmediatelyForAMissingStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let (_, box) = h.wait("missing", after: .zero)
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func completesImmediatelyForAnExpiredStream() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func completesImmediatelyForAnExpiredStream(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 1))
         h.clock.advance(by: 1)
         let (_, box) = h.wait(after: .zero)
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func cancelCompletesTheWaitAsCancelled() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func cancelCompletesTheWaitAsCancelled(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (wait, box) = h.wait(after: .zero)
         h.store.cancel(wait)
@@ -92,8 +92,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .cancelled)
     }
 
-    @Test func cancelOnlyAffectsItsOwnWait() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func cancelOnlyAffectsItsOwnWait(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (first, firstBox) = h.wait(after: .zero)
         let (_, secondBox) = h.wait(after: .zero)
@@ -104,8 +104,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(secondBox) == .changed)
     }
 
-    @Test func cancelAfterCompletionChangesNothing() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func cancelAfterCompletionChangesNothing(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         let (wait, box) = h.wait(after: .zero)
         try h.append("x")
@@ -115,15 +115,15 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func cancelOfAnImmediatelyCompletedWaitChangesNothing() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func cancelOfAnImmediatelyCompletedWaitChangesNothing(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         let (wait, box) = h.wait("missing", after: .zero)
         h.store.cancel(wait)
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func waitsCarryTheirPathAndDistinctIDs() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func waitsCarryTheirPathAndDistinctIDs(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("a")
         let (first, firstBox) = h.wait("a", after: .zero)
         let (second, secondBox) = h.wait("a", after: .zero)
@@ -135,8 +135,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(secondBox) == .cancelled)
     }
 
-    @Test func anAppendToAnotherStreamDoesNotWakeTheWait() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func anAppendToAnotherStreamDoesNotWakeTheWait(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create("a")
         try h.create("b")
         let (wait, box) = h.wait("a", after: .zero)
@@ -146,8 +146,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .cancelled)
     }
 
-    @Test func aFailedAppendDoesNotWakeTheWait() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aFailedAppendDoesNotWakeTheWait(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(type: "application/json")
         let (wait, box) = h.wait(after: .zero)
         _ = h.appendError("not json", type: "application/json")
@@ -157,8 +157,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .cancelled)
     }
 
-    @Test func aDuplicateProducerAppendDoesNotWakeTheWait() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aDuplicateProducerAppendDoesNotWakeTheWait(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create()
         try h.append("a", producer: ProducerClaim(id: "p", epoch: 0, seq: 0))
         let (wait, box) = h.wait(after: offset(1))
@@ -168,8 +168,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .cancelled)
     }
 
-    @Test func aReadDoesNotWakeTheWait() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aReadDoesNotWakeTheWait(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let (wait, box) = h.wait(after: offset(3))
         _ = try h.read()
@@ -179,8 +179,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .cancelled)
     }
 
-    @Test func aWaitIsWokenOnceTheTailMovesPastItsOffset() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func aWaitIsWokenOnceTheTailMovesPastItsOffset(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(body: "abc")
         let (_, box) = h.wait(after: offset(3))
         #expect(h.outcome(box) == nil)
@@ -191,18 +191,18 @@ struct WaitForChangeTests {
         #expect(h.outcome(again) == .changed)
     }
 
-    @Test func expirySweepWakesWaiters() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func expirySweepWakesWaiters(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 10))
         let (_, box) = h.wait(after: .zero)
         h.clock.advance(by: 10)
         #expect(h.outcome(box) == nil)
-        #expect(h.store.sweepExpired() == 1)
+        #expect(try h.sweep() == 1)
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func lazyExpiryOnAccessWakesWaiters() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func lazyExpiryOnAccessWakesWaiters(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 10))
         let (_, box) = h.wait(after: .zero)
         h.clock.advance(by: 10)
@@ -210,8 +210,8 @@ struct WaitForChangeTests {
         #expect(h.outcome(box) == .changed)
     }
 
-    @Test func recreatingAnExpiredPathWakesTheOldWaiters() throws {
-        let h = StoreHarness()
+    @Test(arguments: StoreBackend.all) func recreatingAnExpiredPathWakesTheOldWaiters(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
         try h.create(lifetime: .ttl(seconds: 10))
         let (_, box) = h.wait(after: .zero)
         h.clock.advance(by: 10)
