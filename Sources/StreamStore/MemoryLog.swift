@@ -14,13 +14,16 @@ struct MemoryLog {
     private var sealedStarts: [UInt64] = []
     private var open = ByteBuffer()
     private var openStart: UInt64 = 0
-    /// For JSON streams: the end position of every message, ascending. `nil` for byte streams,
-    /// where any position is a valid chunk boundary.
-    private(set) var messageEnds: [UInt64]?
+    /// For JSON streams, where each message ends.
+    private var boundaries: MessageBoundaries
 
     init(framed: Bool) {
-        messageEnds = framed ? [] : nil
+        boundaries = MessageBoundaries(framed: framed)
     }
+
+    /// For JSON streams: the end position of every message, ascending. `nil` for byte streams,
+    /// where any position is a valid chunk boundary.
+    var messageEnds: [UInt64]? { boundaries.ends }
 
     var length: UInt64 { openStart + UInt64(open.readableBytes) }
 
@@ -43,7 +46,7 @@ struct MemoryLog {
             if open.readableBytes >= Self.segmentSize { seal() }
         }
         let end = length
-        messageEnds?.append(end)
+        boundaries.append(end)
     }
 
     private mutating func seal() {
@@ -55,21 +58,13 @@ struct MemoryLog {
 
     /// Whether `position` is somewhere a read may start.
     func isBoundary(_ position: UInt64) -> Bool {
-        guard position <= length else { return false }
-        guard let ends = messageEnds, position != 0 else { return true }
-        return binarySearch(ends, position).found
+        boundaries.isBoundary(position, length: length)
     }
 
     /// Where a read from `start` ends: `maxBytes` later, moved back to a message boundary for
     /// framed logs but never short of one whole message.
     func readEnd(from start: UInt64, maxBytes: Int) -> UInt64 {
-        let limit = min(length, start + UInt64(max(maxBytes, 1)))
-        guard let ends = messageEnds, limit < length else { return limit }
-        let (index, found) = binarySearch(ends, limit)
-        if found { return limit }
-        // `index` is the first message end beyond `limit`; step back one unless that is at or before `start`.
-        if index > 0, ends[index - 1] > start { return ends[index - 1] }
-        return index < ends.count ? ends[index] : length
+        boundaries.readEnd(from: start, maxBytes: maxBytes, length: length)
     }
 
     /// The bytes of `[start, end)`.
@@ -78,7 +73,7 @@ struct MemoryLog {
         var chunks: [ByteBuffer] = []
         var position = start
         if position < openStart {
-            let search = binarySearch(sealedStarts, position)
+            let search = MessageBoundaries.search(sealedStarts, position)
             var index = search.found ? search.index : search.index - 1
             while position < min(end, openStart) {
                 let segment = sealed[index]
@@ -100,16 +95,5 @@ struct MemoryLog {
             chunks.append(copy)
         }
         return chunks
-    }
-
-    /// First index whose element is >= `value`, and whether it is equal.
-    private func binarySearch(_ array: [UInt64], _ value: UInt64) -> (index: Int, found: Bool) {
-        var low = 0
-        var high = array.count
-        while low < high {
-            let mid = (low + high) / 2
-            if array[mid] < value { low = mid + 1 } else { high = mid }
-        }
-        return (low, low < array.count && array[low] == value)
     }
 }

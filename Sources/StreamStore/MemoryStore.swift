@@ -29,7 +29,7 @@ public final class MemoryStore: StreamStore {
         var closed = false
         var lastAccess: Double
         var lastSeq: String?
-        var producers: [ExactKey: ProducerState] = [:]
+        var producers: [StreamKey: ProducerState] = [:]
         /// The producer request that closed the stream, so its retry is recognised.
         var closedBy: ProducerClaim?
         var waiters = StreamWaiters()
@@ -79,20 +79,13 @@ public final class MemoryStore: StreamStore {
         }
     }
 
-    /// Names compare byte for byte: Swift's `String` equality treats canonically equivalent
-    /// Unicode (precomposed and combining accents) as equal, which would alias two URLs.
-    struct ExactKey: Hashable {
-        let bytes: [UInt8]
-        init(_ text: String) { bytes = Array(text.utf8) }
-    }
-
     private struct State {
-        var streams: [ExactKey: Stream] = [:]
+        var streams: [StreamKey: Stream] = [:]
         var nextID: UInt64 = 1
         var nextWaiterID: UInt64 = 1
 
         /// The live stream at `path`; an expired one is removed (its waiters returned for waking).
-        mutating func lookup(_ key: ExactKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
+        mutating func lookup(_ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
             guard let stream = streams[key] else { return nil }
             if stream.isExpired(at: now) {
                 woken += streams.removeValue(forKey: key)!.waiters.all
@@ -104,7 +97,7 @@ public final class MemoryStore: StreamStore {
         /// Runs `body` on the live stream at `key` in place. Mutating a copy instead would share
         /// the log's open segment with the dictionary and make the next write copy it whole.
         mutating func modify<R>(
-            _ key: ExactKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>], _ body: (inout Stream) -> R
+            _ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>], _ body: (inout Stream) -> R
         ) -> R? {
             guard lookup(key, now: now, woken: &woken) != nil else { return nil }
             return body(&streams[key]!)
@@ -117,7 +110,7 @@ public final class MemoryStore: StreamStore {
 
     public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         let messages: [Range<Int>]
         switch command.body.messages {
         case .success(let ranges): messages = ranges
@@ -129,10 +122,7 @@ public final class MemoryStore: StreamStore {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<CreateResult, ProtocolError> = state.withLockedValue { state in
             if let existing = state.lookup(key, now: now, woken: &woken) {
-                guard existing.contentType == command.contentType,
-                    existing.lifetime.matches(command.lifetime),
-                    existing.closed == command.closed
-                else {
+                guard command.matches(contentType: existing.contentType, lifetime: existing.lifetime, closed: existing.closed) else {
                     return .failure(ProtocolError(.conflict, "stream exists with a different configuration"))
                 }
                 return .success(CreateResult(created: false, info: existing.info()))
@@ -152,7 +142,7 @@ public final class MemoryStore: StreamStore {
 
     public func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult> {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<AppendResult, ProtocolError> = state.withLockedValue { state in
             var appended: [EventLoopPromise<StoreWait.Outcome>] = []
@@ -176,7 +166,7 @@ public final class MemoryStore: StreamStore {
     private static func apply(_ command: AppendCommand, to stream: inout Stream, now: Double) -> Result<AppendResult, ProtocolError> {
         let context = AppendContext(
             contentType: stream.contentType, tail: stream.tail, closed: stream.closed, closedBy: stream.closedBy,
-            lastSeq: stream.lastSeq, producerState: command.producer.flatMap { stream.producers[ExactKey($0.id)] })
+            lastSeq: stream.lastSeq, producerState: command.producer.flatMap { stream.producers[StreamKey($0.id)] })
         switch AppendRules.decide(command, in: context) {
         case .duplicate(let result):
             return .success(result)
@@ -186,7 +176,7 @@ public final class MemoryStore: StreamStore {
             stream.write(command.body, messages: accepted.messages)
             if let seq = accepted.seq { stream.lastSeq = seq }
             if let producer = command.producer, let state = accepted.producerState {
-                stream.producers[ExactKey(producer.id)] = state
+                stream.producers[StreamKey(producer.id)] = state
                 if accepted.closes { stream.closedBy = producer }
             }
             if accepted.closes { stream.closed = true }
@@ -198,7 +188,7 @@ public final class MemoryStore: StreamStore {
         -> EventLoopFuture<ReadResult>
     {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<ReadResult, ProtocolError> = state.withLockedValue { state in
             state.modify(key, now: now, woken: &woken) { stream in
@@ -212,7 +202,7 @@ public final class MemoryStore: StreamStore {
 
     public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let info = state.withLockedValue { $0.lookup(key, now: now, woken: &woken)?.info() }
         StreamWaiters.wake(woken)
@@ -222,7 +212,7 @@ public final class MemoryStore: StreamStore {
 
     public func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let found: Bool = state.withLockedValue { state in
             guard state.lookup(key, now: now, woken: &woken) != nil else { return false }
@@ -235,7 +225,7 @@ public final class MemoryStore: StreamStore {
 
     public func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait {
         let now = clock()
-        let key = ExactKey(path)
+        let key = StreamKey(path)
         let promise = loop.makePromise(of: StoreWait.Outcome.self)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let id: UInt64 = state.withLockedValue { state in
@@ -254,7 +244,7 @@ public final class MemoryStore: StreamStore {
     }
 
     public func cancel(_ wait: StoreWait) {
-        let promise = state.withLockedValue { $0.streams[ExactKey(wait.path)]?.waiters.remove(wait.id) }
+        let promise = state.withLockedValue { $0.streams[StreamKey(wait.path)]?.waiters.remove(wait.id) }
         promise?.succeed(.cancelled)
     }
 

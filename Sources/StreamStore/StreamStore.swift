@@ -57,6 +57,14 @@ public struct CreateCommand: Sendable {
     }
 }
 
+extension CreateCommand {
+    /// Whether an existing stream is the one this `PUT` describes, so that repeating it answers
+    /// 200 rather than 409 (§5.1): same content type, lifetime and closure.
+    func matches(contentType: ContentType, lifetime: StreamLifetime, closed: Bool) -> Bool {
+        self.contentType == contentType && lifetime.matches(self.lifetime) && self.closed == closed
+    }
+}
+
 /// What `POST` asks the store to do.
 public struct AppendCommand: Sendable {
     /// `nil` for a close without data.
