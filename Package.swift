@@ -27,12 +27,22 @@ let package = Package(
             name: "DurableStreams",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        // Storage: the StreamStore protocol, the in-memory store, waiters for live reads.
+        // The system LMDB library (liblmdb-dev), for the file-backed store.
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // Storage: the StreamStore protocol, the append rules every store shares, the in-memory
+        // store, and the durable file store (segment files + LMDB, I/O on a thread pool).
         .target(
             name: "StreamStore",
             dependencies: [
                 "DurableStreams",
+                "CLMDB",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
@@ -99,6 +109,7 @@ let package = Package(
                 "EdgeNode",
                 "LoadTest",
                 "ServerSupport",
+                "StreamStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -155,7 +166,11 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamStoreTests",
-            dependencies: ["StreamStore", .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "StreamStore",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "EdgeNodeTests",

@@ -13,6 +13,7 @@ public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible 
         case unsupportedMediaType = 415
         case internalServerError = 500
         case serviceUnavailable = 503
+        case insufficientStorage = 507
     }
 
     public var status: Status

@@ -2,10 +2,12 @@ import NIOCore
 import ServerSupport
 
 extension OriginConfiguration {
-    /// Settings a configuration file may hold; `data_dir` is read by the command line.
+    /// Settings a configuration file may hold; the storage keys (`data_dir`, `fsync`,
+    /// `max_file_handles`) are read by the command line, which opens the store.
     public static let fileKeys: Set<String> = Set<String>([
         "host", "port", "long_poll_timeout", "sse_reconnect_interval", "cursor_interval", "max_chunk_bytes",
         "max_body_bytes", "compression", "compression_threshold_bytes", "data_dir",
+        "fsync", "max_file_handles",
     ])
         .union(ConnectionLimits.fileKeys)
 

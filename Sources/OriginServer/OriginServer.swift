@@ -122,6 +122,8 @@ public final class OriginServer: Sendable {
         sweeper?.cancel()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
+        // Every accepted append is committed before the files close.
+        await store.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
     }
 

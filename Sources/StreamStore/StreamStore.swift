@@ -39,6 +39,14 @@ public protocol StreamStore: AnyObject, Sendable {
 
     /// Number of live streams (for metrics).
     var streamCount: Int { get }
+
+    /// Finishes what was accepted and releases files; writes are refused from the start of the
+    /// call. Called once the servers using the store have stopped.
+    func shutdown() async
+}
+
+extension StreamStore {
+    public func shutdown() async {}
 }
 
 /// What `PUT` asks the store to do.

@@ -2,13 +2,14 @@ import ArgumentParser
 import EdgeNode
 import OriginServer
 import ServerSupport
+import StreamStore
 
 /// `durable-streams dev`: everything a newcomer needs, with no configuration: an in-memory
 /// origin and an edge in front of it, in one process.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run an in-memory origin on 127.0.0.1:4437 and an edge in front of it on 127.0.0.1:4438."
+        abstract: "Run an origin on 127.0.0.1:4437 (in memory unless --data-dir) and an edge in front of it on 127.0.0.1:4438."
     )
 
     @Option(help: "Port for the origin.")
@@ -16,6 +17,8 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(help: "Port for the edge.")
     var edgePort = 4438
+
+    @OptionGroup var storage: StorageOptions
 
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
@@ -26,7 +29,8 @@ struct DevCommand: AsyncParsableCommand {
         var originConfiguration = OriginConfiguration()
         originConfiguration.port = port
         originConfiguration.limits.maxConnections = share
-        let origin = OriginServer(configuration: originConfiguration)
+        let store = try storage.resolve(file: nil).map(StorageOptions.open)
+        let origin = OriginServer(configuration: originConfiguration, store: store)
         try await origin.start()
         var edgeConfiguration = EdgeConfiguration()
         edgeConfiguration.port = edgePort
@@ -38,7 +42,7 @@ struct DevCommand: AsyncParsableCommand {
         let edgeBase = edge.baseURL!
         print("""
             durable-streams dev
-              origin (in memory): \(base)
+              origin (\(store == nil ? "in memory" : "data in \(storage.dataDir ?? "")")): \(base)
               edge in front:      \(edgeBase)   dashboard: \(edgeBase)/__edge/
 
               curl -X PUT -H 'Content-Type: text/plain' \(edgeBase)/v1/stream/hello

@@ -3,12 +3,13 @@ import Foundation
 import NIOCore
 import OriginServer
 import ServerSupport
+import StreamStore
 
 /// `durable-streams origin`: a Durable Streams server.
 struct OriginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "origin",
-        abstract: "Run a Durable Streams origin server (in memory).",
+        abstract: "Run a Durable Streams origin server (in memory, or durable with --data-dir).",
         discussion: "Settings come from --config (TOML, see origin/origin.conf); flags override the file."
     )
 
@@ -39,8 +40,7 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(help: "gzip/deflate responses for clients that accept it: on or off (default on).")
     var compression: Toggle?
 
-    @Option(help: "Directory for durable, file-backed storage (not available yet).")
-    var dataDir: String?
+    @OptionGroup var storage: StorageOptions
 
     enum Toggle: String, ExpressibleByArgument {
         case on, off
@@ -49,8 +49,9 @@ struct OriginCommand: AsyncParsableCommand {
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
         FileDescriptorLimit.raise()
-        let configuration = try resolve()
-        let server = OriginServer(configuration: configuration)
+        let (configuration, storeOptions) = try resolve()
+        let store = try storeOptions.map(StorageOptions.open)
+        let server = OriginServer(configuration: configuration, store: store)
         try await server.start()
         print("durable-streams origin listening on \(server.baseURL!) (streams under \(configuration.streamPathPrefix), metrics at /metrics)")
         print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
@@ -59,19 +60,15 @@ struct OriginCommand: AsyncParsableCommand {
         try await server.shutdown()
     }
 
-    /// Defaults, then the file, then flags.
-    func resolve() throws -> OriginConfiguration {
+    /// Defaults, then the file, then flags; and the file store's options when storage is durable.
+    func resolve() throws -> (OriginConfiguration, FileStoreOptions?) {
         var configuration = OriginConfiguration()
-        var fileDataDir: String?
+        var file: ConfigurationFile?
         if let config {
-            let file = try ConfigurationFile(path: config)
-            try configuration.apply(file)
-            fileDataDir = try file.string("data_dir")
+            file = try ConfigurationFile(path: config)
+            try configuration.apply(file!)
         }
-        if let dataDir = dataDir ?? fileDataDir {
-            throw ValidationError(
-                "--data-dir \(dataDir): the file-backed store (segment files + LMDB) is not implemented yet; run without it for an in-memory origin")
-        }
+        let storeOptions = try storage.resolve(file: file)
         if let host { configuration.host = host }
         if let port {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -93,7 +90,7 @@ struct OriginCommand: AsyncParsableCommand {
             configuration.maxBodyBytes = maxBodyBytes
         }
         if let compression { configuration.compression = compression == .on }
-        return configuration
+        return (configuration, storeOptions)
     }
 
     static func duration(_ text: String, _ flag: String) throws -> TimeAmount {

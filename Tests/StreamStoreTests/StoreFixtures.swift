@@ -2,6 +2,7 @@ import DurableStreams
 import Foundation
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Testing
 @testable import StreamStore
 
@@ -35,6 +36,7 @@ final class OutcomeBox: @unchecked Sendable {
 /// one of these as an argument, so each backend passes the same assertions.
 enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case memory
+    case file
 
     static let all = allCases
     var testDescription: String { rawValue }
@@ -42,14 +44,22 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
 /// A store under test, driven synchronously with an injected clock: no sleeps, no timing.
 ///
-/// The memory store runs on an `EmbeddedEventLoop`, all on the test's own thread.
+/// The memory store runs on an `EmbeddedEventLoop`, all on the test's own thread. The file store
+/// works on its own I/O threads, so it answers on a real event loop, and lives in a temporary
+/// directory removed when the harness goes away.
 final class StoreHarness {
-    let loop: any EventLoop
+    private(set) var loop: any EventLoop
     let clock: ManualClock
-    let store: any StreamStore
+    private(set) var store: any StreamStore
     private let embedded: EmbeddedEventLoop?
+    /// The file store's directory and options.
+    let fileOptions: FileStoreOptions?
 
-    init(_ backend: StoreBackend = .memory, clock: ManualClock = ManualClock()) throws {
+    /// One event loop for every file-store test: the store completes futures from its own threads.
+    private static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    init(_ backend: StoreBackend = .memory, clock: ManualClock = ManualClock(),
+         configure: (inout FileStoreOptions) -> Void = { _ in }) throws {
         self.clock = clock
         switch backend {
         case .memory:
@@ -57,7 +67,46 @@ final class StoreHarness {
             self.loop = loop
             self.embedded = loop
             self.store = MemoryStore(clock: { clock.now })
+            self.fileOptions = nil
+        case .file:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-store-\(UUID().uuidString)").path
+            var options = FileStoreOptions(directory: directory)
+            // Small files and a small in-memory tail, so tests cross segments and read from disk.
+            options.segmentBytes = 4096
+            options.hotTailBytes = 64
+            configure(&options)
+            self.loop = Self.group.next()
+            self.embedded = nil
+            self.fileOptions = options
+            self.store = try FileStore.open(options, clock: { clock.now })
         }
+    }
+
+    deinit {
+        shutDownStore()
+        if let directory = fileOptions?.directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    var fileStore: FileStore? { store as? FileStore }
+
+    /// Shuts the store down as a server would at exit (finishing its commits).
+    func shutDownStore() {
+        guard let store = fileStore else { return }
+        // Not through Swift concurrency: tests run on its few threads, and blocking one of them
+        // while a task needs another could stall the run.
+        let done = DispatchSemaphore(value: 0)
+        store.shutdown { done.signal() }
+        done.wait()
+    }
+
+    /// Closes the file store and opens its directory again, as a restarted server would.
+    @discardableResult
+    func reopen() throws -> RecoveryReport {
+        shutDownStore()
+        let clock = self.clock
+        let reopened = try FileStore.open(fileOptions!, clock: { clock.now })
+        store = reopened
+        return reopened.recovery
     }
 
     /// Runs the store's expiry sweep; how many streams it removed.

@@ -1,0 +1,534 @@
+import DurableStreams
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A `StreamStore` on disk: each stream's bytes in append-only segment files, its metadata and
+/// producer states in LMDB. An append is acknowledged only once it is durable (see
+/// `FsyncPolicy`), and its bytes, its producer state and the stream's new end commit as one.
+///
+/// How an append commits:
+/// 1. Under the store's lock, the shared append rules decide against the stream's state as it
+///    will be once everything already accepted has committed, and the stream moves on to that
+///    state; the bytes join the commit queue.
+/// 2. One I/O thread drains the queue in batches: it writes the bytes at the stream's end,
+///    syncs the files, then commits every new end and producer state in one LMDB transaction.
+/// 3. Only then do readers see the bytes, waiters wake and writers are answered.
+///
+/// After a crash, LMDB holds the last committed end of every stream; segment bytes beyond it
+/// (written but never acknowledged) are cut at start-up. So an append is present with its
+/// producer state, or absent with the producer state before it, never torn.
+///
+/// All metadata lives in memory too, so `info`, validation and boundary checks never touch
+/// disk; reads of recent bytes come from each stream's in-memory tail.
+public final class FileStore: StreamStore, @unchecked Sendable {
+    public typealias Clock = @Sendable () -> Double
+
+    public let options: FileStoreOptions
+    /// What start-up found and repaired.
+    public let recovery: RecoveryReport
+    private let clock: Clock
+    private let files: StreamFiles
+    private let lmdb: LMDBEnvironment
+    private let pool: NIOThreadPool
+    /// Part of every stream id (and so of ETags): distinguishes this data directory's streams
+    /// from those of a directory that was wiped and started again.
+    private let incarnation: String
+
+    // Everything below is guarded by `lock`. Critical sections do no I/O.
+    private let lock = NIOLock()
+    private var streams: [StreamKey: FileStream]
+    private var nextStreamID: UInt64
+    private var nextWaiterID: UInt64 = 1
+    private var queue: [CommitJob] = []
+    private var committing = false
+    private var hotBytes = 0
+    private var closing = false
+    private var drained: [@Sendable () -> Void] = []
+    /// Deletes whose commit failed (a full disk), retried at each sweep.
+    private var unfinishedDeletes: [CommitJob] = []
+
+    static let notFound = ProtocolError(.notFound, "stream not found")
+    static let shuttingDown = ProtocolError(.serviceUnavailable, "the server is shutting down")
+
+    /// Opens (creating if needed) the data directory and recovers every stream in it. Blocking:
+    /// call it before serving, not on an event loop.
+    public static func open(_ options: FileStoreOptions, clock: @escaping Clock = { Date().timeIntervalSince1970 }) throws
+        -> FileStore
+    {
+        try FileStoreRecovery.open(options, clock: clock)
+    }
+
+    init(options: FileStoreOptions, clock: @escaping Clock, files: StreamFiles, lmdb: LMDBEnvironment, incarnation: String,
+         streams: [StreamKey: FileStream], nextStreamID: UInt64, recovery: RecoveryReport)
+    {
+        self.options = options
+        self.clock = clock
+        self.files = files
+        self.lmdb = lmdb
+        self.incarnation = incarnation
+        self.streams = streams
+        self.nextStreamID = nextStreamID
+        self.recovery = recovery
+        self.pool = NIOThreadPool(numberOfThreads: max(options.ioThreads, 1))
+        pool.start()
+    }
+
+    public var streamCount: Int { lock.withLock { streams.values.filter(\.durable).count } }
+
+    /// Open segment and index files (for metrics and tests).
+    public var openFileHandles: Int { files.handles.openCount }
+
+    // MARK: - Create
+
+    public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
+        let now = clock()
+        let messages: [Range<Int>]
+        switch command.body.messages {
+        case .success(let ranges): messages = ranges
+        case .failure(let error): return loop.makeFailedFuture(error)
+        }
+        if case .expiresAt(let instant, _) = command.lifetime, instant <= now {
+            return loop.makeFailedFuture(ProtocolError(.badRequest, "Stream-Expires-At is in the past"))
+        }
+        let key = StreamKey(path)
+        let promise = loop.makePromise(of: CreateResult.self)
+        let framed = FramedAppend(command.body, messages: messages, json: command.contentType.isJSON, at: 0)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let outcome: Result<CreateResult, ProtocolError>? = lock.withLock {
+            guard !closing else { return .failure(Self.shuttingDown) }
+            if let existing = lookup(key, now: now, woken: &woken) {
+                guard command.matches(contentType: existing.record.contentType, lifetime: existing.record.lifetime,
+                                      closed: existing.record.closed)
+                else {
+                    return .failure(ProtocolError(.conflict, "stream exists with a different configuration"))
+                }
+                let result = CreateResult(created: false, info: existing.pendingInfo(incarnation))
+                if existing.inFlight == 0 { return .success(result) }
+                // Its creation (or an append) is not durable yet: answer once it is.
+                enqueue(CommitJob(stream: existing.id, key: key, work: .barrier, completion: .create(promise, result)))
+                return nil
+            }
+            let id = nextStreamID
+            nextStreamID += 1
+            let record = StreamRecord(
+                name: path, contentType: command.contentType, lifetime: command.lifetime, lastAccess: now,
+                tail: UInt64(framed.bytes.readableBytes), messageCount: UInt64(framed.ends.count), closed: command.closed,
+                closedBy: nil, lastSeq: nil, nextProducerSerial: 0)
+            var stream = FileStream(id: id, record: record, json: command.contentType.isJSON, hotTailBytes: options.hotTailBytes)
+            stream.durable = false
+            stream.durableTail = record.tail
+            stream.durableClosed = record.closed
+            for end in framed.ends { stream.boundaries.append(end) }
+            if framed.bytes.readableBytes > 0 { stream.segments = [0] }
+            stream.hot.append(framed.bytes, at: 0)
+            hotBytes += stream.hot.byteCount
+            stream.inFlight = 1
+            streams[key] = stream
+            let result = CreateResult(created: true, info: stream.pendingInfo(incarnation))
+            enqueue(CommitJob(
+                stream: id, key: key, work: .create(framed), record: record, completion: .create(promise, result)))
+            trimHotTails(keeping: key)
+            return nil
+        }
+        StreamWaiters.wake(woken)
+        switch outcome {
+        case .success(let result)?: promise.succeed(result)
+        case .failure(let error)?: promise.fail(error)
+        case nil: break
+        }
+        return promise.futureResult
+    }
+
+    // MARK: - Append
+
+    public func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult> {
+        let now = clock()
+        let key = StreamKey(path)
+        let promise = loop.makePromise(of: AppendResult.self)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let outcome: Result<AppendResult, ProtocolError>? = lock.withLock {
+            guard !closing else { return .failure(Self.shuttingDown) }
+            guard lookup(key, now: now, woken: &woken) != nil else { return .failure(Self.notFound) }
+            return modify(key) { stream in
+                let producerKey = command.producer.map { StreamKey($0.id) }
+                let context = AppendContext(
+                    contentType: stream.record.contentType, tail: StreamOffset(position: stream.record.tail),
+                    closed: stream.record.closed, closedBy: stream.record.closedBy, lastSeq: stream.record.lastSeq,
+                    producerState: producerKey.flatMap { stream.producers[$0]?.state })
+                switch AppendRules.decide(command, in: context) {
+                case .reject(let error):
+                    return .failure(error)
+                case .duplicate(let result):
+                    if stream.inFlight == 0 { return .success(result) }
+                    // The original may still be on its way to disk: a retry is answered only
+                    // once it is there, so no client is told "done" about bytes a crash could lose.
+                    enqueue(CommitJob(stream: stream.id, key: key, work: .barrier, completion: .append(promise, result)))
+                    return nil
+                case .accept(let accepted):
+                    let job = accept(accepted, command, into: &stream, key: key, now: now, promise: promise)
+                    enqueue(job)
+                    return nil
+                }
+            } ?? .failure(Self.notFound)
+        }
+        lock.withLock { trimHotTails(keeping: key) }
+        StreamWaiters.wake(woken)
+        switch outcome {
+        case .success(let result)?: promise.succeed(result)
+        case .failure(let error)?: promise.fail(error)
+        case nil: break
+        }
+        return promise.futureResult
+    }
+
+    /// Moves the stream to its state after the append and describes the write. Under the lock.
+    private func accept(
+        _ accepted: AppendDecision.Accepted, _ command: AppendCommand, into stream: inout FileStream, key: StreamKey,
+        now: Double, promise: EventLoopPromise<AppendResult>
+    ) -> CommitJob {
+        let position = stream.record.tail
+        let framed = FramedAppend(command.body, messages: accepted.messages, json: stream.record.contentType.isJSON, at: position)
+        var newSegment = false
+        if framed.bytes.readableBytes > 0 {
+            if let last = stream.segments.last, position - last < UInt64(options.segmentBytes) {
+                // keeps writing the open segment
+            } else {
+                stream.segments.append(position)
+                newSegment = true
+            }
+        }
+        let indexPosition = UInt64(stream.boundaries.count)
+        stream.record.tail += UInt64(framed.bytes.readableBytes)
+        stream.record.messageCount += UInt64(framed.ends.count)
+        for end in framed.ends { stream.boundaries.append(end) }
+        if let seq = accepted.seq { stream.record.lastSeq = seq }
+        var producer: (serial: UInt64, record: ProducerRecord)?
+        if let claim = command.producer, let state = accepted.producerState {
+            let producerKey = StreamKey(claim.id)
+            let serial = stream.producers[producerKey]?.serial ?? stream.record.nextProducerSerial
+            if stream.producers[producerKey] == nil { stream.record.nextProducerSerial += 1 }
+            stream.producers[producerKey] = (serial, state)
+            producer = (serial, ProducerRecord(id: claim.id, state: state))
+            if accepted.closes { stream.record.closedBy = claim }
+        }
+        if accepted.closes { stream.record.closed = true }
+        if stream.record.lifetime.isSliding { stream.record.lastAccess = now }
+        hotBytes -= stream.hot.byteCount
+        stream.hot.append(framed.bytes, at: position)
+        hotBytes += stream.hot.byteCount
+        stream.inFlight += 1
+        let result = AppendResult(
+            tail: StreamOffset(position: stream.record.tail), closed: stream.record.closed, producer: accepted.producerState,
+            duplicate: false)
+        let write = AppendWrite(
+            framed: framed, segmentStart: stream.segments.last ?? position, newSegment: newSegment,
+            indexPosition: indexPosition, producer: producer, closes: accepted.closes)
+        return CommitJob(stream: stream.id, key: key, work: .append(write), record: stream.record, completion: .append(promise, result))
+    }
+
+    // MARK: - Read
+
+    public func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        let now = clock()
+        let key = StreamKey(path)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let plan: Result<ReadPlan, ProtocolError> = lock.withLock {
+            guard lookup(key, now: now, woken: &woken)?.durable == true else { return .failure(Self.notFound) }
+            return modify(key) { stream in
+                if touch && stream.record.lifetime.isSliding {
+                    stream.record.lastAccess = now
+                    stream.accessDirty = true
+                }
+                return stream.planRead(from: start, maxBytes: maxBytes, incarnation: incarnation)
+            } ?? .failure(Self.notFound)
+        }
+        StreamWaiters.wake(woken)
+        switch plan {
+        case .failure(let error):
+            return loop.makeFailedFuture(error)
+        case .success(.ready(let result)):
+            return loop.makeSucceededFuture(result)
+        case .success(.fromDisk(let id, let segments, let info, let from, let to)):
+            let files = self.files
+            let promise = loop.makePromise(of: ReadResult.self)
+            pool.submit { state in
+                guard case .active = state else { return promise.fail(Self.shuttingDown) }
+                do {
+                    let chunks = try files.read(id, segments: segments, from: from, to: to)
+                    promise.succeed(ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: chunks))
+                } catch {
+                    // Deleted while the read was on its way, or the disk failed.
+                    promise.fail(ProtocolError(.internalServerError, "storage error while reading: \(error)"))
+                }
+            }
+            return promise.futureResult
+        }
+    }
+
+    public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let info: StreamInfo? = lock.withLock {
+            guard let stream = lookup(StreamKey(path), now: now, woken: &woken), stream.durable else { return nil }
+            return stream.info(incarnation)
+        }
+        StreamWaiters.wake(woken)
+        guard let info else { return loop.makeFailedFuture(Self.notFound) }
+        return loop.makeSucceededFuture(info)
+    }
+
+    // MARK: - Delete
+
+    public func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let now = clock()
+        let key = StreamKey(path)
+        let promise = loop.makePromise(of: Void.self)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let found: Bool = lock.withLock {
+            guard !closing, let stream = lookup(key, now: now, woken: &woken), stream.durable else { return false }
+            remove(key, woken: &woken, completion: .void(promise))
+            return true
+        }
+        StreamWaiters.wake(woken)
+        if !found { promise.fail(closingNow ? Self.shuttingDown : Self.notFound) }
+        return promise.futureResult
+    }
+
+    private var closingNow: Bool { lock.withLock { closing } }
+
+    // MARK: - Waiting
+
+    public func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait {
+        let now = clock()
+        let key = StreamKey(path)
+        let promise = loop.makePromise(of: StoreWait.Outcome.self)
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let id: UInt64 = lock.withLock {
+            let id = nextWaiterID
+            nextWaiterID += 1
+            var registered = false
+            if lookup(key, now: now, woken: &woken)?.durable == true {
+                registered = modify(key) { stream -> Bool in
+                    guard !stream.durableClosed, stream.durableTail <= offset.position else { return false }
+                    stream.waiters.add(id, promise)
+                    return true
+                } ?? false
+            }
+            if !registered { woken.append(promise) }
+            return id
+        }
+        StreamWaiters.wake(woken)
+        return StoreWait(path: path, id: id, future: promise.futureResult)
+    }
+
+    public func cancel(_ wait: StoreWait) {
+        let promise = lock.withLock { modify(StreamKey(wait.path)) { $0.waiters.remove(wait.id) } ?? nil }
+        promise?.succeed(.cancelled)
+    }
+
+    // MARK: - Expiry
+
+    /// Removes expired streams and persists the access times of sliding-TTL streams that were
+    /// read since the last sweep (so a restart does not expire a stream that was in use).
+    public func sweepExpired(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let now = clock()
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        let removed: Int = lock.withLock {
+            guard !closing else { return 0 }
+            let expired = streams.filter { $0.value.durable && $0.value.isExpired(at: now) }.map(\.key)
+            for key in expired { remove(key, woken: &woken, completion: .none) }
+            unfinishedDeletes.forEach(enqueue)
+            unfinishedDeletes.removeAll()
+            for key in streams.keys where streams[key]!.accessDirty && streams[key]!.durable {
+                streams[key]!.accessDirty = false
+                let stream = streams[key]!
+                enqueue(CommitJob(stream: stream.id, key: key, work: .touch, record: stream.record, completion: .none))
+            }
+            return expired.count
+        }
+        StreamWaiters.wake(woken)
+        return loop.makeSucceededFuture(removed)
+    }
+
+    // MARK: - Shutdown
+
+    /// Finishes every queued commit, then closes files and LMDB. New writes are refused from now on.
+    public func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            shutdown { continuation.resume() }
+        }
+    }
+
+    /// `shutdown()` for callers outside Swift concurrency: `done` runs on another thread once the
+    /// store is closed.
+    public func shutdown(then done: @escaping @Sendable () -> Void) {
+        let closeNow: Bool = lock.withLock {
+            closing = true
+            if !committing && queue.isEmpty { return true }
+            drained.append { [self] in close(then: done) }
+            return false
+        }
+        if closeNow { close(then: done) }
+    }
+
+    private func close(then done: @escaping @Sendable () -> Void) {
+        pool.shutdownGracefully(queue: .global()) { [files, lmdb] _ in
+            files.handles.closeAll()
+            lmdb.close()
+            done()
+        }
+    }
+
+    // MARK: - Under the lock
+
+    /// The stream at `key`, or `nil`; an expired one is removed on the way (its waiters woken).
+    private func lookup(_ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> FileStream? {
+        guard let stream = streams[key] else { return nil }
+        if stream.durable && stream.isExpired(at: now) {
+            remove(key, woken: &woken, completion: .none)
+            return nil
+        }
+        return stream
+    }
+
+    /// Runs `body` on the stream in place (a copy would share the in-memory tail and make the
+    /// next append copy it).
+    private func modify<R>(_ key: StreamKey, _ body: (inout FileStream) -> R) -> R? {
+        guard streams[key] != nil else { return nil }
+        return body(&streams[key]!)
+    }
+
+    /// Takes a stream out of the index and queues the removal of its metadata and files.
+    private func remove(_ key: StreamKey, woken: inout [EventLoopPromise<StoreWait.Outcome>], completion: CommitJob.Completion) {
+        guard let stream = streams.removeValue(forKey: key) else { return }
+        woken += stream.waiters.all
+        hotBytes -= stream.hot.byteCount
+        enqueue(CommitJob(stream: stream.id, key: key, work: .delete, completion: completion))
+    }
+
+    private func enqueue(_ job: CommitJob) {
+        queue.append(job)
+        if !committing {
+            committing = true
+            pool.submit { [self] state in
+                guard case .active = state else { return }
+                drainQueue()
+            }
+        }
+    }
+
+    /// Keeps all streams' in-memory tails within the budget by dropping other streams' tails;
+    /// their readers then read from disk (the page cache, usually).
+    private func trimHotTails(keeping key: StreamKey) {
+        guard hotBytes > options.hotTailBudgetBytes else { return }
+        for other in streams.keys where other != key {
+            hotBytes -= streams[other]!.hot.byteCount
+            streams[other]!.hot.drop()
+            if hotBytes <= options.hotTailBudgetBytes / 2 { break }
+        }
+    }
+
+    // MARK: - Committing (on an I/O thread)
+
+    /// Commits batches until the queue is empty. Only one thread runs this at a time.
+    private func drainQueue() {
+        while true {
+            let jobs: [CommitJob] = lock.withLock {
+                let take = options.fsync == .always ? 1 : queue.count
+                let batch = Array(queue.prefix(take))
+                queue.removeFirst(batch.count)
+                if batch.isEmpty { committing = false }
+                return batch
+            }
+            if jobs.isEmpty {
+                let waiting: [@Sendable () -> Void] = lock.withLock {
+                    guard closing else { return [] }
+                    defer { drained.removeAll() }
+                    return drained
+                }
+                waiting.forEach { $0() }
+                return
+            }
+            do {
+                try CommitBatch(jobs: jobs, files: files, lmdb: lmdb, fsync: options.fsync).run()
+                committed(jobs)
+            } catch {
+                failed(jobs, error)
+            }
+        }
+    }
+
+    /// Makes the batch visible: readers see the bytes, waiters wake, writers are answered.
+    private func committed(_ jobs: [CommitJob]) {
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        lock.withLock {
+            for job in jobs {
+                guard streams[job.key]?.id == job.stream else { continue }  // deleted since
+                modify(job.key) { stream in
+                    switch job.work {
+                    case .create:
+                        stream.durable = true
+                        stream.inFlight -= 1
+                    case .append(let write):
+                        stream.durableTail = max(stream.durableTail, write.framed.end)
+                        if write.closes { stream.durableClosed = true }
+                        stream.inFlight -= 1
+                        woken += stream.waiters.takeAll()
+                    case .delete, .touch, .barrier:
+                        break
+                    }
+                }
+            }
+        }
+        StreamWaiters.wake(woken)
+        for job in jobs { job.completion.succeed() }
+    }
+
+    /// Nothing of the batch happened: its writers get the error, and the streams it touched go
+    /// back to their committed state, which is reloaded from LMDB. Appends queued behind it on
+    /// those streams were decided on a state that never came to be, so they fail too.
+    private func failed(_ jobs: [CommitJob], _ error: any Error) {
+        let storageError = (error as? StorageError) ?? (error as? LMDBError).map { StorageError(code: $0.code, operation: $0.operation) }
+            ?? StorageError(code: EIO, operation: "\(error)")
+        let touched = Set(jobs.compactMap { $0.changesData ? $0.stream : nil })
+        let states = try? lmdb.read { transaction in
+            try touched.map { id in (id, try FileStoreRecovery.loadState(id, transaction)) }
+        }
+        var alsoFailed: [CommitJob] = []
+        var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        lock.withLock {
+            // A delete that did not commit is retried by the next sweep: the stream is already
+            // gone from the index, and must not come back at the next start.
+            unfinishedDeletes += jobs.filter { if case .delete = $0.work { return true } else { return false } }
+                .map { CommitJob(stream: $0.stream, key: $0.key, work: .delete, completion: .none) }
+            alsoFailed = queue.filter { touched.contains($0.stream) && $0.work.isStreamWork }
+            queue.removeAll { touched.contains($0.stream) && $0.work.isStreamWork }
+            let committedStates = Dictionary(states ?? [], uniquingKeysWith: { first, _ in first })
+            for (key, stream) in streams where touched.contains(stream.id) {
+                guard stream.durable, let state = committedStates[stream.id] ?? nil else {
+                    // Never committed (or its state cannot be read back): it does not exist.
+                    woken += stream.waiters.all
+                    hotBytes -= stream.hot.byteCount
+                    streams[key] = nil
+                    continue
+                }
+                modify(key) { stream in
+                    stream.rollBack(to: state)
+                    stream.inFlight = 0
+                }
+            }
+        }
+        StreamWaiters.wake(woken)
+        for job in jobs + alsoFailed { job.completion.fail(storageError.protocolError) }
+    }
+}
+
+/// Where `read` finds its bytes.
+enum ReadPlan {
+    case ready(ReadResult)
+    case fromDisk(stream: UInt64, segments: [UInt64], info: StreamInfo, from: UInt64, to: UInt64)
+}

@@ -1,0 +1,204 @@
+import DurableStreams
+import Foundation
+
+/// What a `FileStore` found when it opened its data directory.
+public struct RecoveryReport: Sendable, CustomStringConvertible {
+    public var streams = 0
+    public var bytes: UInt64 = 0
+    /// Streams whose lifetime ended while the server was down, removed.
+    public var expiredRemoved = 0
+    /// Stream directories with no metadata (a crash during a create or delete), removed.
+    public var orphansRemoved = 0
+    /// Bytes written after the last commit (appends never acknowledged), cut.
+    public var uncommittedBytesCut: UInt64 = 0
+    /// Committed bytes missing from disk (only possible with `--fsync never` after a power cut,
+    /// or damage outside the server): the streams were shortened to what is there.
+    public var committedBytesMissing: UInt64 = 0
+    public var seconds: Double = 0
+
+    public var description: String {
+        var text = "recovered \(streams) streams (\(bytes) bytes) in \(String(format: "%.3f", seconds)) s"
+        if uncommittedBytesCut > 0 { text += "; cut \(uncommittedBytesCut) uncommitted bytes" }
+        if expiredRemoved > 0 { text += "; removed \(expiredRemoved) expired streams" }
+        if orphansRemoved > 0 { text += "; removed \(orphansRemoved) unfinished create/delete leftovers" }
+        if committedBytesMissing > 0 { text += "; WARNING: \(committedBytesMissing) committed bytes were missing on disk" }
+        return text
+    }
+}
+
+/// Opening a data directory: LMDB's committed state is the truth; files are cut or cleaned up to
+/// match it.
+enum FileStoreRecovery {
+    static let streamsDatabase = "streams"
+    static let producersDatabase = "producers"
+    static let storeDatabase = "store"
+    private static let incarnationKey = Array("incarnation".utf8)
+
+    static func open(_ options: FileStoreOptions, clock: @escaping FileStore.Clock) throws -> FileStore {
+        let started = Date()
+        let root = options.directory
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: root + "/streams", withIntermediateDirectories: true)
+        let lmdb = try LMDBEnvironment(
+            path: root + "/meta", databases: [streamsDatabase, producersDatabase, storeDatabase], durable: options.fsync != .never)
+        let files = StreamFiles(root: root, handles: FileHandleCache(capacity: options.maxFileHandles), faults: options.faults)
+
+        var incarnation = ""
+        var nextID: UInt64 = 1
+        var states: [UInt64: CommittedState] = [:]
+        try lmdb.write { transaction in
+            if let stored = try transaction.get(storeDatabase, incarnationKey) {
+                incarnation = String(decoding: stored, as: UTF8.self)
+            } else {
+                incarnation = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                try transaction.put(storeDatabase, incarnationKey, Array(incarnation.utf8))
+            }
+            if let stored = try transaction.get(storeDatabase, RecordKey.nextStreamID), let value = RecordKey.decode(stored) {
+                nextID = value
+            }
+            try transaction.forEach(streamsDatabase, prefix: []) { key, value in
+                guard let id = RecordKey.decode(key), let record = StreamRecord(decoding: value) else { return }
+                states[id] = CommittedState(record: record, producers: [:])
+            }
+            try transaction.forEach(producersDatabase, prefix: []) { key, value in
+                guard key.count == 16, let id = RecordKey.decode(key.prefix(8)), let serial = RecordKey.decode(key.suffix(8)),
+                    let producer = ProducerRecord(decoding: value)
+                else { return }
+                states[id]?.producers[StreamKey(producer.id)] = (serial, producer.state)
+            }
+        }
+
+        var report = RecoveryReport()
+        let now = clock()
+        // Directories nobody's metadata names: a create that never committed, or a delete whose
+        // metadata went but whose files did not.
+        for name in (try? manager.contentsOfDirectory(atPath: files.streamsDirectory)) ?? [] {
+            guard let id = UInt64(name, radix: 16), name.count == 16, states[id] != nil else {
+                try? manager.removeItem(atPath: files.streamsDirectory + "/" + name)
+                report.orphansRemoved += 1
+                continue
+            }
+            nextID = max(nextID, id + 1)
+        }
+
+        var streams: [StreamKey: FileStream] = [:]
+        var expired: [UInt64] = []
+        var repaired: [UInt64: StreamRecord] = [:]
+        for (id, state) in states {
+            var stream = FileStream(id: id, record: state.record, json: state.record.contentType.isJSON, hotTailBytes: options.hotTailBytes)
+            stream.producers = state.producers
+            if stream.isExpired(at: now) {
+                expired.append(id)
+                continue
+            }
+            try repair(&stream, files: files, report: &report)
+            if stream.record != state.record { repaired[id] = stream.record }
+            stream.durableTail = stream.record.tail
+            stream.durableClosed = stream.record.closed
+            nextID = max(nextID, id + 1)
+            streams[StreamKey(stream.record.name)] = stream
+            report.streams += 1
+            report.bytes += stream.record.tail
+        }
+        if !expired.isEmpty || !repaired.isEmpty {
+            try lmdb.write { transaction in
+                for id in expired {
+                    try transaction.delete(streamsDatabase, RecordKey.stream(id))
+                    try transaction.deleteAll(producersDatabase, prefix: RecordKey.stream(id))
+                }
+                for (id, record) in repaired {
+                    try transaction.put(streamsDatabase, RecordKey.stream(id), record.encoded())
+                }
+            }
+        }
+        for id in expired { files.removeDirectory(id) }
+        report.expiredRemoved = expired.count
+        report.seconds = Date().timeIntervalSince(started)
+        return FileStore(options: options, clock: clock, files: files, lmdb: lmdb, incarnation: incarnation,
+                         streams: streams, nextStreamID: nextID, recovery: report)
+    }
+
+    /// Matches a stream's files to its committed record: segment bytes beyond the committed end
+    /// are cut; committed bytes that are missing shorten the stream (and are reported).
+    private static func repair(_ stream: inout FileStream, files: StreamFiles, report: inout RecoveryReport) throws {
+        let manager = FileManager.default
+        let directory = files.directory(stream.id)
+        var tail = stream.record.tail
+        let names = (try? manager.contentsOfDirectory(atPath: directory)) ?? []
+        let starts = names.compactMap(StreamFiles.segmentStart).sorted()
+        var kept: [UInt64] = []
+        var available: UInt64 = 0  // contiguous committed bytes found on disk
+        for (index, start) in starts.enumerated() {
+            let path = files.segmentPath(stream.id, start: start)
+            let size = fileSize(path)
+            guard start < tail, start == available else {
+                // Entirely beyond the committed end (or after a gap): never acknowledged.
+                report.uncommittedBytesCut += size
+                try? manager.removeItem(atPath: path)
+                continue
+            }
+            let limit = index + 1 < starts.count ? min(starts[index + 1], tail) : tail
+            let wanted = limit - start
+            if size > wanted {
+                try truncate(path, to: wanted)
+                report.uncommittedBytesCut += size - wanted
+            }
+            available = start + min(size, wanted)
+            kept.append(start)
+        }
+        if available < tail {
+            report.committedBytesMissing += tail - available
+            tail = available
+        }
+        if stream.record.contentType.isJSON {
+            let indexPath = files.indexPath(stream.id)
+            let size = fileSize(indexPath)
+            let wanted = stream.record.messageCount * 8
+            var ends: [UInt64] = []
+            let count = Int(min(size, wanted) / 8)
+            if count > 0 {
+                let buffer = try files.readFile(FileHandleCache.Key(stream: stream.id, file: FileHandleCache.Key.index),
+                                                path: indexPath, at: 0, count: count * 8)
+                ends.reserveCapacity(count)
+                var reader = buffer
+                while let end = reader.readInteger(endianness: .little, as: UInt64.self), end <= tail { ends.append(end) }
+            }
+            if size > UInt64(ends.count * 8) {
+                try truncate(indexPath, to: UInt64(ends.count * 8))
+            }
+            // A JSON stream ends on a message boundary; if committed messages were lost, at the last whole one.
+            let lastEnd = ends.last ?? 0
+            if lastEnd < tail {
+                report.committedBytesMissing += tail - lastEnd
+                tail = lastEnd
+            }
+            stream.boundaries = MessageBoundaries(ends: ends)
+            stream.record.messageCount = UInt64(ends.count)
+        }
+        stream.record.tail = tail
+        stream.segments = kept.filter { $0 < tail }
+    }
+
+    private static func fileSize(_ path: String) -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return UInt64(info.st_size)
+    }
+
+    private static func truncate(_ path: String, to length: UInt64) throws {
+        guard Foundation.truncate(path, off_t(length)) == 0 else { throw StorageError(code: errno, operation: "truncate \(path)") }
+    }
+
+    /// A stream's committed metadata and producers, read back after a failed commit.
+    static func loadState(_ id: UInt64, _ transaction: LMDBReadTransaction) throws -> CommittedState? {
+        guard let bytes = try transaction.get(streamsDatabase, RecordKey.stream(id)), let record = StreamRecord(decoding: bytes) else {
+            return nil
+        }
+        var state = CommittedState(record: record, producers: [:])
+        try transaction.forEach(producersDatabase, prefix: RecordKey.stream(id)) { key, value in
+            guard key.count == 16, let serial = RecordKey.decode(key.suffix(8)), let producer = ProducerRecord(decoding: value) else { return }
+            state.producers[StreamKey(producer.id)] = (serial, producer.state)
+        }
+        return state
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import NIOCore
+
+/// Where a stream's files live and the blocking calls that read and write them. Run only on the
+/// store's I/O threads.
+///
+/// A stream's directory is named after its internal numeric id, never after its name, so no
+/// name can traverse, collide with another (`a/b` and `a_b`) or be too long for the file system.
+/// In it: segment files named by the stream position of their first byte, and for JSON streams
+/// `messages.idx`, the end position of every message as 8-byte little-endian integers.
+struct StreamFiles: Sendable {
+    let root: String
+    let handles: FileHandleCache
+    let faults: StorageFaults?
+
+    var streamsDirectory: String { root + "/streams" }
+
+    func directory(_ stream: UInt64) -> String {
+        streamsDirectory + "/" + Self.hex(stream)
+    }
+
+    func segmentPath(_ stream: UInt64, start: UInt64) -> String {
+        directory(stream) + "/" + Self.segmentName(start)
+    }
+
+    func indexPath(_ stream: UInt64) -> String {
+        directory(stream) + "/messages.idx"
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+    }
+
+    static func segmentName(_ start: UInt64) -> String {
+        let digits = String(start)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".seg"
+    }
+
+    /// The start position a segment file name stands for; `nil` for other files.
+    static func segmentStart(_ name: String) -> UInt64? {
+        guard name.hasSuffix(".seg"), name.utf8.count == 24 else { return nil }
+        return UInt64(name.dropLast(4))
+    }
+
+    /// Makes a new stream's directory and makes its entry durable.
+    func createDirectory(_ stream: UInt64, sync: Bool) throws(StorageError) {
+        try faults?.check("mkdir")
+        let path = directory(stream)
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw StorageError(code: errno, operation: "mkdir \(path)") }
+        if sync { try syncDirectory(streamsDirectory) }
+    }
+
+    /// Writes all of `bytes` at `offset` of a file, creating it if needed.
+    func write(_ bytes: ByteBuffer, to key: FileHandleCache.Key, path: String, at offset: UInt64) throws {
+        try faults?.check("write \(path)")
+        try handles.withDescriptor(key, path: path, create: true) { descriptor in
+            try bytes.withUnsafeReadableBytes { raw in
+                var done = 0
+                while done < raw.count {
+                    let written = pwrite(descriptor, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        throw StorageError(code: errno, operation: "write \(path)")
+                    }
+                    done += written
+                }
+            }
+        }
+    }
+
+    /// Forces a file's data to disk.
+    func sync(_ key: FileHandleCache.Key, path: String) throws {
+        try faults?.check("fdatasync \(path)")
+        try handles.withDescriptor(key, path: path, create: true) { descriptor in
+            guard fdatasync(descriptor) == 0 else { throw StorageError(code: errno, operation: "fdatasync \(path)") }
+        }
+    }
+
+    func syncDirectory(_ path: String) throws(StorageError) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StorageError(code: errno, operation: "open \(path)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw StorageError(code: errno, operation: "fsync \(path)") }
+    }
+
+    /// Reads `[from, to)` of a stream whose segments start at `segments` (ascending).
+    func read(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) throws -> [ByteBuffer] {
+        var chunks: [ByteBuffer] = []
+        var position = from
+        let first = MessageBoundaries.search(segments, from)
+        var index = first.found ? first.index : first.index - 1
+        while position < to, index >= 0, index < segments.count {
+            let start = segments[index]
+            let segmentEnd = index + 1 < segments.count ? segments[index + 1] : UInt64.max
+            let upTo = min(to, segmentEnd)
+            let path = segmentPath(stream, start: start)
+            let chunk = try readFile(FileHandleCache.Key(stream: stream, file: start), path: path,
+                                     at: position - start, count: Int(upTo - position))
+            chunks.append(chunk)
+            position = upTo
+            index += 1
+        }
+        guard position == to else { throw StorageError(code: EIO, operation: "read \(directory(stream)): segment missing") }
+        return chunks
+    }
+
+    /// Exactly `count` bytes at `offset`; a short file is an error.
+    func readFile(_ key: FileHandleCache.Key, path: String, at offset: UInt64, count: Int) throws -> ByteBuffer {
+        try handles.withDescriptor(key, path: path, create: false) { descriptor in
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(count)
+            var done = 0
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                while done < count {
+                    let got = pread(descriptor, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                    if got < 0 {
+                        if errno == EINTR { continue }
+                        throw StorageError(code: errno, operation: "read \(path)")
+                    }
+                    if got == 0 { throw StorageError(code: EIO, operation: "read \(path): file shorter than expected") }
+                    done += got
+                }
+                return count
+            }
+            return buffer
+        }
+    }
+
+    /// Removes a stream's directory and everything in it.
+    func removeDirectory(_ stream: UInt64) {
+        handles.closeAll(stream: stream)
+        try? FileManager.default.removeItem(atPath: directory(stream))
+    }
+}
