@@ -29,11 +29,17 @@ dev: release
 origin: release
 	.build/release/durable-streams origin --config origin/origin.conf
 
-# Every test, then the end-to-end protocol suite a second time through an edge node.
+# Every test; the end-to-end protocol suite again through an edge node, and again on the
+# durable file store; then a short crash run: kill -9 of a file-backed origin at random
+# instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py).
+CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
 	DS_TEST_THROUGH_EDGE=1 $(SWIFT) test --skip-build --parallel --filter OriginServerTests
+	DS_TEST_STORE=file $(SWIFT) test --skip-build --parallel --filter OriginServerTests
+	python3 loadtest/crash-harness.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" \
+		--cycles $(CRASH_CYCLES) --time-limit 600
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh

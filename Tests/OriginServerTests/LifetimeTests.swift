@@ -9,7 +9,7 @@ import Testing
 struct LifetimeTests {
     @Test func ttlExpiresWithoutAccessAndReadsRenewIt() async throws {
         let clock = ManualClock()
-        try await withOrigin(store: MemoryStore(clock: clock.read)) { (origin: Origin) async throws in
+        try await withOrigin(clock: clock.read) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path, body: "x", headers: [("Stream-TTL", "2")])
             clock.advance(1.5)
@@ -25,7 +25,7 @@ struct LifetimeTests {
 
     @Test func appendsRenewTTL() async throws {
         let clock = ManualClock()
-        try await withOrigin(store: MemoryStore(clock: clock.read)) { (origin: Origin) async throws in
+        try await withOrigin(clock: clock.read) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path, headers: [("Stream-TTL", "2")])
             for _ in 0..<5 {
@@ -38,7 +38,7 @@ struct LifetimeTests {
 
     @Test func expiresAtIsAbsolute() async throws {
         let clock = ManualClock()
-        try await withOrigin(store: MemoryStore(clock: clock.read)) { (origin: Origin) async throws in
+        try await withOrigin(clock: clock.read) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             // ManualClock starts at 1_800_000_000 = 2027-01-15T08:00:00Z.
             try await origin.create(path, headers: [("Stream-Expires-At", "2027-01-15T08:00:04Z")])
@@ -51,7 +51,7 @@ struct LifetimeTests {
 
     @Test func expiredPathCanBeRecreated() async throws {
         let clock = ManualClock()
-        try await withOrigin(store: MemoryStore(clock: clock.read)) { (origin: Origin) async throws in
+        try await withOrigin(clock: clock.read) { (origin: Origin) async throws in
             let path = Origin.uniquePath()
             try await origin.create(path, headers: [("Stream-TTL", "1")])
             clock.advance(5)

@@ -16,11 +16,22 @@ final class ManualClock: Sendable {
     func advance(_ seconds: Double) { now.withLockedValue { $0 += seconds } }
 }
 
-/// Where the protocol suite sends its requests. `make test` runs the suite twice: straight to
-/// the origin, then with `DS_TEST_THROUGH_EDGE=1` through an edge in front of it, which must be
-/// just as conforming.
+/// Where the protocol suite sends its requests. `make test` runs the suite three times:
+/// straight to the origin, with `DS_TEST_THROUGH_EDGE=1` through an edge in front of it, which
+/// must be just as conforming, and with `DS_TEST_STORE=file` against an origin on the durable
+/// file store.
 enum Topology {
     static let throughEdge = ProcessInfo.processInfo.environment["DS_TEST_THROUGH_EDGE"] == "1"
+    static let fileStore = ProcessInfo.processInfo.environment["DS_TEST_STORE"] == "file"
+
+    /// The store the suite runs on, with the test's clock, and the directory to remove after.
+    static func makeStore(clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws
+        -> (any StreamStore, directory: String?)
+    {
+        guard fileStore else { return (MemoryStore(clock: clock), nil) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-origin-\(UUID().uuidString)").path
+        return (try FileStore.open(FileStoreOptions(directory: directory), clock: clock), directory)
+    }
 }
 
 /// A running origin on an ephemeral port (behind an edge when `Topology.throughEdge`), and
@@ -88,10 +99,12 @@ struct Origin {
 /// Starts an origin for the duration of `body`. Tests use a short long-poll timeout so that
 /// timeouts are exercised without slowing the suite.
 func withOrigin<T>(
-    store: (any StreamStore)? = nil,
+    clock: (@Sendable () -> Double)? = nil,
     configure: (inout OriginConfiguration) -> Void = { _ in },
     _ body: (Origin) async throws -> T
 ) async throws -> T {
+    let (store, directory) = try clock.map { try Topology.makeStore(clock: $0) } ?? Topology.makeStore()
+    defer { if let directory { try? FileManager.default.removeItem(atPath: directory) } }
     var configuration = OriginConfiguration()
     configuration.port = 0
     configuration.longPollTimeout = .milliseconds(300)
