@@ -3,11 +3,18 @@ SWIFT ?= swift
 
 .PHONY: deps build release dev origin test bench fuzz fuzz-build clean
 
-# Debian packages the build needs (zlib headers for compression). Installed only when missing.
+# Debian packages the build needs (zlib headers for compression, LMDB for the file-backed store).
+# Only the missing ones are installed, with one apt-get update for all of them.
+DEB_PACKAGES := zlib1g-dev liblmdb-dev
+
 deps:
-	@if ! dpkg -s zlib1g-dev >/dev/null 2>&1; then \
-		echo "installing zlib1g-dev"; \
-		apt-get update -qq && apt-get install -y -qq zlib1g-dev; \
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
 
 build: deps

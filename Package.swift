@@ -27,11 +27,20 @@ let package = Package(
             name: "DurableStreams",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        // Storage: the StreamStore protocol, the in-memory store, waiters for live reads.
+        // The system LMDB library (liblmdb-dev), for the file-backed store.
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // Storage: the StreamStore protocol, the in-memory store, waiters for live reads, and the
+        // LMDB wrapper under the file-backed store.
         .target(
             name: "StreamStore",
             dependencies: [
                 "DurableStreams",
+                "CLMDB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
