@@ -53,15 +53,14 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// The longest key LMDB accepts (511 bytes in the Debian build).
     let maxKeySize: Int
 
-    // The gate. All of the following is guarded by `condition`.
+    // The gate. All of the following is guarded by `condition`. A resize or close runs with it
+    // held, so no transaction can start while one is under way.
     private let condition = NSCondition()
     /// Threads inside a transaction (or `sync`), counted once however deeply they nest.
     private var active = 0
     /// Resizes and closes waiting for `active` to reach zero; new transactions wait behind them,
     /// so a steady stream of readers cannot starve a resize.
     private var exclusiveWaiting = 0
-    /// A resize or close is running.
-    private var exclusive = false
     /// The current map size, read when a transaction starts so that a map-full failure knows
     /// which size was too small (and whether someone else has grown it since).
     private var mapSize: Int
@@ -152,7 +151,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         exclusiveWaiting += 1
-        while exclusive || active > 0 { condition.wait() }
+        while active > 0 { condition.wait() }
         exclusiveWaiting -= 1
         if !closed {
             closed = true
@@ -253,7 +252,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Counts this thread in (waiting first, unless it is already in, until no resize or close
-    /// is running or waiting). Returns the map size the transaction will run with.
+    /// is waiting). Returns the map size the transaction will run with.
     private func enter(writing: Bool) throws(LMDBError) -> Int {
         let state = threadState
         if writing && state.writing {
@@ -262,7 +261,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if state.depth == 0 {
-            while exclusive || exclusiveWaiting > 0 { condition.wait() }
+            while exclusiveWaiting > 0 { condition.wait() }
             if let unusable { throw unusable }
             active += 1
         }
@@ -290,13 +289,11 @@ final class LMDBEnvironment: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         exclusiveWaiting += 1
-        while exclusive || active > 0 { condition.wait() }
+        while active > 0 { condition.wait() }
         exclusiveWaiting -= 1
         defer { condition.broadcast() }
         if let unusable { throw unusable }
         guard mapSize == observed else { return true }  // another caller got here first
-        exclusive = true
-        defer { exclusive = false }
         let operation = newSize == 0 ? "adopting the map size set by another process" : "growing the map to \(newSize) bytes"
         let rc = mdb_env_set_mapsize(env, newSize)
         guard rc == MDB_SUCCESS else {
@@ -387,11 +384,12 @@ final class LMDBEnvironment: @unchecked Sendable {
             if rc == MDB_SUCCESS { return databases }
             // Reopening with a map smaller than the data leaves no room to create a database,
             // and another process may have grown the map: either way make room and try again.
-            if (rc == MDB_MAP_FULL || rc == MDB_MAP_RESIZED) && retries < 8 {
+            var info = MDB_envinfo()
+            mdb_env_info(env, &info)
+            let (doubled, overflow) = info.me_mapsize.multipliedReportingOverflow(by: 2)
+            if (rc == MDB_MAP_RESIZED || (rc == MDB_MAP_FULL && !overflow)) && retries < 8 {
                 retries += 1
-                var info = MDB_envinfo()
-                mdb_env_info(env, &info)
-                let size = rc == MDB_MAP_FULL ? info.me_mapsize.multipliedReportingOverflow(by: 2).partialValue : 0
+                let size = rc == MDB_MAP_FULL ? doubled : 0
                 try check(mdb_env_set_mapsize(env, size), "growing the map of \(path)")
                 continue
             }
