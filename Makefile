@@ -31,7 +31,8 @@ origin: release
 
 # Every test; the end-to-end protocol suite again through an edge node, and again on the
 # durable file store; then a short crash run: kill -9 of a file-backed origin at random
-# instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py).
+# instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py),
+# and a real full disk (a 4 MiB tmpfs) under a file-backed origin (loadtest/disk-full-check.sh).
 CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
@@ -40,6 +41,7 @@ test: deps
 	DS_TEST_STORE=file $(SWIFT) test --skip-build --parallel --filter OriginServerTests
 	python3 loadtest/crash-harness.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" \
 		--cycles $(CRASH_CYCLES) --time-limit 600
+	loadtest/disk-full-check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh
