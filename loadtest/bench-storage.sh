@@ -338,7 +338,7 @@ if [ "$SKIP_LIVE" != 1 ]; then
         step timeout --kill-after=10 "$(( LIVE_S + 120 ))" "$BIN" loadtest "$LIVE_CONF" --quiet \
             --target "$(url "edge_$mode")" --origin "$(url "live_$mode")" --readers "$LIVE_READERS" \
             --duration "$LIVE_DURATION" --json "$TMP/live_$mode.json" >"$TMP/loadtest_$mode.log" 2>&1 || rc=$?
-        grep -E 'lost|deliver|p99|LOST|DUPLIC' "$TMP/loadtest_$mode.log" | head -8 >&2 || true
+        sed -n '/^delivery:/p;/^ *p50 *p90/{p;n;p}' "$TMP/loadtest_$mode.log" | head -6 >&2 || true
         [ "$rc" = 0 ] || problem "loadtest against the $(store_label "$mode") origin exited with status $rc; log: $TMP/loadtest_$mode.log"
         "${SB[@]}" record "$RESULTS" live --row live --label "live $LIVE_READERS long-poll readers via edge" \
             --store "$(store_label "$mode")" --json "$TMP/live_$mode.json" --rc "$rc"
@@ -386,7 +386,7 @@ if [ "$SKIP_RECOVERY" != 1 ]; then
         --total "$RECOVERY_BYTES" --chunk "$RECOVERY_CHUNK" --threads "$RECOVERY_FILL_THREADS" --max-seconds 1500 \
         >"$TMP/rec_fill.json" || die "filling the recovery origin failed: $(cat "$TMP/rec_fill.json")"
     FILLED=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes"])' "$TMP/rec_fill.json")
-    FILL_RATE=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"{d[\"seconds\"]} s, {d[\"mb_per_s\"]} MB/s")' "$TMP/rec_fill.json")
+    FILL_RATE=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s s, %s MB/s" % (d["seconds"], d["mb_per_s"]))' "$TMP/rec_fill.json")
     echo "filled $FILLED bytes in $FILL_RATE" >&2
     t0=$(date +%s.%N)
     KEEP_DATA=1 stop_server rec_fill

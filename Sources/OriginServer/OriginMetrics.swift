@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import Prometheus
 import ServerSupport
+import StreamStore
 
 /// The origin's counters and gauges, exposed at `/metrics` in Prometheus text format.
 /// Every name starts with `ds_origin_`.
@@ -16,6 +17,7 @@ public final class OriginMetrics: Sendable {
     let openConnections: Gauge
     let streams: Gauge
     let connectionCounters: ConnectionCounters
+    private let storage: StorageMetrics
     /// Request counters by (operation, status). The registry would find them too, but only after
     /// building the full name and label list on every request; this keeps the hot path to one
     /// small dictionary lookup.
@@ -39,6 +41,7 @@ public final class OriginMetrics: Sendable {
         openConnections = registry.makeGauge(descriptor: name("open_connections", "", "Open client connections"))
         streams = registry.makeGauge(descriptor: name("streams", "", "Streams in the store"))
         connectionCounters = ConnectionCounters(registry: registry, subsystem: "origin")
+        storage = StorageMetrics(registry: registry)
     }
 
     /// Counts one answered request. `operation` is one of create, append, close, read,
@@ -59,8 +62,9 @@ public final class OriginMetrics: Sendable {
     }
 
     /// The Prometheus text exposition of every metric.
-    func render(streamCount: Int) -> [UInt8] {
+    func render(streamCount: Int, storage statistics: StoreStatistics?) -> [UInt8] {
         streams.set(Double(streamCount))
+        if let statistics { storage.update(statistics) }
         return registry.emitToBuffer()
     }
 }

@@ -63,7 +63,7 @@ final class StreamService: Sendable {
         } else if path == "/metrics" && method == "GET" {
             operationName = "metrics"
             var head = ResponseHeaders.head(.ok, [("Content-Type", "text/plain; version=0.0.4"), ("Cache-Control", ResponseHeaders.noStore)])
-            let text = metrics.render(streamCount: store.streamCount)
+            let text = metrics.render(streamCount: store.streamCount, storage: store.statistics)
             head.headers.replaceOrAdd(name: "Content-Length", value: String(text.count))
             reply = loop.makeSucceededFuture(.response(head, body: [ByteBuffer(bytes: text)]))
         } else if path == "/healthz" {

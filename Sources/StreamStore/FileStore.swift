@@ -46,6 +46,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     private var hotBytes = 0
     private var closing = false
     private var drained: [@Sendable () -> Void] = []
+    private var stats = StoreStatistics()
     /// Deletes whose commit failed (a full disk), retried at each sweep.
     private var unfinishedDeletes: [CommitJob] = []
 
@@ -79,6 +80,17 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 
     /// Open segment and index files (for metrics and tests).
     public var openFileHandles: Int { files.handles.openCount }
+
+    public var statistics: StoreStatistics? {
+        var snapshot = lock.withLock {
+            var snapshot = stats
+            snapshot.queuedWrites = queue.count
+            snapshot.hotTailBytes = hotBytes
+            return snapshot
+        }
+        snapshot.openFiles = files.handles.openCount
+        return snapshot
+    }
 
     // MARK: - Create
 
@@ -243,7 +255,13 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                     stream.record.lastAccess = now
                     stream.accessDirty = true
                 }
-                return stream.planRead(from: start, maxBytes: maxBytes, incarnation: incarnation)
+                let plan = stream.planRead(from: start, maxBytes: maxBytes, incarnation: incarnation)
+                switch plan {
+                case .success(.fromDisk): stats.diskReads += 1
+                case .success(.ready): stats.memoryReads += 1
+                case .failure: break
+                }
+                return plan
             } ?? .failure(Self.notFound)
         }
         StreamWaiters.wake(woken)
@@ -453,10 +471,18 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 waiting.forEach { $0() }
                 return
             }
+            let started = DispatchTime.now().uptimeNanoseconds
             do {
                 try CommitBatch(jobs: jobs, files: files, lmdb: lmdb, fsync: options.fsync).run()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                lock.withLock {
+                    stats.commits += 1
+                    stats.committedWrites += jobs.count { $0.changesData }
+                    stats.commitSeconds += seconds
+                }
                 committed(jobs)
             } catch {
+                lock.withLock { stats.failedCommits += 1 }
                 failed(jobs, error)
             }
         }

@@ -43,10 +43,35 @@ public protocol StreamStore: AnyObject, Sendable {
     /// Finishes what was accepted and releases files; writes are refused from the start of the
     /// call. Called once the servers using the store have stopped.
     func shutdown() async
+
+    /// Storage figures for metrics; `nil` for a store that has none (memory).
+    var statistics: StoreStatistics? { get }
 }
 
 extension StreamStore {
     public func shutdown() async {}
+    public var statistics: StoreStatistics? { nil }
+}
+
+/// How a durable store is doing, for metrics. Counts only grow.
+public struct StoreStatistics: Sendable, Equatable {
+    /// Batches committed (each one data sync and one LMDB transaction under `--fsync batch`).
+    public var commits = 0
+    /// Creates and appends those batches made durable.
+    public var committedWrites = 0
+    /// Time spent committing (writing, syncing, LMDB), in seconds.
+    public var commitSeconds = 0.0
+    /// Batches that failed (disk full, I/O error); their writers got a 5xx.
+    public var failedCommits = 0
+    /// Reads answered from the in-memory tail, and from segment files.
+    public var memoryReads = 0
+    public var diskReads = 0
+    /// Writes waiting for the committer now.
+    public var queuedWrites = 0
+    public var openFiles = 0
+    public var hotTailBytes = 0
+
+    public init() {}
 }
 
 /// What `PUT` asks the store to do.

@@ -244,4 +244,19 @@ struct FileStoreTests {
         try h.append("y")
         #expect(try h.text() == "y")
     }
+
+    @Test func statisticsCountCommitsAndWhereReadsCameFrom() throws {
+        let h = try fileHarness { $0.hotTailBytes = 8 }
+        try h.create(body: "0123456789")
+        try h.append("abcdefghij")
+        _ = try h.read(from: .offset(offset(16)))  // the last 4 bytes: in memory
+        _ = try h.read()                          // everything: from disk
+        let statistics = try #require(h.store.statistics)
+        #expect(statistics.committedWrites == 2)
+        #expect(statistics.commits >= 1 && statistics.commits <= 2)
+        #expect(statistics.memoryReads == 1)
+        #expect(statistics.diskReads == 1)
+        #expect(statistics.failedCommits == 0)
+        #expect(statistics.queuedWrites == 0)
+    }
 }
