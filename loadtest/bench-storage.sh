@@ -34,6 +34,7 @@
 #   RECOVERY_BYTES [1 GiB] RECOVERY_STREAMS [64] RECOVERY_CHUNK [1 MiB] RECOVERY_FILL_THREADS [4]
 #   RECOVERY_RESTART_FSYNC [batch] RECOVERY_DROP_CACHES [0; 1 = sync + drop the page cache
 #   (root only) before the restart, so recovery reads from the disk] SKIP_RECOVERY [0]
+#   SKIP_APPENDS [0] (phases 1 + 2) SKIP_READS [0] (phase 3)
 #   WAIT_IDLE [0] (seconds to wait, at most, for the CPUs to be < 15 % busy) KEEP_TMP [0]
 # Every load loop is bounded in count and time; servers are killed and temp data removed on exit
 # (logs are kept, and their path printed, when the run fails).
@@ -68,6 +69,8 @@ RECOVERY_FILL_THREADS=${RECOVERY_FILL_THREADS:-4}
 RECOVERY_RESTART_FSYNC=${RECOVERY_RESTART_FSYNC:-batch}
 RECOVERY_DROP_CACHES=${RECOVERY_DROP_CACHES:-0}
 SKIP_RECOVERY=${SKIP_RECOVERY:-0}
+SKIP_APPENDS=${SKIP_APPENDS:-0}
+SKIP_READS=${SKIP_READS:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 HOST=127.0.0.1
 
@@ -260,6 +263,7 @@ append_case() {
     done
 }
 
+if [ "$SKIP_APPENDS" != 1 ]; then
 APPEND_SERVERS=(ap_memory)
 log "(1) starting origins for the 100-byte appends: memory and file --fsync {$FSYNC_MODES}"
 start_origin ap_memory memory
@@ -285,6 +289,7 @@ append_case big "$(( BIG_BYTES / 1024 )) KiB appends/s, $BIG_CONNS conns, $BIG_S
 BIG_DISK=$(du -sh "${SRV_DIR[big_batch]}" 2>/dev/null | cut -f1)
 stop_server big_memory
 stop_server big_batch
+fi
 
 # ---------------------------------------------------------------- 3. catch-up reads
 # read_case ROW LABEL CHUNK STREAM_BYTES APPEND_BYTES: both servers run with --max-chunk-bytes CHUNK,
@@ -321,10 +326,12 @@ read_case() {
     stop_server "${row}_memory"
     stop_server "${row}_batch"
 }
+if [ "$SKIP_READS" != 1 ]; then
 log "(3) catch-up reads of 1 KiB (--max-chunk-bytes 1024, stream of $READ_SMALL_STREAM_BYTES bytes), $READ_CONNS connections"
 read_case read1k "catch-up GET 1 KiB reads/s, $READ_CONNS conns" 1024 "$READ_SMALL_STREAM_BYTES" 65536
 log "(3) catch-up reads of 1 MiB (--max-chunk-bytes 1048576, stream of $READ_BIG_STREAM_BYTES bytes), $READ_CONNS connections"
 read_case read1m "catch-up GET 1 MiB reads/s, $READ_CONNS conns" 1048576 "$READ_BIG_STREAM_BYTES" 1048576
+fi
 
 # ---------------------------------------------------------------- 4. live fan-out through an edge
 if [ "$SKIP_LIVE" != 1 ]; then
@@ -455,7 +462,7 @@ facts=$TMP/facts.tsv
         "$BUSY_BEFORE" "$BUSY_AFTER" "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf 'wrk\t%s; -t%s, %s per run after a %s warm-up (not counted); 1-conn runs use -t1\n' \
         "$(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//')" "$WRK_THREADS" "$WRK_DURATION" "$WRK_WARMUP"
-    printf '64 KiB run\tfile store data dir reached %s\n' "${BIG_DISK:-?}"
+    [ -z "${BIG_DISK:-}" ] || printf '64 KiB run\tfile store data dir reached %s\n' "$BIG_DISK"
     printf 'python\t%s\n' "$("$PY" --version 2>&1)"
 } >"$facts"
 method=$TMP/method.txt

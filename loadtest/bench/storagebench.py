@@ -272,7 +272,7 @@ def cmd_render(a):
         if r is None:
             return "n/a"
         s = f"{fmt(r['value'])} {r['unit']}"
-        if r.get("mb_per_s"):
+        if r.get("mb_per_s") and (r.get("body_bytes") or 0) >= 1024:
             s += f" ({fmt(r['mb_per_s'], 1)} MB/s)"
         return s
 
@@ -347,6 +347,17 @@ def cmd_render(a):
     for p in meta.get("problems", []):
         problems.append(p)
 
+    # The headline goal: 100-byte appends at many connections, fsync=batch at least 0.5x memory.
+    headline = []
+    for row in order:
+        g = rows[row]
+        if row.startswith("a100_cN") and "memory" in g and "fsync=batch" in g:
+            m, b = g["memory"]["value"], g["fsync=batch"]["value"]
+            if m:
+                q = b / m
+                headline.append(f"{g['memory']['label']}: fsync=batch / memory = {q:.2f}× "
+                                f"(goal ≥ 0.5×: {'met' if q >= 0.5 else 'NOT met'})")
+
     head = ["measurement", "memory", "file", "ratio file/memory", "notes"]
     md = [f"# Durable Streams storage benchmark — {meta['date']}", "",
           "Produced by `loadtest/bench-storage.sh`: the file store (`--data-dir`) against the in-memory store, "
@@ -354,7 +365,10 @@ def cmd_render(a):
           "better, for latencies and times lower is better).", "",
           f"**Machine: {meta['nproc']} cores; the load generator (wrk, Python, the loadtest) shares them with "
           f"the servers**, so every figure includes the client's own CPU use and is a comparison, not an "
-          f"absolute capacity.", "", "## Results", "",
+          f"absolute capacity.", ""]
+    if headline:
+        md += ["**Headline:** " + "; ".join(headline), ""]
+    md += ["## Results", "",
           "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table]
     md += ["", "## Problems seen", ""]
@@ -377,6 +391,7 @@ def cmd_render(a):
         if r[4]:
             lines.append(" " * (widths[0] + 2) + "  " + r[4])
     lines.append("-" * 100)
+    lines += [f"headline: {h}" for h in headline]
     lines.append("problems: " + ("none" if not problems else ""))
     lines += [f"  - {p}" for p in problems]
     for k, v in meta["facts"]:
