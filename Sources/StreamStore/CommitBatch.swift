@@ -9,8 +9,9 @@ struct CommitJob {
         /// A new stream: its directory, its first bytes.
         case create(FramedAppend)
         case append(AppendWrite)
-        /// Remove the stream's metadata, then its files.
-        case delete
+        /// Remove the stream's metadata, then its files. Carries the stream, to be put back if
+        /// the commit fails.
+        case delete(removed: FileStream?)
         /// Write the record only (a sliding TTL's access time).
         case touch
         /// Nothing to write: answers a retry once everything queued before it has committed.
@@ -30,6 +31,9 @@ struct CommitJob {
         case create(EventLoopPromise<CreateResult>, CreateResult)
         case append(EventLoopPromise<AppendResult>, AppendResult)
         case void(EventLoopPromise<Void>)
+        /// A rejection decided on state that was not durable yet.
+        case reject(EventLoopPromise<AppendResult>, ProtocolError)
+        case rejectCreate(EventLoopPromise<CreateResult>, ProtocolError)
 
         func succeed() {
             switch self {
@@ -37,6 +41,8 @@ struct CommitJob {
             case .create(let promise, let result): promise.succeed(result)
             case .append(let promise, let result): promise.succeed(result)
             case .void(let promise): promise.succeed(())
+            case .reject(let promise, let error): promise.fail(error)
+            case .rejectCreate(let promise, let error): promise.fail(error)
             }
         }
 
@@ -46,6 +52,8 @@ struct CommitJob {
             case .create(let promise, _): promise.fail(error)
             case .append(let promise, _): promise.fail(error)
             case .void(let promise): promise.fail(error)
+            case .reject(let promise, _): promise.fail(error)
+            case .rejectCreate(let promise, _): promise.fail(error)
             }
         }
     }
@@ -77,6 +85,14 @@ struct AppendWrite {
     let indexPosition: UInt64
     let producer: (serial: UInt64, record: ProducerRecord)?
     let closes: Bool
+    let undo: Undo
+
+    /// The stream's state before the append, to go back to if it never commits.
+    struct Undo {
+        let record: StreamRecord
+        /// The producer's slot before, `nil` inside when it was new.
+        let producer: (key: StreamKey, slot: (serial: UInt64, state: ProducerState)?)?
+    }
 }
 
 /// Commits a batch of jobs: file writes, then syncs (per the fsync policy), then one LMDB

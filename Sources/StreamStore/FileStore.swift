@@ -47,8 +47,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     private var closing = false
     private var drained: [@Sendable () -> Void] = []
     private var stats = StoreStatistics()
-    /// Deletes whose commit failed (a full disk), retried at each sweep.
-    private var unfinishedDeletes: [CommitJob] = []
+    /// Deletes whose commit failed while their name was taken again, retried with the next batch.
+    private var retryDeletes: [CommitJob] = []
 
     static let notFound = ProtocolError(.notFound, "stream not found")
     static let shuttingDown = ProtocolError(.serviceUnavailable, "the server is shutting down")
@@ -114,7 +114,10 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 guard command.matches(contentType: existing.record.contentType, lifetime: existing.record.lifetime,
                                       closed: existing.record.closed)
                 else {
-                    return .failure(ProtocolError(.conflict, "stream exists with a different configuration"))
+                    let conflict = ProtocolError(.conflict, "stream exists with a different configuration")
+                    if existing.inFlight == 0 { return .failure(conflict) }
+                    enqueue(CommitJob(stream: existing.id, key: key, work: .barrier, completion: .rejectCreate(promise, conflict)))
+                    return nil
                 }
                 let result = CreateResult(created: false, info: existing.pendingInfo(incarnation))
                 if existing.inFlight == 0 { return .success(result) }
@@ -164,6 +167,9 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             guard !closing else { return .failure(Self.shuttingDown) }
             guard lookup(key, now: now, woken: &woken) != nil else { return .failure(Self.notFound) }
             return modify(key) { stream in
+                if stream.broken {
+                    return .failure(ProtocolError(.internalServerError, "this stream's files could not be repaired after a storage error; restart the server"))
+                }
                 let producerKey = command.producer.map { StreamKey($0.id) }
                 let context = AppendContext(
                     contentType: stream.record.contentType, tail: StreamOffset(position: stream.record.tail),
@@ -171,7 +177,12 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                     producerState: producerKey.flatMap { stream.producers[$0]?.state })
                 switch AppendRules.decide(command, in: context) {
                 case .reject(let error):
-                    return .failure(error)
+                    if stream.inFlight == 0 { return .failure(error) }
+                    // Decided on state that is not durable yet (a close, an epoch, a Stream-Seq
+                    // still on its way to disk): answered once it is, and if it never becomes
+                    // durable the client gets the storage error and retries against what is.
+                    enqueue(CommitJob(stream: stream.id, key: key, work: .barrier, completion: .reject(promise, error)))
+                    return nil
                 case .duplicate(let result):
                     if stream.inFlight == 0 { return .success(result) }
                     // The original may still be on its way to disk: a retry is answered only
@@ -212,6 +223,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             }
         }
         let indexPosition = UInt64(stream.boundaries.count)
+        let previousRecord = stream.record
+        var previousProducer: (key: StreamKey, slot: (serial: UInt64, state: ProducerState)?)?
         stream.record.tail += UInt64(framed.bytes.readableBytes)
         stream.record.messageCount += UInt64(framed.ends.count)
         for end in framed.ends { stream.boundaries.append(end) }
@@ -219,6 +232,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         var producer: (serial: UInt64, record: ProducerRecord)?
         if let claim = command.producer, let state = accepted.producerState {
             let producerKey = StreamKey(claim.id)
+            previousProducer = (producerKey, stream.producers[producerKey])
             let serial = stream.producers[producerKey]?.serial ?? stream.record.nextProducerSerial
             if stream.producers[producerKey] == nil { stream.record.nextProducerSerial += 1 }
             stream.producers[producerKey] = (serial, state)
@@ -236,7 +250,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             duplicate: false)
         let write = AppendWrite(
             framed: framed, segmentStart: stream.segments.last ?? position, newSegment: newSegment,
-            indexPosition: indexPosition, producer: producer, closes: accepted.closes)
+            indexPosition: indexPosition, producer: producer, closes: accepted.closes,
+            undo: AppendWrite.Undo(record: previousRecord, producer: previousProducer))
         return CommitJob(stream: stream.id, key: key, work: .append(write), record: stream.record, completion: .append(promise, result))
     }
 
@@ -279,8 +294,10 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                     let chunks = try files.read(id, segments: segments, from: from, to: to)
                     promise.succeed(ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: chunks))
                 } catch {
-                    // Deleted while the read was on its way, or the disk failed.
-                    promise.fail(ProtocolError(.internalServerError, "storage error while reading: \(error)"))
+                    // Deleted (or expired) while the read was on its way: not found, as it would
+                    // have been a moment later. Otherwise the disk failed.
+                    let stillThere = self.lock.withLock { self.streams[key]?.id == id }
+                    promise.fail(stillThere ? ProtocolError(.internalServerError, "storage error while reading: \(error)") : Self.notFound)
                 }
             }
             return promise.futureResult
@@ -359,8 +376,6 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             guard !closing else { return 0 }
             let expired = streams.filter { $0.value.durable && $0.value.isExpired(at: now) }.map(\.key)
             for key in expired { remove(key, woken: &woken, completion: .none) }
-            unfinishedDeletes.forEach(enqueue)
-            unfinishedDeletes.removeAll()
             for key in streams.keys where streams[key]!.accessDirty && streams[key]!.durable {
                 streams[key]!.accessDirty = false
                 let stream = streams[key]!
@@ -422,10 +437,11 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 
     /// Takes a stream out of the index and queues the removal of its metadata and files.
     private func remove(_ key: StreamKey, woken: inout [EventLoopPromise<StoreWait.Outcome>], completion: CommitJob.Completion) {
-        guard let stream = streams.removeValue(forKey: key) else { return }
-        woken += stream.waiters.all
+        guard var stream = streams.removeValue(forKey: key) else { return }
+        woken += stream.waiters.takeAll()
         hotBytes -= stream.hot.byteCount
-        enqueue(CommitJob(stream: stream.id, key: key, work: .delete, completion: completion))
+        stream.hot.drop()
+        enqueue(CommitJob(stream: stream.id, key: key, work: .delete(removed: stream), completion: completion))
     }
 
     private func enqueue(_ job: CommitJob) {
@@ -455,10 +471,15 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     /// Commits batches until the queue is empty. Only one thread runs this at a time.
     private func drainQueue() {
         while true {
+            options.faults?.passGate()
             let jobs: [CommitJob] = lock.withLock {
                 let take = options.fsync == .always ? 1 : queue.count
-                let batch = Array(queue.prefix(take))
+                var batch = Array(queue.prefix(take))
                 queue.removeFirst(batch.count)
+                if !batch.isEmpty {
+                    batch = retryDeletes + batch
+                    retryDeletes.removeAll()
+                }
                 if batch.isEmpty { committing = false }
                 return batch
             }
@@ -515,41 +536,69 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     }
 
     /// Nothing of the batch happened: its writers get the error, and the streams it touched go
-    /// back to their committed state, which is reloaded from LMDB. Appends queued behind it on
-    /// those streams were decided on a state that never came to be, so they fail too.
+    /// back to their committed state by undoing, newest first, every append of theirs that had
+    /// not committed (appends queued behind the batch on those streams were decided on top of
+    /// it, so they fail too). Files the batch left beyond the committed ends are removed at once
+    /// (this is the only writer), so that nothing uncommitted is ever taken for committed data.
     private func failed(_ jobs: [CommitJob], _ error: any Error) {
         let storageError = (error as? StorageError) ?? (error as? LMDBError).map { StorageError(code: $0.code, operation: $0.operation) }
             ?? StorageError(code: EIO, operation: "\(error)")
         let touched = Set(jobs.compactMap { $0.changesData ? $0.stream : nil })
-        let states = try? lmdb.read { transaction in
-            try touched.map { id in (id, try FileStoreRecovery.loadState(id, transaction)) }
-        }
-        var alsoFailed: [CommitJob] = []
+        var failedJobs = jobs
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
+        var cleanups: [(id: UInt64, tail: UInt64, messageCount: UInt64)] = []
+        var abandoned: [UInt64] = []
         lock.withLock {
-            // A delete that did not commit is retried by the next sweep: the stream is already
-            // gone from the index, and must not come back at the next start.
-            unfinishedDeletes += jobs.filter { if case .delete = $0.work { return true } else { return false } }
-                .map { CommitJob(stream: $0.stream, key: $0.key, work: .delete, completion: .none) }
-            alsoFailed = queue.filter { touched.contains($0.stream) && $0.work.isStreamWork }
+            failedJobs += queue.filter { touched.contains($0.stream) && $0.work.isStreamWork }
             queue.removeAll { touched.contains($0.stream) && $0.work.isStreamWork }
-            let committedStates = Dictionary(states ?? [], uniquingKeysWith: { first, _ in first })
-            for (key, stream) in streams where touched.contains(stream.id) {
-                guard stream.durable, let state = committedStates[stream.id] ?? nil else {
-                    // Never committed (or its state cannot be read back): it does not exist.
+            for job in failedJobs.reversed() where streams[job.key]?.id == job.stream {
+                switch job.work {
+                case .append(let write):
+                    modify(job.key) { $0.undo(write.undo) }
+                case .create:
+                    // It never existed.
+                    let stream = streams.removeValue(forKey: job.key)!
                     woken += stream.waiters.all
                     hotBytes -= stream.hot.byteCount
-                    streams[key] = nil
-                    continue
+                    abandoned.append(stream.id)
+                case .delete, .touch, .barrier:
+                    break
                 }
+            }
+            for key in streams.keys where touched.contains(streams[key]!.id) {
                 modify(key) { stream in
-                    stream.rollBack(to: state)
+                    hotBytes -= stream.hot.byteCount
+                    stream.trimToDurable()
+                    hotBytes += stream.hot.byteCount
                     stream.inFlight = 0
+                    cleanups.append((stream.id, stream.durableTail, stream.record.messageCount))
+                }
+            }
+            // A delete that did not commit did not happen: the stream is back. If its name was
+            // taken again meanwhile, the delete is retried with the next batch.
+            for job in jobs {
+                guard case .delete(let removed?) = job.work else { continue }
+                if streams[job.key] == nil {
+                    streams[job.key] = removed
+                } else {
+                    retryDeletes.append(CommitJob(stream: job.stream, key: job.key, work: .delete(removed: nil), completion: .none))
+                }
+            }
+        }
+        for id in abandoned { files.removeDirectory(id) }
+        for cleanup in cleanups {
+            do {
+                try files.cut(cleanup.id, at: cleanup.tail, messageCount: cleanup.messageCount)
+            } catch {
+                // The files could not be brought back to the committed end: accept nothing more
+                // on this stream until a restart, whose recovery cuts them.
+                lock.withLock {
+                    for key in streams.keys where streams[key]!.id == cleanup.id { streams[key]!.broken = true }
                 }
             }
         }
         StreamWaiters.wake(woken)
-        for job in jobs + alsoFailed { job.completion.fail(storageError.protocolError) }
+        for job in failedJobs { job.completion.fail(storageError.protocolError) }
     }
 }
 

@@ -7,6 +7,8 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
     public var bytes: UInt64 = 0
     /// Streams whose lifetime ended while the server was down, removed.
     public var expiredRemoved = 0
+    /// Older records of a name recorded twice, removed.
+    public var supersededRemoved = 0
     /// Stream directories with no metadata (a crash during a create or delete), removed.
     public var orphansRemoved = 0
     /// Bytes written after the last commit (appends never acknowledged), cut.
@@ -20,6 +22,7 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
         var text = "recovered \(streams) streams (\(bytes) bytes) in \(String(format: "%.3f", seconds)) s"
         if uncommittedBytesCut > 0 { text += "; cut \(uncommittedBytesCut) uncommitted bytes" }
         if expiredRemoved > 0 { text += "; removed \(expiredRemoved) expired streams" }
+        if supersededRemoved > 0 { text += "; removed \(supersededRemoved) superseded records of re-created names" }
         if orphansRemoved > 0 { text += "; removed \(orphansRemoved) unfinished create/delete leftovers" }
         if committedBytesMissing > 0 { text += "; WARNING: \(committedBytesMissing) committed bytes were missing on disk" }
         return text
@@ -57,7 +60,11 @@ enum FileStoreRecovery {
                 nextID = value
             }
             try transaction.forEach(streamsDatabase, prefix: []) { key, value in
-                guard let id = RecordKey.decode(key), let record = StreamRecord(decoding: value) else { return }
+                // A record this version cannot read (damage, or a newer version's format) stops
+                // the start: treating its stream as absent would delete its files.
+                guard let id = RecordKey.decode(key), let record = StreamRecord(decoding: value) else {
+                    throw StorageError(code: EINVAL, operation: "metadata of stream \(key) in \(root)/meta cannot be read")
+                }
                 states[id] = CommittedState(record: record, producers: [:])
             }
             try transaction.forEach(producersDatabase, prefix: []) { key, value in
@@ -78,8 +85,18 @@ enum FileStoreRecovery {
                 report.orphansRemoved += 1
                 continue
             }
-            nextID = max(nextID, id + 1)
         }
+        // A name recorded twice (a delete whose commit failed while the name was created again,
+        // then a stop before the retry): the newest stream is the one clients were using.
+        var newest: [StreamKey: UInt64] = [:]
+        var superseded: [UInt64] = []
+        for (id, state) in states.sorted(by: { $0.key < $1.key }) {
+            let key = StreamKey(state.record.name)
+            if let older = newest[key] { superseded.append(older) }
+            newest[key] = id
+        }
+        for id in superseded { states[id] = nil }
+        if let highest = states.keys.max() { nextID = max(nextID, highest &+ 1) }
 
         var streams: [StreamKey: FileStream] = [:]
         var expired: [UInt64] = []
@@ -95,11 +112,11 @@ enum FileStoreRecovery {
             if stream.record != state.record { repaired[id] = stream.record }
             stream.durableTail = stream.record.tail
             stream.durableClosed = stream.record.closed
-            nextID = max(nextID, id + 1)
             streams[StreamKey(stream.record.name)] = stream
             report.streams += 1
             report.bytes += stream.record.tail
         }
+        expired += superseded
         if !expired.isEmpty || !repaired.isEmpty {
             try lmdb.write { transaction in
                 for id in expired {
@@ -112,7 +129,8 @@ enum FileStoreRecovery {
             }
         }
         for id in expired { files.removeDirectory(id) }
-        report.expiredRemoved = expired.count
+        report.expiredRemoved = expired.count - superseded.count
+        report.supersededRemoved = superseded.count
         report.seconds = Date().timeIntervalSince(started)
         return FileStore(options: options, clock: clock, files: files, lmdb: lmdb, incarnation: incarnation,
                          streams: streams, nextStreamID: nextID, recovery: report)
@@ -153,7 +171,8 @@ enum FileStoreRecovery {
         if stream.record.contentType.isJSON {
             let indexPath = files.indexPath(stream.id)
             let size = fileSize(indexPath)
-            let wanted = stream.record.messageCount * 8
+            let (wanted, overflow) = stream.record.messageCount.multipliedReportingOverflow(by: 8)
+            guard !overflow else { throw StorageError(code: EINVAL, operation: "metadata of stream \(stream.id) is damaged") }
             var ends: [UInt64] = []
             let count = Int(min(size, wanted) / 8)
             if count > 0 {
@@ -175,6 +194,11 @@ enum FileStoreRecovery {
             stream.boundaries = MessageBoundaries(ends: ends)
             stream.record.messageCount = UInt64(ends.count)
         }
+        if tail < stream.record.tail {
+            // Committed bytes were missing: nothing beyond the new end may stay on disk, or a
+            // later append would sit beside it and a later recovery take it for data.
+            try files.cut(stream.id, at: tail, messageCount: stream.record.messageCount)
+        }
         stream.record.tail = tail
         stream.segments = kept.filter { $0 < tail }
     }
@@ -186,7 +210,9 @@ enum FileStoreRecovery {
     }
 
     private static func truncate(_ path: String, to length: UInt64) throws {
-        guard Foundation.truncate(path, off_t(length)) == 0 else { throw StorageError(code: errno, operation: "truncate \(path)") }
+        guard length <= UInt64(off_t.max), Foundation.truncate(path, off_t(length)) == 0 else {
+            throw StorageError(code: errno, operation: "truncate \(path)")
+        }
     }
 
     /// A stream's committed metadata and producers, read back after a failed commit.

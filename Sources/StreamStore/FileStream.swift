@@ -22,6 +22,8 @@ struct FileStream {
     var inFlight = 0
     /// Read since its access time was last written (sliding TTL).
     var accessDirty = false
+    /// Its files could not be cut back after a failed commit: no more appends until a restart.
+    var broken = false
     var hot: HotTail
     var waiters = StreamWaiters()
 
@@ -79,17 +81,20 @@ struct FileStream {
         return .success(.fromDisk(stream: id, segments: segments, info: info, from: from, to: end))
     }
 
-    /// Forgets everything accepted after the committed state `state` (a failed commit).
-    mutating func rollBack(to state: CommittedState) {
-        let access = max(record.lastAccess, state.record.lastAccess)
-        record = state.record
+    /// Takes back one append that will not commit (the newest not yet undone).
+    mutating func undo(_ undo: AppendWrite.Undo) {
+        let access = max(record.lastAccess, undo.record.lastAccess)
+        record = undo.record
         record.lastAccess = access
-        producers = state.producers
-        durableTail = state.record.tail
-        durableClosed = state.record.closed
+        if let (key, slot) = undo.producer { producers[key] = slot }
+    }
+
+    /// Drops in-memory bytes, message ends and segments beyond the committed end.
+    mutating func trimToDurable() {
         boundaries.truncate(to: durableTail)
         hot.truncate(to: durableTail)
-        segments.removeAll { $0 > durableTail }
+        // A segment starting at the committed end holds only bytes that did not commit.
+        segments.removeAll { $0 >= durableTail }
     }
 }
 

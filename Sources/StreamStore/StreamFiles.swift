@@ -71,13 +71,14 @@ struct StreamFiles: Sendable {
 
     /// Forces a file's data to disk.
     func sync(_ key: FileHandleCache.Key, path: String) throws {
-        try faults?.check("fdatasync \(path)")
+        try faults?.checkSync("fdatasync \(path)")
         try handles.withDescriptor(key, path: path, create: true) { descriptor in
             guard fdatasync(descriptor) == 0 else { throw StorageError(code: errno, operation: "fdatasync \(path)") }
         }
     }
 
     func syncDirectory(_ path: String) throws(StorageError) {
+        try faults?.checkSync("fsync \(path)")
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { throw StorageError(code: errno, operation: "open \(path)") }
         defer { close(descriptor) }
@@ -124,6 +125,34 @@ struct StreamFiles: Sendable {
                 return count
             }
             return buffer
+        }
+    }
+
+    /// Cuts a stream's files back to its committed end after a failed commit: segments starting
+    /// at or beyond `tail` go, the one holding it is truncated there, and the message index
+    /// keeps `messageCount` entries.
+    func cut(_ stream: UInt64, at tail: UInt64, messageCount: UInt64) throws {
+        handles.closeAll(stream: stream)
+        let directory = directory(stream)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let starts = names.compactMap(Self.segmentStart).sorted()
+        for start in starts where start >= tail {
+            guard unlink(segmentPath(stream, start: start)) == 0 || errno == ENOENT else {
+                throw StorageError(code: errno, operation: "unlink \(segmentPath(stream, start: start))")
+            }
+        }
+        if let last = starts.last(where: { $0 < tail }) {
+            try truncate(segmentPath(stream, start: last), to: tail - last)
+        }
+        let (indexBytes, overflow) = messageCount.multipliedReportingOverflow(by: 8)
+        if !overflow, FileManager.default.fileExists(atPath: indexPath(stream)) {
+            try truncate(indexPath(stream), to: indexBytes)
+        }
+    }
+
+    func truncate(_ path: String, to length: UInt64) throws(StorageError) {
+        guard length <= UInt64(off_t.max), Foundation.truncate(path, off_t(length)) == 0 else {
+            throw StorageError(code: errno, operation: "truncate \(path)")
         }
     }
 

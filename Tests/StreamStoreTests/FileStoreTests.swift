@@ -259,4 +259,118 @@ struct FileStoreTests {
         #expect(statistics.failedCommits == 0)
         #expect(statistics.queuedWrites == 0)
     }
+
+    // MARK: Failed batches
+
+    /// Completes once the future does; read after `settle`.
+    private func outcome<T: Sendable>(_ future: EventLoopFuture<T>) -> ResultBox<T> {
+        let box = ResultBox<T>()
+        future.whenComplete { box.set($0) }
+        return box
+    }
+
+    @Test func aFailedBatchLeavesNoFileBehindForALaterRestartToMisread() throws {
+        let faults = StorageFaults()
+        let h = try fileHarness {
+            $0.faults = faults
+            $0.segmentBytes = 100
+        }
+        let type = "application/octet-stream"
+        try h.create(type: type)
+        let base = (0..<90).map { UInt8(truncatingIfNeeded: $0) }
+        try h.appendBytes(base, type: type)
+        // One batch: 20 bytes into the first segment, then 5000 that start a new segment file
+        // at 110; the bytes are written, the sync fails, nothing commits.
+        faults.holdCommits()
+        let small = h.store.append("s", StoreHarness.appendCommand([UInt8](repeating: 0xA1, count: 20), type: type), on: h.loop)
+        let large = h.store.append("s", StoreHarness.appendCommand([UInt8](repeating: 0xA2, count: 5000), type: type), on: h.loop)
+        faults.failSyncs(with: EIO)
+        faults.releaseCommits()
+        #expect(throws: ProtocolError.self) { try small.wait() }
+        #expect(throws: ProtocolError.self) { try large.wait() }
+        faults.failSyncs(with: nil)
+        #expect(try h.info().tail == offset(90))
+        // Acknowledged appends over the same range: 30 bytes in the first segment (90..<120),
+        // then 10 in a new one at 120. The failed 110 file must not come back as data.
+        let b = [UInt8](repeating: 0xBB, count: 30)
+        let c = [UInt8](repeating: 0xCC, count: 10)
+        try h.appendBytes(b, type: type)
+        try h.appendBytes(c, type: type)
+        #expect(try h.contents() == base + b + c)
+        let report = try h.reopen()
+        #expect(report.committedBytesMissing == 0)
+        #expect(try h.contents() == base + b + c)
+    }
+
+    @Test func aDeleteThatDidNotCommitDidNotHappen() throws {
+        let faults = StorageFaults()
+        let h = try fileHarness { $0.faults = faults }
+        try h.create("other", body: "x")
+        try h.create("kept", body: "old")
+        faults.holdCommits()
+        let append = h.store.append("other", StoreHarness.appendCommand(Array("more".utf8)), on: h.loop)
+        let delete = h.store.delete("kept", on: h.loop)
+        faults.failWrites(with: ENOSPC)
+        faults.releaseCommits()
+        #expect(throws: ProtocolError.self) { try append.wait() }
+        #expect(throws: ProtocolError.self) { try delete.wait() }
+        faults.failWrites(with: nil)
+        // The client was told the delete failed, and it did: the stream is there, now and after
+        // a restart.
+        #expect(try h.text("kept") == "old")
+        try h.reopen()
+        #expect(try h.text("kept") == "old")
+        try h.delete("kept")
+        try h.reopen()
+        #expect(h.infoError("kept")?.status == .notFound)
+    }
+
+    @Test func aRejectionDecidedOnUncommittedStateWaitsForIt() throws {
+        let faults = StorageFaults()
+        let h = try fileHarness { $0.faults = faults }
+        try h.create(body: "abc")
+        faults.holdCommits()
+        let close = h.store.append("s", StoreHarness.appendCommand(Array("!".utf8), closed: true), on: h.loop)
+        let refused = outcome(h.store.append("s", StoreHarness.appendCommand(Array("late".utf8)), on: h.loop))
+        h.settle()
+        // "Stream is closed" is not said while the close could still be lost.
+        #expect(refused.result == nil)
+        faults.failWrites(with: ENOSPC)
+        faults.releaseCommits()
+        #expect(throws: ProtocolError.self) { try close.wait() }
+        h.settle()
+        #expect((refused.error as? ProtocolError)?.status == .insufficientStorage)
+        faults.failWrites(with: nil)
+        // The close never happened: the stream is open and takes the retry.
+        #expect(try h.info().closed == false)
+        try h.append("late")
+        #expect(try h.text() == "abclate")
+        #expect(h.store.statistics?.hotTailBytes == 7)
+    }
+
+    @Test func aFailedFirstAppendStartsItsSegmentAfresh() throws {
+        let faults = StorageFaults()
+        let h = try fileHarness { $0.faults = faults }
+        try h.create()
+        faults.failSyncs(with: EIO)
+        #expect(h.appendError("lost")?.status == .internalServerError)
+        faults.failSyncs(with: nil)
+        try h.append("kept")
+        try h.reopen()
+        #expect(try h.text() == "kept")
+        #expect(h.store.statistics?.failedCommits == 0)  // counted per process run
+    }
+}
+
+/// A future's result, once it has one.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<T, any Error>?
+
+    func set(_ result: Result<T, any Error>) { lock.withLock { stored = result } }
+    var result: Result<T, any Error>? { lock.withLock { stored } }
+    var error: (any Error)? {
+        if case .failure(let error)? = result { return error }
+        return nil
+    }
 }
