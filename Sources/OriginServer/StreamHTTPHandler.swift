@@ -107,6 +107,9 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, Q
         case .response(let head, let body):
             let prepared = connection.finishResponse(head)
             HTTPConnection.write(prepared, body: body, context: context, wrap: wrapOutboundOut)
+        case .fileResponse(let head, let body, let files):
+            let prepared = connection.finishResponse(head)
+            HTTPConnection.write(prepared, parts: body, context: context, wrap: wrapOutboundOut) { files.close() }
         case .sse(let head, let plan):
             let session = SSESession(service: service, plan: plan, loop: context.eventLoop)
             self.session = session

@@ -77,9 +77,7 @@ final class StreamService: Sendable {
         let metrics = self.metrics
         return reply.map { reply in
             metrics.request(operationName, status: reply.status.code)
-            if case .response(_, let body) = reply {
-                metrics.bytesOut.increment(by: Int64(body.reduce(0) { $0 + $1.readableBytes }))
-            }
+            metrics.bytesOut.increment(by: Int64(reply.bodyBytes))
             return reply
         }
     }
@@ -110,7 +108,7 @@ final class StreamService: Sendable {
             future = self.append(path, append, body: request.body, loop: loop)
         case .read(let read):
             switch read.mode {
-            case .catchUp: future = catchUp(path, read, loop: loop)
+            case .catchUp: future = catchUp(path, read, sentAsStored: !mayCompress(request.head), loop: loop)
             case .longPoll: future = longPoll(path, read, live: live, loop: loop)
             case .sse: future = sse(path, read, loop: loop)
             }
@@ -197,10 +195,26 @@ final class StreamService: Sendable {
 
     // MARK: - Reads
 
-    private func catchUp(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {
-        store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop).map { result in
+    /// `sentAsStored`: the body will leave unchanged (no compression), so a store may hand out
+    /// file ranges for `sendfile` instead of copying the bytes into memory.
+    private func catchUp(_ path: String, _ read: StreamOperation.Read, sentAsStored: Bool, loop: any EventLoop)
+        -> EventLoopFuture<Reply>
+    {
+        let future = sentAsStored
+            ? store.readForSending(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
+            : store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
+        return future.map { result in
             self.readReply(result, read: read, cursor: nil)
         }
+    }
+
+    /// Whether the response compressor might compress this request's answer. Conservative: only
+    /// a request that accepts no encoding at all (no `Accept-Encoding`, or `identity`) is sure to
+    /// get its body as stored; the compressor cannot compress file ranges.
+    private func mayCompress(_ head: HTTPRequestHead) -> Bool {
+        guard configuration.compression else { return false }
+        let accepted = head.headers[canonicalForm: "Accept-Encoding"]
+        return !accepted.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "identity" }
     }
 
     /// A 200 for a read (catch-up, or a long-poll that found data), or a 304 when the client's
@@ -220,6 +234,11 @@ final class StreamService: Sendable {
             if let ifNoneMatch = read.ifNoneMatch, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
                 return .response(ResponseHeaders.head(.notModified, extra), body: [])
             }
+        }
+        if let files = result.files {
+            let body = result.wireBody
+            extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))
+            return .fileResponse(ResponseHeaders.head(.ok, extra), body: body, files: files)
         }
         let body = result.body
         extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))

@@ -98,6 +98,25 @@ public struct HTTPConnection: Sendable {
     }
 
     /// Writes a prepared response and closes the connection afterwards if it must.
+    /// Writes a response whose parts may be file ranges; `written` runs once the response has
+    /// left or failed (so files can be closed only when nothing is being sent from them).
+    public static func write(
+        _ response: PreparedResponse, parts: [IOData], context: ChannelHandlerContext,
+        wrap: (HTTPServerResponsePart) -> NIOAny, written: @escaping () -> Void
+    ) {
+        context.write(wrap(.head(response.head)), promise: nil)
+        if response.writesBody {
+            for part in parts where part.readableBytes > 0 {
+                context.write(wrap(.body(part)), promise: nil)
+            }
+        }
+        let closes = response.closes
+        context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
+            written()
+            if closes { context.close(promise: nil) }
+        }
+    }
+
     public static func write(
         _ response: PreparedResponse, body: [ByteBuffer], context: ChannelHandlerContext,
         wrap: (HTTPServerResponsePart) -> NIOAny

@@ -257,7 +257,23 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 
     // MARK: - Read
 
+    /// Reads from disk at least this large are sent from the file (`sendfile`) by `readForSending`:
+    /// copying them through memory costs more than opening a descriptor.
+    static let sendFileThreshold: UInt64 = 64 << 10
+
     public func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        read(path, from: start, maxBytes: maxBytes, touch: touch, sendFiles: false, on: loop)
+    }
+
+    public func readForSending(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        read(path, from: start, maxBytes: maxBytes, touch: touch, sendFiles: true, on: loop)
+    }
+
+    private func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, sendFiles: Bool, on loop: any EventLoop)
         -> EventLoopFuture<ReadResult>
     {
         let now = clock()
@@ -291,8 +307,15 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             pool.submit { state in
                 guard case .active = state else { return promise.fail(Self.shuttingDown) }
                 do {
-                    let chunks = try files.read(id, segments: segments, from: from, to: to)
-                    promise.succeed(ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: chunks))
+                    var result = ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: [])
+                    if sendFiles && to - from >= Self.sendFileThreshold,
+                        let regions = files.regions(id, segments: segments, from: from, to: to)
+                    {
+                        result.files = ReadFiles(regions: regions)
+                    } else {
+                        result.chunks = try files.read(id, segments: segments, from: from, to: to)
+                    }
+                    promise.succeed(result)
                 } catch {
                     // Deleted (or expired) while the read was on its way: not found, as it would
                     // have been a moment later. Otherwise the disk failed.

@@ -106,6 +106,39 @@ struct StreamFiles: Sendable {
         return chunks
     }
 
+    /// `[from, to)` as ranges of freshly opened segment files, each owning its descriptor; `nil`
+    /// when a file cannot be opened (out of descriptors, say) or is shorter than the range, and
+    /// the caller reads the bytes instead.
+    func regions(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) -> [FileRegion]? {
+        var regions: [FileRegion] = []
+        var position = from
+        let first = MessageBoundaries.search(segments, from)
+        var index = first.found ? first.index : first.index - 1
+        while position < to, index >= 0, index < segments.count {
+            let start = segments[index]
+            let upTo = min(to, index + 1 < segments.count ? segments[index + 1] : UInt64.max)
+            let path = segmentPath(stream, start: start)
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            var info = stat()
+            guard descriptor >= 0 else { break }
+            guard fstat(descriptor, &info) == 0, UInt64(info.st_size) >= upTo - start,
+                let lower = Int(exactly: position - start), let upper = Int(exactly: upTo - start)
+            else {
+                close(descriptor)
+                break
+            }
+            regions.append(FileRegion(fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor),
+                                      readerIndex: lower, endIndex: upper))
+            position = upTo
+            index += 1
+        }
+        guard position == to else {
+            for region in regions { try? region.fileHandle.close() }
+            return nil
+        }
+        return regions
+    }
+
     /// Exactly `count` bytes at `offset`; a short file is an error.
     func readFile(_ key: FileHandleCache.Key, path: String, at offset: UInt64, count: Int) throws -> ByteBuffer {
         try handles.withDescriptor(key, path: path, create: false) { descriptor in

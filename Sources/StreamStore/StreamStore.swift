@@ -19,6 +19,12 @@ public protocol StreamStore: AnyObject, Sendable {
     func read(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
         -> EventLoopFuture<ReadResult>
 
+    /// `read` for a response that will be sent as it is (not compressed, not re-encoded): a
+    /// store that keeps bytes in files may answer large ranges with `ReadResult.files`, which
+    /// the caller must write with `wireBody` and then close.
+    func readForSending(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+
     /// Metadata without renewing the TTL (HEAD).
     func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo>
 
@@ -49,6 +55,12 @@ public protocol StreamStore: AnyObject, Sendable {
 }
 
 extension StreamStore {
+    public func readForSending(_ path: String, from start: ReadStart, maxBytes: Int, touch: Bool, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        read(path, from: start, maxBytes: maxBytes, touch: touch, on: loop)
+    }
+
     public func shutdown() async {}
     public var statistics: StoreStatistics? { nil }
 }
@@ -218,15 +230,33 @@ public struct ReadResult: Sendable {
     /// How many stored bytes the read covers.
     var byteCount: Int { chunks.reduce(0) { $0 + $1.readableBytes } }
 
+    /// File ranges to send instead of `chunks` (`readForSending` only); `nil` when the bytes are
+    /// in `chunks`.
+    public internal(set) var files: ReadFiles?
+
     /// What a client receives for this read, in order and without copying the stored bytes: the
     /// stream's bytes, or for a JSON stream one JSON array of its messages (`[]` when empty).
+    /// Not for results with `files`: use `wireBody`.
     public var body: [ByteBuffer] {
+        precondition(files == nil, "a read answered with files is sent with wireBody")
         guard info.contentType.isJSON else { return chunks.filter { $0.readableBytes > 0 } }
         var parts = chunks.filter { $0.readableBytes > 0 }
         guard var last = parts.popLast() else { return [Self.emptyArray] }
         last.moveWriterIndex(to: last.writerIndex - 1)  // the last message's separator
         if last.readableBytes > 0 { parts.append(last) }
         return [Self.openBracket] + parts + [Self.closeBracket]
+    }
+
+    /// `body` as parts to write, file ranges included.
+    public var wireBody: [IOData] {
+        guard let files else { return body.map { .byteBuffer($0) } }
+        guard info.contentType.isJSON else { return files.regions.map { .fileRegion($0) } }
+        var regions = files.regions
+        guard let last = regions.popLast() else { return [.byteBuffer(Self.emptyArray)] }
+        // The last message's separator stays in the file.
+        let trimmed = FileRegion(fileHandle: last.fileHandle, readerIndex: last.readerIndex, endIndex: last.endIndex - 1)
+        if trimmed.readableBytes > 0 { regions.append(trimmed) }
+        return [.byteBuffer(Self.openBracket)] + regions.map { .fileRegion($0) } + [.byteBuffer(Self.closeBracket)]
     }
 
     private static let openBracket = ByteBuffer(string: "[")

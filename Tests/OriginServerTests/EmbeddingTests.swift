@@ -80,6 +80,42 @@ struct EmbeddingTests {
         try await server.shutdown()
     }
 
+    /// A large catch-up read from disk goes out with sendfile when it leaves unchanged, and as
+    /// compressed bytes when the client accepts gzip (the compressor cannot take file ranges).
+    @Test func largeReadsFromAFileBackedOriginWithAndWithoutCompression() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-sendfile-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = FileStoreOptions(directory: directory)
+        options.hotTailBytes = 1024
+        var configuration = OriginConfiguration()
+        configuration.port = 0
+        let server = OriginServer(configuration: configuration, store: try FileStore.open(options), group: MultiThreadedEventLoopGroup.singleton)
+        try await server.start()
+        let port = server.port!
+        let data = (0..<(600 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let type = [("Content-Type", "application/octet-stream")]
+        #expect(try await TestHTTP.request(port: port, .PUT, "/v1/stream/big", headers: type, body: data).status == 201)
+        let plain = try await TestHTTP.request(port: port, .GET, "/v1/stream/big?offset=-1")
+        #expect(plain.status == 200)
+        #expect(plain.body == data)
+        let identity = try await TestHTTP.request(port: port, .GET, "/v1/stream/big?offset=-1", headers: [("Accept-Encoding", "identity")])
+        #expect(identity.body == data)
+        let gzip = try await TestHTTP.request(port: port, .GET, "/v1/stream/big?offset=-1", headers: [("Accept-Encoding", "gzip")])
+        #expect(gzip.status == 200)
+        #expect(gzip.header("Content-Encoding") == "gzip")
+        #expect(gzip.body.count < data.count)
+        let head = try await TestHTTP.request(port: port, .HEAD, "/v1/stream/big")
+        #expect(head.status == 200)
+        // Many in a row on one connection: every descriptor handed out is closed again.
+        let connection = try await TestConnection.connect(port: port)
+        for _ in 0..<20 {
+            let response = try await connection.send(.GET, "/v1/stream/big?offset=-1").get()
+            #expect(response.body.count == data.count)
+        }
+        await connection.close()
+        try await server.shutdown()
+    }
+
     @Test func shutdownEndsLongPollsAndSSE() async throws {
         var configuration = OriginConfiguration()
         configuration.port = 0

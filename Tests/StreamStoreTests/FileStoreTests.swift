@@ -260,6 +260,58 @@ struct FileStoreTests {
         #expect(statistics.queuedWrites == 0)
     }
 
+    // MARK: Sending from files
+
+    /// The bytes a `wireBody` stands for, file ranges read back.
+    private func bytes(of parts: [IOData]) throws -> [UInt8] {
+        try parts.flatMap { part -> [UInt8] in
+            switch part {
+            case .byteBuffer(let buffer):
+                return Array(buffer.readableBytesView)
+            case .fileRegion(let region):
+                return try region.fileHandle.withUnsafeFileDescriptor { descriptor in
+                    var bytes = [UInt8](repeating: 0, count: region.readableBytes)
+                    let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(region.readerIndex)) }
+                    #expect(got == region.readableBytes)
+                    return bytes
+                }
+            }
+        }
+    }
+
+    @Test func largeReadsFromDiskAreSentFromTheFiles() throws {
+        let h = try fileHarness { $0.segmentBytes = 100_000 }
+        try h.create(type: "application/octet-stream")
+        var expected: [UInt8] = []
+        for index in 0..<5 {
+            let record = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) }
+            try h.appendBytes(record, type: "application/octet-stream")
+            expected += record
+        }
+        let sent = try h.store.readForSending("s", from: .beginning, maxBytes: 1 << 20, touch: false, on: h.loop).wait()
+        let files = try #require(sent.files)
+        #expect(files.regions.count == 3)  // segments at 0, 100000 and 200000
+        #expect(try bytes(of: sent.wireBody) == expected)
+        files.close()
+        // Small reads, and reads of the in-memory tail, stay bytes.
+        let small = try h.store.readForSending("s", from: .beginning, maxBytes: 1000, touch: false, on: h.loop).wait()
+        #expect(small.files == nil && small.bytes == Array(expected[0..<1000]))
+        // A plain read never hands out files.
+        #expect(try h.read().files == nil)
+    }
+
+    @Test func aJSONArraySentFromFilesLeavesTheLastSeparatorOut() throws {
+        let h = try fileHarness()
+        try h.create(type: "application/json")
+        let messages = (0..<2000).map { "{\"n\":\($0),\"pad\":\"\(String(repeating: "x", count: 40))\"}" }
+        for batch in stride(from: 0, to: messages.count, by: 100) {
+            try h.append("[" + messages[batch..<(batch + 100)].joined(separator: ",") + "]", type: "application/json")
+        }
+        let sent = try h.store.readForSending("s", from: .beginning, maxBytes: 1 << 20, touch: false, on: h.loop).wait()
+        #expect(sent.files != nil)
+        #expect(String(decoding: try bytes(of: sent.wireBody), as: UTF8.self) == "[" + messages.joined(separator: ",") + "]")
+    }
+
     // MARK: Failed batches
 
     /// Completes once the future does; read after `settle`.
