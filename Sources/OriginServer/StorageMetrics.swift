@@ -11,6 +11,8 @@ final class StorageMetrics: Sendable {
     private let failedCommits: Counter
     private let memoryReads: Counter
     private let diskReads: Counter
+    private let cachedReads: Counter
+    private let blockCacheBytes: Gauge
     private let queuedWrites: Gauge
     private let openFiles: Gauge
     private let hotTailBytes: Gauge
@@ -26,6 +28,8 @@ final class StorageMetrics: Sendable {
         failedCommits = registry.makeCounter(descriptor: name("failed_commits", "total", "Commit batches that failed (disk full, I/O error)"))
         memoryReads = registry.makeCounter(descriptor: name("memory_reads", "total", "Reads answered from a stream's in-memory tail"))
         diskReads = registry.makeCounter(descriptor: name("disk_reads", "total", "Reads answered from segment files"))
+        cachedReads = registry.makeCounter(descriptor: name("cached_reads", "total", "Reads of history answered from the block cache"))
+        blockCacheBytes = registry.makeGauge(descriptor: name("block_cache_bytes", "", "Bytes of recently read history held in memory"))
         queuedWrites = registry.makeGauge(descriptor: name("queued_writes", "", "Writes waiting to be committed"))
         openFiles = registry.makeGauge(descriptor: name("open_files", "", "Segment and index files open"))
         hotTailBytes = registry.makeGauge(descriptor: name("hot_tail_bytes", "", "Bytes of stream tails held in memory"))
@@ -42,6 +46,8 @@ final class StorageMetrics: Sendable {
         failedCommits.increment(by: Int64(max(0, now.failedCommits - before.failedCommits)))
         memoryReads.increment(by: Int64(max(0, now.memoryReads - before.memoryReads)))
         diskReads.increment(by: Int64(max(0, now.diskReads - before.diskReads)))
+        cachedReads.increment(by: Int64(max(0, now.cachedReads - before.cachedReads)))
+        blockCacheBytes.set(Double(now.blockCacheBytes))
         queuedWrites.set(Double(now.queuedWrites))
         openFiles.set(Double(now.openFiles))
         hotTailBytes.set(Double(now.hotTailBytes))

@@ -32,6 +32,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     private let files: StreamFiles
     private let lmdb: LMDBEnvironment
     private let pool: NIOThreadPool
+    private let blocks: BlockCache
     /// Part of every stream id (and so of ETags): distinguishes this data directory's streams
     /// from those of a directory that was wiped and started again.
     private let incarnation: String
@@ -72,6 +73,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         self.streams = streams
         self.nextStreamID = nextStreamID
         self.recovery = recovery
+        self.blocks = BlockCache(capacity: options.blockCacheBytes)
         self.pool = NIOThreadPool(numberOfThreads: max(options.ioThreads, 1))
         pool.start()
     }
@@ -89,6 +91,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             return snapshot
         }
         snapshot.openFiles = files.handles.openCount
+        snapshot.blockCacheBytes = blocks.byteCount
         return snapshot
     }
 
@@ -302,18 +305,27 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         case .success(.ready(let result)):
             return loop.makeSucceededFuture(result)
         case .success(.fromDisk(let id, let segments, let info, let from, let to)):
+            let start = StreamOffset(position: from)
+            let end = StreamOffset(position: to)
+            let sendsFile = sendFiles && to - from >= Self.sendFileThreshold
+            if !sendsFile, let cached = blocks.bytes(id, from: from, to: to) {
+                lock.withLock {
+                    stats.diskReads -= 1
+                    stats.cachedReads += 1
+                }
+                return loop.makeSucceededFuture(ReadResult(info: info, start: start, end: end, chunks: cached))
+            }
             let files = self.files
+            let blocks = self.blocks
             let promise = loop.makePromise(of: ReadResult.self)
             pool.submit { state in
                 guard case .active = state else { return promise.fail(Self.shuttingDown) }
                 do {
-                    var result = ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: [])
-                    if sendFiles && to - from >= Self.sendFileThreshold,
-                        let regions = files.regions(id, segments: segments, from: from, to: to)
-                    {
+                    var result = ReadResult(info: info, start: start, end: end, chunks: [])
+                    if sendsFile, let regions = files.regions(id, segments: segments, from: from, to: to) {
                         result.files = ReadFiles(regions: regions)
                     } else {
-                        result.chunks = try files.read(id, segments: segments, from: from, to: to)
+                        result.chunks = try Self.readThroughCache(blocks, files, id, segments: segments, from: from, to: to, tail: info.tail.position)
                     }
                     promise.succeed(result)
                 } catch {
@@ -325,6 +337,33 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             }
             return promise.futureResult
         }
+    }
+
+    /// Reads `[from, to)` in whole blocks where they are committed, keeping them for the next
+    /// reader; the part of the last block that is not whole yet is read as it is. On an I/O thread.
+    private static func readThroughCache(
+        _ blocks: BlockCache, _ files: StreamFiles, _ id: UInt64, segments: [UInt64], from: UInt64, to: UInt64, tail: UInt64
+    ) throws -> [ByteBuffer] {
+        let size = BlockCache.blockSize
+        let firstBlock = from / size
+        let lastWhole = tail / size  // blocks below this index are whole and committed
+        guard blocks.capacity > 0, firstBlock < lastWhole else {
+            return try files.read(id, segments: segments, from: from, to: to)
+        }
+        let wholeEnd = min(((to + size - 1) / size), lastWhole) * size
+        for index in firstBlock..<(wholeEnd / size) where blocks.bytes(id, from: index * size, to: (index + 1) * size) == nil {
+            var block = ByteBuffer()
+            block.reserveCapacity(Int(size))
+            for var chunk in try files.read(id, segments: segments, from: index * size, to: (index + 1) * size) {
+                block.writeBuffer(&chunk)
+            }
+            blocks.insert(id, index: index, block)
+        }
+        var parts = try blocks.bytes(id, from: from, to: min(to, wholeEnd)) ?? files.read(id, segments: segments, from: from, to: min(to, wholeEnd))
+        if to > wholeEnd {
+            parts += try files.read(id, segments: segments, from: wholeEnd, to: to)
+        }
+        return parts
     }
 
     public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
@@ -464,6 +503,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         woken += stream.waiters.takeAll()
         hotBytes -= stream.hot.byteCount
         stream.hot.drop()
+        blocks.removeAll(stream: stream.id)
         enqueue(CommitJob(stream: stream.id, key: key, work: .delete(removed: stream), completion: completion))
     }
 

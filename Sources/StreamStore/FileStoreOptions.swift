@@ -24,6 +24,8 @@ public struct FileStoreOptions: Sendable {
     public var hotTailBytes: Int = 256 << 10
     /// All streams' in-memory tails together stay under this.
     public var hotTailBudgetBytes: Int = 256 << 20
+    /// Recently read history kept in memory (64 KiB blocks), for catch-up readers.
+    public var blockCacheBytes: Int = 64 << 20
     /// Threads doing file and LMDB I/O.
     public var ioThreads: Int = 4
     /// Injected failures, for tests of disk-full and I/O errors.

@@ -75,13 +75,16 @@ public struct StoreStatistics: Sendable, Equatable {
     public var commitSeconds = 0.0
     /// Batches that failed (disk full, I/O error); their writers got a 5xx.
     public var failedCommits = 0
-    /// Reads answered from the in-memory tail, and from segment files.
+    /// Reads answered from the in-memory tail, from the block cache of recent history, and from
+    /// segment files.
     public var memoryReads = 0
+    public var cachedReads = 0
     public var diskReads = 0
     /// Writes waiting for the committer now.
     public var queuedWrites = 0
     public var openFiles = 0
     public var hotTailBytes = 0
+    public var blockCacheBytes = 0
 
     public init() {}
 }

@@ -312,6 +312,31 @@ struct FileStoreTests {
         #expect(String(decoding: try bytes(of: sent.wireBody), as: UTF8.self) == "[" + messages.joined(separator: ",") + "]")
     }
 
+    @Test func historyReadTwiceComesFromTheBlockCache() throws {
+        let h = try fileHarness { $0.segmentBytes = 50_000 }
+        try h.create(type: "application/octet-stream")
+        let block = Int(BlockCache.blockSize)
+        let expected = (0..<(3 * block + 500)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 8) }
+        for start in stride(from: 0, to: expected.count, by: 10_000) {
+            try h.appendBytes(Array(expected[start..<min(start + 10_000, expected.count)]), type: "application/octet-stream")
+        }
+        func page(_ from: Int, _ count: Int) throws -> [UInt8] {
+            try h.read(from: .offset(offset(UInt64(from))), maxBytes: count, touch: false).bytes
+        }
+        #expect(try page(1000, 1000) == Array(expected[1000..<2000]))
+        #expect(h.store.statistics?.diskReads == 1)
+        #expect(try page(1500, 2000) == Array(expected[1500..<3500]))
+        #expect(h.store.statistics?.cachedReads == 1)
+        // Across a cached and an uncached block, and into the last block, which is not whole and
+        // is read as it is.
+        #expect(try page(block - 10, 3 * block) == Array(expected[(block - 10)..<expected.count]))
+        #expect(try page(block - 10, 3 * block) == Array(expected[(block - 10)..<expected.count]))
+        #expect(h.store.statistics?.blockCacheBytes == 3 * block)
+        // A deleted stream's blocks go with it.
+        try h.delete()
+        #expect(h.store.statistics?.blockCacheBytes == 0)
+    }
+
     // MARK: Failed batches
 
     /// Completes once the future does; read after `settle`.
