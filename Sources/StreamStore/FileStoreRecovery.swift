@@ -79,7 +79,7 @@ enum FileStoreRecovery {
         let now = clock()
         // Directories nobody's metadata names: a create that never committed, or a delete whose
         // metadata went but whose files did not.
-        for name in (try? manager.contentsOfDirectory(atPath: files.streamsDirectory)) ?? [] {
+        for name in StreamFiles.list(files.streamsDirectory) {
             guard let id = UInt64(name, radix: 16), name.count == 16, states[id] != nil else {
                 try? manager.removeItem(atPath: files.streamsDirectory + "/" + name)
                 report.orphansRemoved += 1
@@ -142,7 +142,7 @@ enum FileStoreRecovery {
         let manager = FileManager.default
         let directory = files.directory(stream.id)
         var tail = stream.record.tail
-        let names = (try? manager.contentsOfDirectory(atPath: directory)) ?? []
+        let names = StreamFiles.list(directory)
         let starts = names.compactMap(StreamFiles.segmentStart).sorted()
         var kept: [UInt64] = []
         var available: UInt64 = 0  // contiguous committed bytes found on disk

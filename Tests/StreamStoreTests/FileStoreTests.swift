@@ -408,15 +408,15 @@ struct FileStoreTests {
         try h.create(body: "abc")
         faults.holdCommits()
         let close = h.store.append("s", StoreHarness.appendCommand(Array("!".utf8), closed: true), on: h.loop)
-        let refused = outcome(h.store.append("s", StoreHarness.appendCommand(Array("late".utf8)), on: h.loop))
+        let late = h.store.append("s", StoreHarness.appendCommand(Array("late".utf8)), on: h.loop)
+        let refused = outcome(late)
         h.settle()
         // "Stream is closed" is not said while the close could still be lost.
         #expect(refused.result == nil)
         faults.failWrites(with: ENOSPC)
         faults.releaseCommits()
         #expect(throws: ProtocolError.self) { try close.wait() }
-        h.settle()
-        #expect((refused.error as? ProtocolError)?.status == .insufficientStorage)
+        #expect(throws: ProtocolError(.insufficientStorage, "the server's disk is full; nothing was appended")) { try late.wait() }
         faults.failWrites(with: nil)
         // The close never happened: the stream is open and takes the retry.
         #expect(try h.info().closed == false)
