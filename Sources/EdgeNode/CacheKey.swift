@@ -1,7 +1,7 @@
 import DurableStreams
 
 /// Identifies one cacheable answer: the stream, the request's protocol parameters in a fixed
-/// order, and, when the answer may differ per user, a hash of the user's credentials.
+/// order, and, when the answer may differ per user, the user's credentials.
 ///
 /// Parameters are normalised so that every spelling of the same read shares one entry:
 /// `offset=-1` and no offset are the same read, `cursor` only matters to live reads, and

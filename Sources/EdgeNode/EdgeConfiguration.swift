@@ -5,7 +5,7 @@ import ServerSupport
 public struct EdgeConfiguration: Sendable {
     /// How requests carrying credentials use the cache.
     public enum CredentialPolicy: String, Sendable, CaseIterable {
-        /// Cache per credential: the key includes a hash of `Authorization`, so users never share entries.
+        /// Cache per credential: the key includes the `Authorization` value itself, so users never share entries.
         case partition
         /// Never cache requests that carry `Authorization` (they still collapse per credential).
         case bypass

@@ -232,10 +232,8 @@ final class EdgeService: Sendable {
                 // Closed when the response ends (EdgeHTTPHandler.finishEvents); said up front so
                 // clients open a new connection for the next request.
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "close",
-                "X-Content-Type-Options": "nosniff",
-                "Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*",
-                "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
             ]
+            headers.add(contentsOf: BrowserHeaders.all)
             if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
             let shared = self.fanout.hasSubscription(stream + "\u{0}" + (credentials ?? ""))
             headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
@@ -332,7 +330,8 @@ final class EdgeService: Sendable {
     /// One background revalidation per key while a stale entry is being served.
     private func revalidate(_ key: CacheKey, _ entry: CachedResponse, kind: RequestClass, loop: any EventLoop) {
         guard revalidations.waiters(for: key) == 0 else { return }
-        // Revalidate as the catch-up read the entry holds (live entries included).
+        // Revalidate as the catch-up read the entry holds: only catch-up entries are revalidated
+        // (a long-poll must come back with its own fresh cursor).
         let offset = key.variant.split(separator: "&").first { $0.hasPrefix("offset=") }?.dropFirst("offset=".count) ?? "-1"
         let uri = StreamPath.urlPath(forName: key.stream, prefix: configuration.streamPathPrefix) + "?offset=" + offset
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
@@ -451,18 +450,19 @@ final class EdgeService: Sendable {
 
     static func text(_ status: HTTPResponseStatus, _ text: String, cache: String) -> EdgeReply {
         let body = ByteBuffer(string: text)
-        let headers: HTTPHeaders = [
+        var headers: HTTPHeaders = [
             "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(body.readableBytes),
-            "Cache-Control": "no-store", "X-Cache": cache, "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store", "X-Cache": cache,
         ]
+        headers.add(contentsOf: BrowserHeaders.all)
         return .response(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
     }
 
     static func local(_ contentType: String, _ bytes: [UInt8]) -> EdgeReply {
-        let headers: HTTPHeaders = [
+        var headers: HTTPHeaders = [
             "Content-Type": contentType, "Content-Length": String(bytes.count), "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
         ]
+        headers.add(contentsOf: BrowserHeaders.all)
         return .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: ByteBuffer(bytes: bytes))
     }
 

@@ -1,15 +1,11 @@
 import DurableStreams
 import NIOHTTP1
+import ServerSupport
 
 /// Builds response heads with the headers every response carries.
 enum ResponseHeaders {
     /// Browser safety (§12.7) and CORS exposure of the protocol headers, on every response.
-    static let common: HTTPHeaders = [
-        "X-Content-Type-Options": "nosniff",
-        "Cross-Origin-Resource-Policy": "cross-origin",
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": HeaderName.exposedToBrowsers.joined(separator: ", "),
-    ]
+    static let common = BrowserHeaders.headers
 
     /// Caches may keep a historical read for a minute and serve it stale while revalidating.
     static let cacheable = "public, max-age=60, stale-while-revalidate=300"
