@@ -37,6 +37,10 @@ final class EdgeSSESession {
     private var counted = false
     private var finished = false
     private var reconnectTimer: Scheduled<Void>?
+    /// The highest cursor this response has sent: §10.1 cursors never go back, whether the edge
+    /// renders a control event itself (a fresh jitter each time) or forwards the upstream's,
+    /// which was asked for without this client's cursor.
+    private var cursorFloor: UInt64?
     /// A client further behind than this is disconnected; it reconnects from its last offset.
     static let backlogLimit = 4 << 20
 
@@ -86,7 +90,7 @@ final class EdgeSSESession {
             SSEEncoder.writeData([body], base64: plan.base64, into: &events)
         }
         SSEEncoder.writeControl(
-            .init(nextOffset: next, cursor: closed ? nil : service.cursor(after: plan.clientCursor), upToDate: upToDate, closed: closed),
+            .init(nextOffset: next, cursor: closed ? nil : forward(service.cursor(after: plan.clientCursor)), upToDate: upToDate, closed: closed),
             into: &events)
         offset = next
         guard send(events) else { return }
@@ -146,13 +150,33 @@ final class EdgeSSESession {
         if batch.from == offset {
             offset = batch.to
             service.metrics.served(bytes: batch.raw.readableBytes, fromCache: false)
-            guard send(batch.raw) else { return }
+            guard send(events(of: batch)) else { return }
             if batch.closed { stop() }
         } else if batch.to <= offset {
             return  // already delivered through a catch-up read
         } else {
             detachAndCatchUp()  // the batch overlaps or skips our offset: the cache fills the gap exactly
         }
+    }
+
+    /// A cursor no lower than any this response has sent.
+    private func forward(_ cursor: UInt64) -> UInt64 {
+        let next = max(cursor, cursorFloor ?? 0)
+        cursorFloor = next
+        return next
+    }
+
+    /// The batch as this client gets it: the shared bytes as they are, unless the upstream's
+    /// cursor is lower than one the client already has; then its control event is re-rendered.
+    private func events(of batch: SSEBatch) -> ByteBuffer {
+        guard let upstream = batch.control.cursor else { return batch.raw }
+        let cursor = forward(upstream)
+        guard cursor != upstream else { return batch.raw }
+        var events = batch.data
+        var control = batch.control
+        control.cursor = cursor
+        SSEEncoder.writeControl(control, into: &events)
+        return events
     }
 
     private func detachAndCatchUp() {

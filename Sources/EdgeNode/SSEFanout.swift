@@ -7,10 +7,16 @@ import NIOHTTP1
 /// A run of upstream SSE events ending in a control event: the bytes to forward, and the part
 /// of the stream `[from, to)` they carry.
 struct SSEBatch: Sendable {
+    /// The batch as the upstream sent it: its data events, then its control event.
     var raw: ByteBuffer
+    /// Just the data events.
+    var data: ByteBuffer
     var from: StreamOffset
     var to: StreamOffset
     var closed: Bool
+    /// The upstream control event's facts: its cursor (none once closed) and whether it said
+    /// up-to-date, so a client's copy can be re-rendered with a cursor of its own.
+    var control: SSEEncoder.Control
 }
 
 /// A client of a subscription: how to reach it on its own event loop.
@@ -127,9 +133,12 @@ final class SSESubscription: Sendable {
                 var raw = event.raw
                 if event.name == "control" {
                     guard let control = Self.control(event.data) else { continue }
+                    let data = state.pending
                     state.pending.writeBuffer(&raw)
-                    batches.append(SSEBatch(raw: state.pending, from: state.position, to: control.next, closed: control.closed))
-                    state.position = control.next
+                    batches.append(SSEBatch(
+                        raw: state.pending, data: data, from: state.position, to: control.nextOffset, closed: control.closed,
+                        control: control))
+                    state.position = control.nextOffset
                     state.pending = ByteBuffer()
                 } else {
                     state.pending.writeBuffer(&raw)
@@ -183,11 +192,14 @@ final class SSESubscription: Sendable {
         onFinished(self)
     }
 
-    private static func control(_ json: String) -> (next: StreamOffset, closed: Bool)? {
+    private static func control(_ json: String) -> SSEEncoder.Control? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
             let next = (object["streamNextOffset"] as? String).flatMap(StreamOffset.init)
         else { return nil }
-        return (next, object["streamClosed"] as? Bool ?? false)
+        let closed = object["streamClosed"] as? Bool ?? false
+        return SSEEncoder.Control(
+            nextOffset: next, cursor: (object["streamCursor"] as? String).flatMap { UInt64($0) },
+            upToDate: object["upToDate"] as? Bool ?? false, closed: closed)
     }
 }
 

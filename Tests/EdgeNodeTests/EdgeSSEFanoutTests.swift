@@ -1,3 +1,4 @@
+import DurableStreams
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -39,6 +40,41 @@ struct EdgeSSEFanoutTests {
             for reader in readers { await reader.close() }
             #expect(perfect == 1_000)
             #expect(edges.originRequests("sse") == 1)
+        }
+    }
+
+    /// §10.1: within one SSE response a cursor never goes back. A client whose cursor is ahead
+    /// of the current interval gets a cursor beyond it from the edge's catch-up; the shared
+    /// upstream subscription was asked without that cursor, so its control events carry a lower
+    /// one, which must not reach this client as it is. Catch-up in several batches (a jitter
+    /// drawn for each) must not go back either.
+    @Test func cursorsNeverGoBackWithinOneResponse() async throws {
+        try await withEdges(origin: { $0.maxChunkBytes = 2 }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "abcdefgh")
+            let ahead = CursorPolicy().interval(at: Date().timeIntervalSince1970) + 1_000
+            let reader = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse&cursor=\(ahead)")
+            var cursors: [UInt64] = []
+            var data = ""
+            func readUntil(_ text: String) async {
+                while !data.hasSuffix(text), let event = await reader.next() {
+                    if event.event == "data" { data += event.data }
+                    if event.event == "control", let range = event.data.range(of: #""streamCursor":""#) {
+                        let digits = event.data[range.upperBound...].prefix { $0.isNumber }
+                        cursors.append(UInt64(digits)!)
+                    }
+                }
+            }
+            await readUntil("gh")
+            // Then a control event of its own once caught up, and the live batches.
+            for message in ["1", "2", "3"] {
+                _ = try await edges.originRequest(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: message)
+                await readUntil(message)
+            }
+            _ = await reader.next()  // the last batch's control event
+            await reader.close()
+            #expect(cursors.count >= 5)
+            #expect(cursors.allSatisfy { $0 > ahead }, "\(cursors)")
+            #expect(zip(cursors, cursors.dropFirst()).allSatisfy { $0 <= $1 }, "\(cursors)")
         }
     }
 
