@@ -175,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "EdgeNodeTests",
             dependencies: [
-                "EdgeNode", "OriginServer", "TestSupport",
+                "EdgeNode", "OriginServer", "StreamStore", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import ServerSupport
 
@@ -48,6 +49,10 @@ public struct EdgeConfiguration: Sendable {
     public var eventLoopThreads = System.coreCount
     /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
     public var limits = ConnectionLimits()
+
+    /// Seconds since 1970: when streams expire (their `Stream-Expires-At`, or a sliding
+    /// `Stream-TTL` renewed by a read). Injectable so tests need not wait.
+    public var wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
     public init() {}
 

@@ -32,6 +32,7 @@ final class EdgeService: Sendable {
     let flights = Collapser<CacheKey, UpstreamResponse>()
     let revalidations = Collapser<CacheKey, UpstreamResponse>()
     let tails = TailTracker()
+    let lifetimes = StreamLifetimes()
     let fanout: SSEFanout
     let cursors = CursorPolicy()
     /// Open client connections, for the stats page.
@@ -99,21 +100,23 @@ final class EdgeService: Sendable {
         case .head?:
             return forward(request, kind: .head, live: live, loop: loop)
         case .create?:
-            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
+            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
                 // A new stream at a path that had one before must not be served the old one's entries.
                 if case .response(let head, _) = reply, head.status == .created {
                     cache.purge(stream: stream)
                     tails.forget(stream)
+                    lifetimes.forget(stream)
                 }
                 return reply
             }
         case .append?:
             return forward(request, kind: .write, live: nil, loop: loop)
         case .delete?:
-            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails] reply in
+            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
                 if case .response(let head, _) = reply, head.status == .noContent || head.status == .notFound {
                     cache.purge(stream: stream)
                     tails.forget(stream)
+                    lifetimes.forget(stream)
                 }
                 return reply
             }
@@ -154,8 +157,10 @@ final class EdgeService: Sendable {
         if let entry = cached {
             switch freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
+                renewTTLIfDue(stream, credentials: credentials, loop: loop)
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
             case .stale where kind == .catchUp:
+                renewTTLIfDue(stream, credentials: credentials, loop: loop)
                 revalidate(key, entry, kind: kind, loop: loop)
                 return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
             case .stale, .expired:
@@ -176,7 +181,9 @@ final class EdgeService: Sendable {
         live.onCancel { [flights] in flights.leave(joined.ticket) }
         let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
         let servedStale = { [self] () -> EdgeReply? in
-            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit else {
+            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit,
+                !lifetimes.isExpired(stream, now: configuration.wallClock())
+            else {
                 return nil
             }
             return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
@@ -289,6 +296,7 @@ final class EdgeService: Sendable {
         let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             observeTail(key.stream, response.head.headers)
+            lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
             store(response, under: key)
             return response
         }
@@ -327,6 +335,23 @@ final class EdgeService: Sendable {
         cache.put(key, entry)
     }
 
+    /// Renews a sliding TTL that reads served from the cache would otherwise let run out (see
+    /// `StreamLifetimes`): one background `GET ?offset=now`, which renews it and returns nothing.
+    private func renewTTLIfDue(_ stream: String, credentials: String?, loop: any EventLoop) {
+        guard lifetimes.renewalDue(stream, now: configuration.wallClock()) else { return }
+        var head = HTTPRequestHead(
+            version: .http1_1, method: .GET,
+            uri: StreamPath.urlPath(forName: stream, prefix: configuration.streamPathPrefix) + "?offset=now")
+        if let credentials { head.headers.add(name: "Authorization", value: credentials) }
+        metrics.upstream(.catchUp)
+        let lifetimes = self.lifetimes
+        let wallClock = configuration.wallClock
+        upstream.execute(head, body: nil, timeout: configuration.upstreamTimeout, on: loop, cancellation: UpstreamCancellation())
+            .whenSuccess { response in
+                lifetimes.observe(stream, status: response.head.status, response.head.headers, now: wallClock())
+            }
+    }
+
     /// One background revalidation per key while a stale entry is being served.
     private func revalidate(_ key: CacheKey, _ entry: CachedResponse, kind: RequestClass, loop: any EventLoop) {
         guard revalidations.waiters(for: key) == 0 else { return }
@@ -347,6 +372,8 @@ final class EdgeService: Sendable {
     /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has
     /// since seen, or that does not know of a closure the edge has since seen, is out of date.
     private func freshness(of entry: CachedResponse, kind: RequestClass, stream: String, at now: NIODeadline) -> CacheFreshness {
+        // Never past the stream's own end: the origin answers 404 from then on.
+        if lifetimes.isExpired(stream, now: configuration.wallClock()) { return .expired }
         let freshness = entry.freshness(at: now)
         // A long-poll answer is the answer to its exact offset and cursor, and its bytes never
         // change: newer data does not make it wrong, only no longer the tail, and the reader
@@ -378,6 +405,9 @@ final class EdgeService: Sendable {
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             if let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix) {
                 observeTail(stream, response.head.headers)
+                if request.head.method == .GET || request.head.method == .HEAD {
+                    lifetimes.observe(stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
+                }
             }
             return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil)
         }.recover { [metrics] error in

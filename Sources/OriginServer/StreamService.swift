@@ -227,6 +227,9 @@ final class StreamService: Sendable {
         if result.upToDate { extra.append((HeaderName.upToDate, "true")) }
         if result.reachedClosedEnd { extra.append((HeaderName.closed, "true")) }
         if let cursor, !result.reachedClosedEnd { extra.append((HeaderName.cursor, String(cursor))) }
+        // The stream's lifetime, as HEAD gives it: a cache in front must not serve this read
+        // after the stream has expired, and for a sliding TTL it learns when to renew it.
+        extra += result.info.lifetime.headers
         extra.append(("Cache-Control", isNow ? ResponseHeaders.noStore : cacheControl(for: result.info)))
         if !isNow {
             let etag = EntityTag.make(streamID: result.info.id, start: result.start, end: result.end, closed: result.reachedClosedEnd)

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import OriginServer
+import StreamStore
 import TestSupport
 import Testing
 
@@ -45,6 +46,7 @@ func raiseFileLimit() {
 
 func withEdges<T>(
     tiers: Int = 1,
+    store: (any StreamStore)? = nil,
     origin configureOrigin: (inout OriginConfiguration) -> Void = { _ in },
     edge configureEdge: (inout EdgeConfiguration) -> Void = { _ in },
     _ body: (EdgeTopology) async throws -> T
@@ -53,7 +55,7 @@ func withEdges<T>(
     originConfiguration.port = 0
     originConfiguration.longPollTimeout = .seconds(5)
     configureOrigin(&originConfiguration)
-    let origin = OriginServer(configuration: originConfiguration, group: MultiThreadedEventLoopGroup.singleton)
+    let origin = OriginServer(configuration: originConfiguration, store: store, group: MultiThreadedEventLoopGroup.singleton)
     try await origin.start()
     var edges: [EdgeServer] = []
     var upstreamPort = origin.port!
