@@ -64,6 +64,12 @@ final class EdgeSSESession {
     func stop() {
         guard !finished else { return }
         finished = true
+        if !counted {
+            // Answered entirely by catch-up reads (a closed stream, a client that left early):
+            // one SSE request, served by the edge without an upstream subscription.
+            counted = true
+            service.metrics.request(.sse, .hit)
+        }
         reconnectTimer?.cancel()
         subscription?.detach(id)
         subscription = nil

@@ -127,16 +127,19 @@ final class EdgeService: Sendable {
 
     // MARK: - Reads
 
-    private func read(_ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
-        -> EventLoopFuture<EdgeReply>
-    {
+    /// `countsRequest: false` for the reads an SSE session makes to catch a client up: they are part of
+    /// that one SSE request, not requests of their own, and are not counted as such.
+    private func read(
+        _ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, countsRequest: Bool = true,
+        loop: any EventLoop
+    ) -> EventLoopFuture<EdgeReply> {
         let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
         let credentials = request.head.headers.first(name: "Authorization")
         if credentials != nil && configuration.credentials == .bypass {
-            return forward(request, kind: kind, live: live, loop: loop)
+            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
         }
         guard let plainKey = CacheKey(stream: stream, start: read.start, mode: read.mode, credentials: credentials) else {
-            return forward(request, kind: kind, live: live, loop: loop)  // offset=now: the tail position must not be cached
+            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)  // offset=now: the tail position must not be cached
         }
         // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
         // entries; every other encoding is asked for as identity.
@@ -158,11 +161,11 @@ final class EdgeService: Sendable {
             switch freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
                 renewTTLIfDue(stream, credentials: credentials, loop: loop)
-                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
+                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale where kind == .catchUp:
                 renewTTLIfDue(stream, credentials: credentials, loop: loop)
                 revalidate(key, entry, kind: kind, loop: loop)
-                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now))
+                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale, .expired:
                 break  // a live answer must carry a fresh cursor: ask the upstream again
             }
@@ -186,7 +189,7 @@ final class EdgeService: Sendable {
             else {
                 return nil
             }
-            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now())
+            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now(), countsRequest: countsRequest)
         }
         // Isolated to the client's loop, where the flight's promise completes: the callbacks may
         // use this request's loop-bound state.
@@ -195,9 +198,9 @@ final class EdgeService: Sendable {
                 // The upstream confirmed the entry this flight validated. It may have been evicted
                 // or purged meanwhile; the copy this request holds still answers (never our 304).
                 if let entry = cache.get(key) ?? fallback {
-                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now()))
+                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now(), countsRequest: countsRequest))
                 }
-                return forward(request, kind: kind, live: live, loop: loop)
+                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
             }
             // An upstream that answers 5xx is failing as much as one that does not answer (RFC 5861 §4).
             if response.head.status.code >= 500, let stale = servedStale() {
@@ -206,13 +209,13 @@ final class EdgeService: Sendable {
             // A private answer is for the request that asked; followers without credentials
             // must not receive it through the flight, so they ask for themselves.
             if !joined.isLeader, key.credentials == nil, CacheControl(response.head.headers.first(name: "Cache-Control")).isPrivate {
-                return forward(request, kind: kind, live: live, loop: loop)
+                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
             }
             let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
-            return loop.makeSucceededFuture(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch))
+            return loop.makeSucceededFuture(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
         }.recover { [self] error in
             if let stale = servedStale() { return stale }
-            metrics.request(kind, outcome)
+            if countsRequest { metrics.request(kind, outcome) }
             return Self.upstreamFailure(error)
         }.nonisolated()
     }
@@ -271,7 +274,7 @@ final class EdgeService: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "\(path)?offset=\(offset)")
         if let credentials { head.headers.add(name: "Authorization", value: credentials) }
         let read = StreamOperation.Read(start: start, mode: .catchUp)
-        return self.read(stream, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, loop: loop).map { reply in
+        return self.read(stream, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).map { reply in
             switch reply {
             case .response(let head, let body): return (head, body)
             case .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
@@ -392,7 +395,9 @@ final class EdgeService: Sendable {
 
     /// Passes a request through. If the client leaves first, the upstream request is abandoned
     /// (a long-poll must not keep an upstream connection for nobody).
-    private func forward(_ request: EdgeRequest, kind: RequestClass, live: LiveRequest?, loop: any EventLoop) -> EventLoopFuture<EdgeReply> {
+    private func forward(
+        _ request: EdgeRequest, kind: RequestClass, live: LiveRequest?, countsRequest: Bool = true, loop: any EventLoop
+    ) -> EventLoopFuture<EdgeReply> {
         metrics.upstream(kind)
         let head = upstreamHead(request.head)
         let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
@@ -409,10 +414,10 @@ final class EdgeService: Sendable {
                     lifetimes.observe(stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
                 }
             }
-            return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil)
+            return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil, countsRequest: countsRequest)
         }.recover { [metrics] error in
             metrics.upstreamFailed()
-            metrics.request(kind, .pass)
+            if countsRequest { metrics.request(kind, .pass) }
             return Self.upstreamFailure(error)
         }
     }
@@ -426,8 +431,10 @@ final class EdgeService: Sendable {
     // MARK: - Responses
 
     /// An answer from the cache, with `Age`, or a 304 when the client already has it.
-    private func serve(_ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline) -> EdgeReply {
-        metrics.request(kind, outcome)
+    private func serve(
+        _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
+    ) -> EdgeReply {
+        if countsRequest { metrics.request(kind, outcome) }
         var headers = entry.headers
         headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
         headers.replaceOrAdd(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
@@ -452,8 +459,10 @@ final class EdgeService: Sendable {
     }
 
     /// An upstream answer passed on to the client.
-    private func relay(_ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?) -> EdgeReply {
-        metrics.request(kind, outcome)
+    private func relay(
+        _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
+    ) -> EdgeReply {
+        if countsRequest { metrics.request(kind, outcome) }
         var headers = Self.endToEnd(response.head.headers)
         headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
         if response.head.status == .ok, let ifNoneMatch, let etag = headers.first(name: "ETag"),

@@ -78,6 +78,29 @@ struct EdgeSSEFanoutTests {
         }
     }
 
+    /// An SSE client is one request (class sse), however many catch-up reads the edge makes to
+    /// bring it to the tail: counting those as catch_up requests would inflate the collapse ratio.
+    @Test func anSSEClientCountsAsOneSSERequest() async throws {
+        try await withEdges(origin: { $0.maxChunkBytes = 2 }) { edges in
+            _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "abcdef")
+            let reader = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse")
+            var data = ""
+            while data != "abcdef", let event = await reader.next() {
+                if event.event == "data" { data += event.data }
+            }
+            try await eventually { edges.edge.metrics.registry.emitToString().contains(#"ds_edge_requests_total{class="sse",cache="MISS"} 1"#) }
+            await reader.close()
+            // A closed stream is answered from catch-up reads alone: one SSE request, a HIT.
+            _ = try await edges.request(.PUT, "/v1/stream/done", headers: [("Content-Type", "text/plain"), ("Stream-Closed", "true")], body: "xyz")
+            let closed = try await SSEReader.open(port: edges.port, "/v1/stream/done?offset=-1&live=sse")
+            _ = await closed.remaining()
+            let text = edges.edge.metrics.registry.emitToString()
+            #expect(text.contains(#"ds_edge_requests_total{class="sse",cache="HIT"} 1"#))
+            #expect(EdgeTopology.sum(text, metric: "ds_edge_requests_total", label: #"class="catch_up""#) == 0)
+            #expect(EdgeTopology.sum(text, metric: "ds_edge_upstream_requests_total", label: #"class="catch_up""#) > 0)
+        }
+    }
+
     @Test func lateJoinerFromTheStartSeesTheWholeStream() async throws {
         try await withEdges { edges in
             _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "a")
