@@ -158,12 +158,14 @@ final class EdgeService: Sendable {
         let now = NIODeadline.now()
         let cached = cache.get(key)
         if let entry = cached {
-            switch freshness(of: entry, kind: kind, stream: stream, at: now) {
+            // One look at the stream's lifetime per cached read: gone, or alive (and due a renewal).
+            let lifetime = lifetimes.cachedRead(stream, now: configuration.wallClock())
+            switch lifetime == .expired ? .expired : freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
-                renewTTLIfDue(stream, credentials: credentials, loop: loop)
+                if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
                 return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale where kind == .catchUp:
-                renewTTLIfDue(stream, credentials: credentials, loop: loop)
+                if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
                 revalidate(key, entry, kind: kind, loop: loop)
                 return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale, .expired:
@@ -340,8 +342,7 @@ final class EdgeService: Sendable {
 
     /// Renews a sliding TTL that reads served from the cache would otherwise let run out (see
     /// `StreamLifetimes`): one background `GET ?offset=now`, which renews it and returns nothing.
-    private func renewTTLIfDue(_ stream: String, credentials: String?, loop: any EventLoop) {
-        guard lifetimes.renewalDue(stream, now: configuration.wallClock()) else { return }
+    private func renewTTL(_ stream: String, credentials: String?, loop: any EventLoop) {
         var head = HTTPRequestHead(
             version: .http1_1, method: .GET,
             uri: StreamPath.urlPath(forName: stream, prefix: configuration.streamPathPrefix) + "?offset=now")
@@ -375,8 +376,6 @@ final class EdgeService: Sendable {
     /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has
     /// since seen, or that does not know of a closure the edge has since seen, is out of date.
     private func freshness(of entry: CachedResponse, kind: RequestClass, stream: String, at now: NIODeadline) -> CacheFreshness {
-        // Never past the stream's own end: the origin answers 404 from then on.
-        if lifetimes.isExpired(stream, now: configuration.wallClock()) { return .expired }
         let freshness = entry.freshness(at: now)
         // A long-poll answer is the answer to its exact offset and cursor, and its bytes never
         // change: newer data does not make it wrong, only no longer the tail, and the reader

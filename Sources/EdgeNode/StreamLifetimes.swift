@@ -58,16 +58,25 @@ final class StreamLifetimes: Sendable {
         streams.withLockedValue { $0[stream] }.map { now >= $0.expiresAt } ?? false
     }
 
-    /// Whether a read served from the cache should renew the stream's TTL now; if so the renewal
-    /// is counted as sent, so concurrent readers do not send another.
-    func renewalDue(_ stream: String, now: Double) -> Bool {
+    /// What a read about to be answered from the cache must know of its stream.
+    enum CachedRead: Equatable {
+        /// Expired (or gone): not from the cache.
+        case expired
+        case alive
+        /// Alive, and its sliding TTL is due a renewal, which the caller sends; it is counted as
+        /// sent already, so concurrent readers do not send another.
+        case renewalDue
+    }
+
+    /// One look (one lock) per cached read.
+    func cachedRead(_ stream: String, now: Double) -> CachedRead {
         streams.withLockedValue { streams in
-            guard var known = streams[stream], let ttl = known.ttl, now < known.expiresAt,
-                now - known.renewedAt >= Double(ttl) / 2
-            else { return false }
+            guard var known = streams[stream] else { return .alive }
+            if now >= known.expiresAt { return .expired }
+            guard let ttl = known.ttl, now - known.renewedAt >= Double(ttl) / 2 else { return .alive }
             known.renewedAt = now
             streams[stream] = known
-            return true
+            return .renewalDue
         }
     }
 
