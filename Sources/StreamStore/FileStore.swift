@@ -151,11 +151,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             return nil
         }
         StreamWaiters.wake(woken)
-        switch outcome {
-        case .success(let result)?: promise.succeed(result)
-        case .failure(let error)?: promise.fail(error)
-        case nil: break
-        }
+        Self.answer(promise, outcome)
         return promise.futureResult
     }
 
@@ -169,7 +165,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         let outcome: Result<AppendResult, ProtocolError>? = lock.withLock {
             guard !closing else { return .failure(Self.shuttingDown) }
             guard lookup(key, now: now, woken: &woken) != nil else { return .failure(Self.notFound) }
-            return modify(key) { stream in
+            let outcome: Result<AppendResult, ProtocolError>? = modify(key) { stream in
                 if stream.broken {
                     return .failure(ProtocolError(.internalServerError, "this stream's files could not be repaired after a storage error; restart the server"))
                 }
@@ -198,14 +194,11 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                     return nil
                 }
             } ?? .failure(Self.notFound)
+            if outcome == nil { trimHotTails(keeping: key) }
+            return outcome
         }
-        lock.withLock { trimHotTails(keeping: key) }
         StreamWaiters.wake(woken)
-        switch outcome {
-        case .success(let result)?: promise.succeed(result)
-        case .failure(let error)?: promise.fail(error)
-        case nil: break
-        }
+        Self.answer(promise, outcome)
         return promise.futureResult
     }
 
@@ -475,6 +468,15 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             files.handles.closeAll()
             lmdb.close()
             done()
+        }
+    }
+
+    /// Completes a promise with an answer decided under the lock (`nil`: a commit will answer it).
+    private static func answer<T: Sendable>(_ promise: EventLoopPromise<T>, _ outcome: Result<T, ProtocolError>?) {
+        switch outcome {
+        case .success(let result)?: promise.succeed(result)
+        case .failure(let error)?: promise.fail(error)
+        case nil: break
         }
     }
 

@@ -134,7 +134,7 @@ struct FileStoreTests {
         // removed the metadata and crashed before the files.
         let orphan = directory(of: h) + "/streams/00000000000000ff"
         try FileManager.default.createDirectory(atPath: orphan, withIntermediateDirectories: false)
-        FileManager.default.createFile(atPath: orphan + "/00000000000000000000.seg", contents: Data("ghost".utf8))
+        _ = FileManager.default.createFile(atPath: orphan + "/00000000000000000000.seg", contents: Data("ghost".utf8))
         let report = try h.reopen()
         #expect(report.orphansRemoved == 1)
         #expect(!FileManager.default.fileExists(atPath: orphan))
