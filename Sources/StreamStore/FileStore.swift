@@ -284,7 +284,15 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 }
                 let plan = stream.planRead(from: start, maxBytes: maxBytes, incarnation: incarnation)
                 switch plan {
-                case .success(.fromDisk): stats.diskReads += 1
+                case .success(.fromDisk(let id, _, let info, let from, let to)):
+                    // Whole blocks of history already in memory answer here, under the lock
+                    // already held (the block cache's own lock never takes this one).
+                    if !(sendFiles && to - from >= Self.sendFileThreshold), let cached = blocks.bytes(id, from: from, to: to) {
+                        stats.cachedReads += 1
+                        return .success(.ready(ReadResult(
+                            info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: cached)))
+                    }
+                    stats.diskReads += 1
                 case .success(.ready): stats.memoryReads += 1
                 case .failure: break
                 }
@@ -301,13 +309,6 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             let start = StreamOffset(position: from)
             let end = StreamOffset(position: to)
             let sendsFile = sendFiles && to - from >= Self.sendFileThreshold
-            if !sendsFile, let cached = blocks.bytes(id, from: from, to: to) {
-                lock.withLock {
-                    stats.diskReads -= 1
-                    stats.cachedReads += 1
-                }
-                return loop.makeSucceededFuture(ReadResult(info: info, start: start, end: end, chunks: cached))
-            }
             let files = self.files
             let blocks = self.blocks
             let promise = loop.makePromise(of: ReadResult.self)

@@ -158,7 +158,7 @@ enum FileStoreRecovery {
             let limit = index + 1 < starts.count ? min(starts[index + 1], tail) : tail
             let wanted = limit - start
             if size > wanted {
-                try truncate(path, to: wanted)
+                try files.truncate(path, to: wanted)
                 report.uncommittedBytesCut += size - wanted
             }
             available = start + min(size, wanted)
@@ -183,7 +183,7 @@ enum FileStoreRecovery {
                 while let end = reader.readInteger(endianness: .little, as: UInt64.self), end <= tail { ends.append(end) }
             }
             if size > UInt64(ends.count * 8) {
-                try truncate(indexPath, to: UInt64(ends.count * 8))
+                try files.truncate(indexPath, to: UInt64(ends.count * 8))
             }
             // A JSON stream ends on a message boundary; if committed messages were lost, at the last whole one.
             let lastEnd = ends.last ?? 0
@@ -207,12 +207,6 @@ enum FileStoreRecovery {
         var info = stat()
         guard stat(path, &info) == 0 else { return 0 }
         return UInt64(info.st_size)
-    }
-
-    private static func truncate(_ path: String, to length: UInt64) throws {
-        guard length <= UInt64(off_t.max), Foundation.truncate(path, off_t(length)) == 0 else {
-            throw StorageError(code: errno, operation: "truncate \(path)")
-        }
     }
 
     /// A stream's committed metadata and producers, read back after a failed commit.

@@ -100,56 +100,60 @@ struct StreamFiles: Sendable {
         guard fsync(descriptor) == 0 else { throw StorageError(code: errno, operation: "fsync \(path)") }
     }
 
-    /// Reads `[from, to)` of a stream whose segments start at `segments` (ascending).
-    func read(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) throws -> [ByteBuffer] {
-        var chunks: [ByteBuffer] = []
-        var position = from
-        let first = MessageBoundaries.search(segments, from)
-        var index = first.found ? first.index : first.index - 1
-        while position < to, index >= 0, index < segments.count {
-            let start = segments[index]
-            let segmentEnd = index + 1 < segments.count ? segments[index + 1] : UInt64.max
-            let upTo = min(to, segmentEnd)
-            let path = segmentPath(stream, start: start)
-            let chunk = try readFile(FileHandleCache.Key(stream: stream, file: start), path: path,
-                                     at: position - start, count: Int(upTo - position))
-            chunks.append(chunk)
-            position = upTo
-            index += 1
-        }
-        guard position == to else { throw StorageError(code: EIO, operation: "read \(directory(stream)): segment missing") }
-        return chunks
+    /// One segment's share of a stream range: the segment's start, and the range's part of it
+    /// as offsets within the segment file.
+    struct Piece {
+        let segment: UInt64
+        let lower: UInt64
+        let upper: UInt64
     }
 
-    /// `[from, to)` as ranges of freshly opened segment files, each owning its descriptor; `nil`
-    /// when a file cannot be opened (out of descriptors, say) or is shorter than the range, and
-    /// the caller reads the bytes instead.
-    func regions(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) -> [FileRegion]? {
-        var regions: [FileRegion] = []
+    /// How `[from, to)` falls across segments starting at `segments` (ascending); `nil` when
+    /// the segments do not cover it.
+    static func pieces(segments: [UInt64], from: UInt64, to: UInt64) -> [Piece]? {
+        var pieces: [Piece] = []
         var position = from
         let first = MessageBoundaries.search(segments, from)
         var index = first.found ? first.index : first.index - 1
         while position < to, index >= 0, index < segments.count {
             let start = segments[index]
             let upTo = min(to, index + 1 < segments.count ? segments[index + 1] : UInt64.max)
-            let path = segmentPath(stream, start: start)
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            var info = stat()
-            guard descriptor >= 0 else { break }
-            guard fstat(descriptor, &info) == 0, UInt64(info.st_size) >= upTo - start,
-                let lower = Int(exactly: position - start), let upper = Int(exactly: upTo - start)
-            else {
-                close(descriptor)
-                break
-            }
-            regions.append(FileRegion(fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor),
-                                      readerIndex: lower, endIndex: upper))
+            pieces.append(Piece(segment: start, lower: position - start, upper: upTo - start))
             position = upTo
             index += 1
         }
-        guard position == to else {
-            for region in regions { try? region.fileHandle.close() }
-            return nil
+        return position == to ? pieces : nil
+    }
+
+    /// Reads `[from, to)` of a stream whose segments start at `segments` (ascending).
+    func read(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) throws -> [ByteBuffer] {
+        guard let pieces = Self.pieces(segments: segments, from: from, to: to) else {
+            throw StorageError(code: EIO, operation: "read \(directory(stream)): segment missing")
+        }
+        return try pieces.map { piece in
+            try readFile(FileHandleCache.Key(stream: stream, file: piece.segment), path: segmentPath(stream, start: piece.segment),
+                         at: piece.lower, count: Int(piece.upper - piece.lower))
+        }
+    }
+
+    /// `[from, to)` as ranges of freshly opened segment files, each owning its descriptor; `nil`
+    /// when a file cannot be opened (out of descriptors, say) or is shorter than the range, and
+    /// the caller reads the bytes instead.
+    func regions(_ stream: UInt64, segments: [UInt64], from: UInt64, to: UInt64) -> [FileRegion]? {
+        guard let pieces = Self.pieces(segments: segments, from: from, to: to) else { return nil }
+        var regions: [FileRegion] = []
+        for piece in pieces {
+            let descriptor = open(segmentPath(stream, start: piece.segment), O_RDONLY | O_CLOEXEC)
+            var info = stat()
+            guard descriptor >= 0, fstat(descriptor, &info) == 0, UInt64(info.st_size) >= piece.upper,
+                let lower = Int(exactly: piece.lower), let upper = Int(exactly: piece.upper)
+            else {
+                if descriptor >= 0 { close(descriptor) }
+                for region in regions { try? region.fileHandle.close() }
+                return nil
+            }
+            regions.append(FileRegion(fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor),
+                                      readerIndex: lower, endIndex: upper))
         }
         return regions
     }
