@@ -155,6 +155,8 @@ let package = Package(
             name: "ServerSupportTests",
             dependencies: [
                 "ServerSupport",
+                "DurableStreams",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

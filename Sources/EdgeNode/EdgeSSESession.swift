@@ -1,37 +1,32 @@
 import DurableStreams
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 
-/// Where an SSE session writes; implemented by the connection handler.
-protocol EdgeSSEOutput: AnyObject {
-    /// Writes and flushes events; returns bytes written but not yet taken by the socket.
-    func sendEvents(_ events: ByteBuffer) -> Int
-    /// Ends the response and closes the connection.
-    func finishEvents()
-}
-
-/// What an SSE request needs once its first catch-up read has succeeded.
-struct EdgeSSEPlan: Sendable {
-    /// The stream's canonical name (`StreamPath.canonicalName`).
-    var stream: String
-    var credentials: String?
-    var clientCursor: String?
-    /// The first catch-up answer (from the cache when it could be).
-    var firstHeaders: HTTPHeaders
-    var firstBody: ByteBuffer
-    var base64: Bool
-    var upstreamHead: HTTPRequestHead
+extension EdgeSSESession {
+    /// What an SSE request needs once its first catch-up read has succeeded.
+    struct Plan: Sendable {
+        /// The stream's canonical name (`StreamPath.canonicalName`).
+        var stream: String
+        var credentials: String?
+        var clientCursor: String?
+        /// The first catch-up answer (from the cache when it could be).
+        var firstHeaders: HTTPHeaders
+        var firstBody: ByteBuffer
+        var base64: Bool
+        var upstreamHead: HTTPRequestHead
+    }
 }
 
 /// One client's SSE response on the edge (§5.8): it renders catch-up reads from the cache as
 /// events until it reaches the live position, then takes the shared upstream subscription's
 /// batches that start exactly at its offset. Confined to the client's event loop.
-final class EdgeSSESession {
+final class EdgeSSESession: SSESession {
     private let service: EdgeService
-    private let plan: EdgeSSEPlan
+    private let plan: Plan
     private let loop: any EventLoop
     private let id: UInt64
-    private weak var output: (any EdgeSSEOutput)?
+    private weak var output: (any SSEOutput)?
     private var offset = StreamOffset.zero
     private var subscription: SSESubscription?
     private var counted = false
@@ -44,14 +39,14 @@ final class EdgeSSESession {
     /// A client further behind than this is disconnected; it reconnects from its last offset.
     static let backlogLimit = 4 << 20
 
-    init(service: EdgeService, plan: EdgeSSEPlan, loop: any EventLoop) {
+    init(service: EdgeService, plan: Plan, loop: any EventLoop) {
         self.service = service
         self.plan = plan
         self.loop = loop
         self.id = service.fanout.makeID()
     }
 
-    func start(_ output: any EdgeSSEOutput) {
+    func start(_ output: any SSEOutput) {
         self.output = output
         service.metrics.openSSE.increment()
         reconnectTimer = loop.assumeIsolated().scheduleTask(in: service.configuration.sseReconnectInterval) { [weak self] in
@@ -74,8 +69,11 @@ final class EdgeSSESession {
         subscription?.detach(id)
         subscription = nil
         service.metrics.openSSE.decrement()
-        output?.finishEvents()
+        output?.finish()
     }
+
+    /// Fan-out cannot wait for one client, so a backlog is only bounded (`send`), never waited on.
+    func drained() {}
 
     /// The client went away.
     func cancel() {
@@ -205,7 +203,7 @@ final class EdgeSSESession {
             stop()
             return false
         }
-        if output.sendEvents(events) > Self.backlogLimit {
+        if output.send(events) > Self.backlogLimit {
             stop()
             return false
         }

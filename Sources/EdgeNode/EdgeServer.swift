@@ -90,7 +90,7 @@ public final class EdgeServer: Sendable {
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
-            let handler = EdgeHTTPHandler(service: service, bodyBudget: bodyBudget)
+            let handler = HTTPServerHandler(responder: service, bodyBudget: bodyBudget)
             try sync.addHandler(handler)
             self?.connections.track(channel, handler)
         }

@@ -4,24 +4,10 @@ import NIOCore
 import NIOHTTP1
 import ServerSupport
 
-/// A request as the connection handler hands it over.
-struct EdgeRequest {
-    var head: HTTPRequestHead
-    var body: ByteBuffer
-}
-
-/// What the edge answers with.
-enum EdgeReply: Sendable {
-    /// A complete response.
-    case response(HTTPResponseHead, body: ByteBuffer)
-    /// An SSE response fed by the stream's shared upstream subscription.
-    case sse(HTTPResponseHead, EdgeSSEPlan)
-}
-
 /// The edge's request logic: routing, the cache, collapsing, pass-through, coherence.
 /// Stateless apart from the shared cache, flights and tails; runs on the calling connection's
 /// event loop and never blocks it.
-final class EdgeService: Sendable {
+final class EdgeService: HTTPResponder {
     let configuration: EdgeConfiguration
     let upstream: UpstreamClient
     /// Long-polls hold a connection for up to the upstream's long-poll timeout, so they get a pool
@@ -49,7 +35,16 @@ final class EdgeService: Sendable {
         self.connections = connections
     }
 
-    func handle(_ request: EdgeRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<EdgeReply> {
+    var maxBodyBytes: Int { configuration.maxBodyBytes }
+
+    func connectionOpened() { metrics.openConnections.increment() }
+    func connectionClosed() { metrics.openConnections.decrement() }
+
+    func refusal(_ error: ProtocolError) -> ServerReply {
+        Self.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS")
+    }
+
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
         let path = String(uri[..<(queryStart ?? uri.endIndex)])
@@ -130,9 +125,9 @@ final class EdgeService: Sendable {
     /// `countsRequest: false` for the reads an SSE session makes to catch a client up: they are part of
     /// that one SSE request, not requests of their own, and are not counted as such.
     private func read(
-        _ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, countsRequest: Bool = true,
+        _ stream: String, _ read: StreamOperation.Read, request: ServerRequest, live: LiveRequest, countsRequest: Bool = true,
         loop: any EventLoop
-    ) -> EventLoopFuture<EdgeReply> {
+    ) -> EventLoopFuture<ServerReply> {
         let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
         let credentials = request.head.headers.first(name: "Authorization")
         if credentials != nil && configuration.credentials == .bypass {
@@ -185,7 +180,7 @@ final class EdgeService: Sendable {
         let joined = flights.join(flightKey, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
         live.onCancel { [flights] in flights.leave(joined.ticket) }
         let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
-        let servedStale = { [self] () -> EdgeReply? in
+        let servedStale = { [self] () -> ServerReply? in
             guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit,
                 !lifetimes.isExpired(stream, now: configuration.wallClock())
             else {
@@ -222,12 +217,12 @@ final class EdgeService: Sendable {
         }.nonisolated()
     }
 
-    private typealias EdgeFuture = EventLoopFuture<EdgeReply>
+    private typealias EdgeFuture = EventLoopFuture<ServerReply>
 
     /// `live=sse`: the first catch-up read decides the answer (a 404 stays a 404); after that the
     /// client is served by an `EdgeSSESession`.
-    private func sse(_ stream: String, _ read: StreamOperation.Read, request: EdgeRequest, live: LiveRequest, loop: any EventLoop)
-        -> EventLoopFuture<EdgeReply>
+    private func sse(_ stream: String, _ read: StreamOperation.Read, request: ServerRequest, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<ServerReply>
     {
         let credentials = request.head.headers.first(name: "Authorization")
         // The subscription is shared by every spelling of the stream: it asks for the one the
@@ -238,10 +233,10 @@ final class EdgeService: Sendable {
             return head
         }()
         return catchUp(stream: stream, start: read.start, credentials: credentials, live: live, loop: loop).map { head, body in
-            guard head.status == .ok else { return .response(head, body: body) }
+            guard head.status == .ok else { return .response(head, body: [body]) }
             let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
             var headers: HTTPHeaders = [
-                // Closed when the response ends (EdgeHTTPHandler.finishEvents); said up front so
+                // Closed when the response ends (SSEOutput.finish); said up front so
                 // clients open a new connection for the next request.
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "close",
             ]
@@ -249,10 +244,12 @@ final class EdgeService: Sendable {
             if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
             let shared = self.fanout.hasSubscription(stream + "\u{0}" + (credentials ?? ""))
             headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
-            let plan = EdgeSSEPlan(
+            let plan = EdgeSSESession.Plan(
                 stream: stream, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
                 firstBody: body, base64: !contentType.isTextual, upstreamHead: subscriptionHead)
-            return .sse(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), plan)
+            return .sse(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), start: { loop in
+                EdgeSSESession(service: self, plan: plan, loop: loop)
+            })
         }
     }
 
@@ -276,10 +273,10 @@ final class EdgeService: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "\(path)?offset=\(offset)")
         if let credentials { head.headers.add(name: "Authorization", value: credentials) }
         let read = StreamOperation.Read(start: start, mode: .catchUp)
-        return self.read(stream, read, request: EdgeRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).map { reply in
+        return self.read(stream, read, request: ServerRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).map { reply in
             switch reply {
-            case .response(let head, let body): return (head, body)
-            case .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
+            case .response(let head, let body): return (head, Self.joined(body))
+            case .fileResponse, .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
             }
         }
     }
@@ -395,8 +392,8 @@ final class EdgeService: Sendable {
     /// Passes a request through. If the client leaves first, the upstream request is abandoned
     /// (a long-poll must not keep an upstream connection for nobody).
     private func forward(
-        _ request: EdgeRequest, kind: RequestClass, live: LiveRequest?, countsRequest: Bool = true, loop: any EventLoop
-    ) -> EventLoopFuture<EdgeReply> {
+        _ request: ServerRequest, kind: RequestClass, live: LiveRequest?, countsRequest: Bool = true, loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
         metrics.upstream(kind)
         let head = upstreamHead(request.head)
         let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
@@ -432,18 +429,18 @@ final class EdgeService: Sendable {
     /// An answer from the cache, with `Age`, or a 304 when the client already has it.
     private func serve(
         _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
-    ) -> EdgeReply {
+    ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
         var headers = entry.headers
         headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
         headers.replaceOrAdd(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
         if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
             headers.remove(name: "Content-Length")
-            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: ByteBuffer())
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: entry.body.readableBytes, fromCache: true)
         headers.replaceOrAdd(name: "Content-Length", value: String(entry.body.readableBytes))
-        return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: entry.body)
+        return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: [entry.body])
     }
 
     /// A live answer fetched with another client's cursor, given a cursor that moves this
@@ -460,23 +457,23 @@ final class EdgeService: Sendable {
     /// An upstream answer passed on to the client.
     private func relay(
         _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
-    ) -> EdgeReply {
+    ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
         var headers = Self.endToEnd(response.head.headers)
         headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
         if response.head.status == .ok, let ifNoneMatch, let etag = headers.first(name: "ETag"),
             EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
         {
-            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: ByteBuffer())
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: response.body.readableBytes, fromCache: false)
         if response.head.status.mayHaveResponseBody && response.head.status != .noContent && response.head.status != .notModified {
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         }
-        return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: response.body)
+        return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: [response.body])
     }
 
-    static func upstreamFailure(_ error: any Error) -> EdgeReply {
+    static func upstreamFailure(_ error: any Error) -> ServerReply {
         let (status, reason): (HTTPResponseStatus, String)
         switch (error as? UpstreamError)?.kind {
         case .timedOut?: (status, reason) = (.gatewayTimeout, "upstream timed out")
@@ -486,22 +483,30 @@ final class EdgeService: Sendable {
         return text(status, reason + "\n", cache: "PASS")
     }
 
-    static func text(_ status: HTTPResponseStatus, _ text: String, cache: String) -> EdgeReply {
+    static func text(_ status: HTTPResponseStatus, _ text: String, cache: String) -> ServerReply {
         let body = ByteBuffer(string: text)
         var headers: HTTPHeaders = [
             "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(body.readableBytes),
             "Cache-Control": "no-store", "X-Cache": cache,
         ]
         headers.add(contentsOf: BrowserHeaders.all)
-        return .response(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
+        return .response(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: [body])
     }
 
-    static func local(_ contentType: String, _ bytes: [UInt8]) -> EdgeReply {
+    static func local(_ contentType: String, _ bytes: [UInt8]) -> ServerReply {
         var headers: HTTPHeaders = [
             "Content-Type": contentType, "Content-Length": String(bytes.count), "Cache-Control": "no-store",
         ]
         headers.add(contentsOf: BrowserHeaders.all)
-        return .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: ByteBuffer(bytes: bytes))
+        return .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: [ByteBuffer(bytes: bytes)])
+    }
+
+    /// A reply body as one buffer (the edge's replies have at most one part).
+    private static func joined(_ parts: [ByteBuffer]) -> ByteBuffer {
+        guard parts.count > 1 else { return parts.first ?? ByteBuffer() }
+        var whole = ByteBuffer()
+        for var part in parts { whole.writeBuffer(&part) }
+        return whole
     }
 
     /// Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and are never forwarded.

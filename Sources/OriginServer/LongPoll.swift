@@ -8,13 +8,13 @@ extension StreamService {
     /// `live=long-poll` (§5.7): answer at once when there is data or the stream is closed at the
     /// reader's offset; otherwise wait for the store to report a change, up to the timeout, and
     /// answer 204 with a fresh cursor if nothing came.
-    func longPoll(_ path: String, _ read: StreamOperation.Read, live: LiveRequest, loop: any EventLoop) -> EventLoopFuture<Reply> {
-        let promise = loop.makePromise(of: Reply.self)
+    func longPoll(_ path: String, _ read: StreamOperation.Read, live: LiveRequest, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        let promise = loop.makePromise(of: ServerReply.self)
         let deadline = NIODeadline.now() + configuration.longPollTimeout
         metrics.openLongPolls.increment()
         promise.futureResult.whenComplete { [metrics] _ in metrics.openLongPolls.decrement() }
 
-        func timedOut(at offset: StreamOffset, closed: Bool) -> Reply {
+        func timedOut(at offset: StreamOffset, closed: Bool) -> ServerReply {
             var extra: [(String, String)] = [(HeaderName.nextOffset, offset.description), (HeaderName.upToDate, "true")]
             if closed {
                 extra.append((HeaderName.closed, "true"))

@@ -88,7 +88,7 @@ public final class OriginServer: Sendable {
             if configuration.compression {
                 try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
             }
-            let handler = StreamHTTPHandler(service: service, bodyBudget: bodyBudget)
+            let handler = HTTPServerHandler(responder: service, bodyBudget: bodyBudget)
             try sync.addHandler(handler)
             self?.connections.track(channel, handler)
         }

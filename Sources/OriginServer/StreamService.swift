@@ -5,16 +5,10 @@ import NIOHTTP1
 import ServerSupport
 import StreamStore
 
-/// A request as the connection handler hands it over: the head and the whole body.
-struct StreamRequest {
-    var head: HTTPRequestHead
-    var body: ByteBuffer
-}
-
 /// Turns requests into replies: routing, the protocol's rules for each operation, and the
 /// response headers they require. Stateless apart from the store; runs on the calling
 /// connection's event loop and never blocks it.
-final class StreamService: Sendable {
+final class StreamService: HTTPResponder {
     let configuration: OriginConfiguration
     let store: any StreamStore
     let metrics: OriginMetrics
@@ -31,8 +25,15 @@ final class StreamService: Sendable {
         self.clock = clock
     }
 
+    var maxBodyBytes: Int { configuration.maxBodyBytes }
+
+    func connectionOpened() { metrics.openConnections.increment() }
+    func connectionClosed() { metrics.openConnections.decrement() }
+
+    func refusal(_ error: ProtocolError) -> ServerReply { Self.errorReply(error) }
+
     /// Answers one request. The future always succeeds: failures become error responses.
-    func handle(_ request: StreamRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<Reply> {
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         metrics.bytesIn.increment(by: Int64(request.body.readableBytes))
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
@@ -41,7 +42,7 @@ final class StreamService: Sendable {
         let method = request.head.method.rawValue
 
         let operationName: String
-        let reply: EventLoopFuture<Reply>
+        let reply: EventLoopFuture<ServerReply>
         if path.hasPrefix(configuration.streamPathPrefix) {
             if method == "OPTIONS" {
                 operationName = "options"
@@ -97,10 +98,10 @@ final class StreamService: Sendable {
         }
     }
 
-    private func perform(_ operation: StreamOperation, on path: String, request: StreamRequest, live: LiveRequest, loop: any EventLoop)
-        -> EventLoopFuture<Reply>
+    private func perform(_ operation: StreamOperation, on path: String, request: ServerRequest, live: LiveRequest, loop: any EventLoop)
+        -> EventLoopFuture<ServerReply>
     {
-        let future: EventLoopFuture<Reply>
+        let future: EventLoopFuture<ServerReply>
         switch operation {
         case .create(let create):
             future = self.create(path, create, request: request, loop: loop)
@@ -138,8 +139,8 @@ final class StreamService: Sendable {
 
     // MARK: - Writes
 
-    private func create(_ path: String, _ create: StreamOperation.Create, request: StreamRequest, loop: any EventLoop)
-        -> EventLoopFuture<Reply>
+    private func create(_ path: String, _ create: StreamOperation.Create, request: ServerRequest, loop: any EventLoop)
+        -> EventLoopFuture<ServerReply>
     {
         let body = Body.framing(request.body, as: create.contentType, allowEmptyArray: true)
         let command = CreateCommand(contentType: create.contentType, lifetime: create.lifetime, closed: create.closed, body: body)
@@ -170,7 +171,7 @@ final class StreamService: Sendable {
     }
 
     private func append(_ path: String, _ append: StreamOperation.Append, body: ByteBuffer, loop: any EventLoop)
-        -> EventLoopFuture<Reply>
+        -> EventLoopFuture<ServerReply>
     {
         let command = AppendCommand(
             contentType: append.contentType, seq: append.seq, closed: append.closed, producer: append.producer,
@@ -198,7 +199,7 @@ final class StreamService: Sendable {
     /// `sentAsStored`: the body will leave unchanged (no compression), so a store may hand out
     /// file ranges for `sendfile` instead of copying the bytes into memory.
     private func catchUp(_ path: String, _ read: StreamOperation.Read, sentAsStored: Bool, loop: any EventLoop)
-        -> EventLoopFuture<Reply>
+        -> EventLoopFuture<ServerReply>
     {
         let future = sentAsStored
             ? store.readForSending(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
@@ -219,7 +220,7 @@ final class StreamService: Sendable {
 
     /// A 200 for a read (catch-up, or a long-poll that found data), or a 304 when the client's
     /// `If-None-Match` names the same bytes and closure state.
-    func readReply(_ result: ReadResult, read: StreamOperation.Read, cursor: UInt64?) -> Reply {
+    func readReply(_ result: ReadResult, read: StreamOperation.Read, cursor: UInt64?) -> ServerReply {
         let isNow = read.start == .now && read.mode == .catchUp
         var extra: [(String, String)] = [
             ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.end.description),
@@ -241,7 +242,7 @@ final class StreamService: Sendable {
         if let files = result.files {
             let body = result.wireBody
             extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))
-            return .fileResponse(ResponseHeaders.head(.ok, extra), body: body, files: files)
+            return .fileResponse(ResponseHeaders.head(.ok, extra), body: body, written: { files.close() })
         }
         let body = result.body
         extra.append(("Content-Length", String(body.reduce(0) { $0 + $1.readableBytes })))
@@ -258,19 +259,20 @@ final class StreamService: Sendable {
         return "public, max-age=\(remaining > 0 ? Int(remaining) : 0)"
     }
 
-    private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<Reply> {
+    private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         // Read the metadata first so a missing stream is a plain 404, not an empty event stream.
         store.info(path, on: loop).map { info in
-            // The connection closes when the response ends (see StreamHTTPHandler.finish); saying
+            // The connection closes when the response ends (see SSEOutput.finish); saying
             // so up front keeps clients from sending their next request into a closing socket.
             var extra: [(String, String)] = [
                 ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Connection", "close"),
             ]
             if !info.contentType.isTextual { extra.append((HeaderName.sseDataEncoding, "base64")) }
-            let plan = SSEPlan(
-                path: path, start: read.start, clientCursor: read.mode.cursor.map(String.init),
-                base64: !info.contentType.isTextual)
-            return .sse(ResponseHeaders.head(.ok, extra), plan)
+            let base64 = !info.contentType.isTextual
+            let clientCursor = read.mode.cursor.map(String.init)
+            return .sse(ResponseHeaders.head(.ok, extra), start: { loop in
+                OriginSSESession(service: self, path: path, start: read.start, clientCursor: clientCursor, base64: base64, loop: loop)
+            })
         }
     }
 
@@ -281,7 +283,7 @@ final class StreamService: Sendable {
 
     // MARK: - Plain responses
 
-    static func preflight() -> Reply {
+    static func preflight() -> ServerReply {
         .response(ResponseHeaders.head(.noContent, [
             ("Access-Control-Allow-Methods", StreamOperation.allowedMethods),
             ("Access-Control-Allow-Headers", HeaderName.acceptedFromBrowsers.joined(separator: ", ")),
@@ -289,11 +291,11 @@ final class StreamService: Sendable {
         ]), body: [])
     }
 
-    static func empty(_ status: HTTPResponseStatus) -> Reply {
+    static func empty(_ status: HTTPResponseStatus) -> ServerReply {
         .response(ResponseHeaders.head(status), body: [])
     }
 
-    static func text(_ status: HTTPResponseStatus, _ text: String, _ extra: [(String, String)] = []) -> Reply {
+    static func text(_ status: HTTPResponseStatus, _ text: String, _ extra: [(String, String)] = []) -> ServerReply {
         let body = ByteBuffer(string: text)
         let head = ResponseHeaders.head(status, extra + [
             ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.readableBytes)),
@@ -303,7 +305,7 @@ final class StreamService: Sendable {
     }
 
     /// A rejection: its status, its protocol headers, and the reason as a one-line body.
-    static func errorReply(_ error: ProtocolError) -> Reply {
+    static func errorReply(_ error: ProtocolError) -> ServerReply {
         text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", error.headers)
     }
 }

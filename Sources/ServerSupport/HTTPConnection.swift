@@ -97,12 +97,12 @@ public struct HTTPConnection: Sendable {
         return PreparedResponse(head: head, writesBody: writesBody, closes: closes)
     }
 
-    /// Writes a prepared response and closes the connection afterwards if it must.
-    /// Writes a response whose parts may be file ranges; `written` runs once the response has
-    /// left or failed (so files can be closed only when nothing is being sent from them).
+    /// Writes a prepared response and closes the connection afterwards if it must. Parts may be
+    /// file ranges; `written` runs once the response has left or failed (so files are closed
+    /// only when nothing is being sent from them).
     public static func write(
-        _ response: PreparedResponse, parts: [IOData], context: ChannelHandlerContext,
-        wrap: (HTTPServerResponsePart) -> NIOAny, written: @escaping () -> Void
+        _ response: PreparedResponse, parts: some Sequence<IOData>, context: ChannelHandlerContext,
+        wrap: (HTTPServerResponsePart) -> NIOAny, written: (@Sendable () -> Void)? = nil
     ) {
         context.write(wrap(.head(response.head)), promise: nil)
         if response.writesBody {
@@ -112,23 +112,7 @@ public struct HTTPConnection: Sendable {
         }
         let closes = response.closes
         context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
-            written()
-            if closes { context.close(promise: nil) }
-        }
-    }
-
-    public static func write(
-        _ response: PreparedResponse, body: [ByteBuffer], context: ChannelHandlerContext,
-        wrap: (HTTPServerResponsePart) -> NIOAny
-    ) {
-        context.write(wrap(.head(response.head)), promise: nil)
-        if response.writesBody {
-            for part in body where part.readableBytes > 0 {
-                context.write(wrap(.body(.byteBuffer(part))), promise: nil)
-            }
-        }
-        let closes = response.closes
-        context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
+            written?()
             if closes { context.close(promise: nil) }
         }
     }

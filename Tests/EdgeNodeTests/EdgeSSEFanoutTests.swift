@@ -20,7 +20,9 @@ struct EdgeSSEFanoutTests {
     /// event exactly once, in order.
     @Test func thousandClientsShareOneUpstreamSubscription() async throws {
         raiseFileLimit()
-        try await withEdges(origin: { $0.sseReconnectInterval = .seconds(120) }) { edges in
+        // Both ends keep the responses open longer than the test takes on a loaded machine:
+        // a reader ended by its reconnect interval would miss what follows.
+        try await withEdges(origin: { $0.sseReconnectInterval = .seconds(600) }, edge: { $0.sseReconnectInterval = .seconds(600) }) { edges in
             _ = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")])
             var readers: [SSEReader] = []
             for _ in 0..<1_000 {

@@ -204,6 +204,41 @@ struct HostileClientTests {
         }
     }
 
+    /// An SSE reader that stops reading costs the origin about one chunk: the session reads
+    /// the next chunk only once the client has taken the last, and when the reader reads again
+    /// the session resumes and delivers the rest of the stream.
+    @Test
+    func anSSEReaderThatStopsReadingCostsAboutOneChunkThenResumes() async throws {
+        let chunk = 1 << 20
+        let chunks = 16
+        try await withFront(.origin, limits: ConnectionLimits(), configureOrigin: { $0.maxChunkBytes = chunk }) { server in
+            let path = "/v1/stream/sse-pile-\(UInt64.random(in: 0...UInt64.max))"
+            let piece = Array(repeating: UInt8(ascii: "z"), count: chunk)
+            for index in 0..<chunks {
+                var headers = [("Content-Type", "text/plain")]
+                if index == chunks - 1 { headers.append(("Stream-Closed", "true")) }
+                let answer = try await TestHTTP.request(port: server.port, index == 0 ? .PUT : .POST, path, headers: headers, body: piece)
+                #expect(answer.status == (index == 0 ? 201 : 204))
+            }
+            let client = try await RawConnection.connect(port: server.port, reading: false)
+            try await client.send("GET \(path)?offset=-1&live=sse HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await waitUntil { await server.queuedResponseBytes() > 0 }
+            var largest = 0
+            for _ in 0..<20 {
+                largest = max(largest, await server.queuedResponseBytes())
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            // Without the bound the session would read the whole 16 MiB into memory.
+            #expect(largest <= 2 * chunk + (64 << 10), "queued \(largest) bytes")
+            // Reading again drains the backlog; the session resumes and ends at the closed end.
+            try await client.channel.setOption(.autoRead, value: true).get()
+            client.channel.read()
+            #expect(try await client.closedByServer())
+            #expect(client.text.utf8.lazy.filter { $0 == UInt8(ascii: "z") }.count == chunk * chunks)
+            #expect(client.text.contains("\"streamClosed\":true"))
+        }
+    }
+
     @Test(arguments: FrontServer.allCases)
     func aMalformedRequestGetsOne400AndTheSocketCloses(front: FrontServer) async throws {
         try await withFront(front, limits: ConnectionLimits()) { server in

@@ -1,30 +1,13 @@
 import DurableStreams
 import NIOCore
+import ServerSupport
 import StreamStore
-
-/// What an SSE response will stream, decided when the request is accepted.
-struct SSEPlan: Sendable {
-    var path: String
-    var start: ReadStart
-    var clientCursor: String?
-    var base64: Bool
-}
-
-/// Where an SSE session writes; implemented by the connection handler.
-protocol SSEOutput: AnyObject {
-    /// Whether the socket can take more without buffering.
-    var isWritable: Bool { get }
-    /// Writes and flushes one batch of events.
-    func send(_ events: ByteBuffer)
-    /// Ends the response and closes the connection.
-    func finish()
-}
 
 /// One `live=sse` response (§5.8): reads from the store, renders events, waits for appends,
 /// and closes after the reconnect interval or at the end of a closed stream. Confined to the
-/// connection's event loop. It only reads while the socket is writable, so a slow client costs
-/// at most one chunk of buffered output.
-final class SSESession {
+/// connection's event loop. It reads only while the client has taken everything sent so far,
+/// so a slow client costs at most one chunk of buffered output.
+final class OriginSSESession: SSESession {
     private let service: StreamService
     private let path: String
     private let base64: Bool
@@ -41,13 +24,13 @@ final class SSESession {
     private var finished = false
     private var touched = false
 
-    init(service: StreamService, plan: SSEPlan, loop: any EventLoop) {
+    init(service: StreamService, path: String, start: ReadStart, clientCursor: String?, base64: Bool, loop: any EventLoop) {
         self.service = service
-        self.path = plan.path
-        self.next = plan.start
-        self.base64 = plan.base64
+        self.path = path
+        self.next = start
+        self.base64 = base64
         self.loop = loop
-        self.cursorFloor = service.cursor(after: plan.clientCursor.map { Substring($0) })
+        self.cursorFloor = service.cursor(after: clientCursor.map { Substring($0) })
     }
 
     /// Starts streaming into `output`, after the response head has been written.
@@ -60,8 +43,8 @@ final class SSESession {
         pump()
     }
 
-    /// The socket drained: resume reading if we paused for it.
-    func writabilityChanged() {
+    /// The client took what was sent: resume reading if we paused for it.
+    func drained() {
         pump()
     }
 
@@ -82,7 +65,7 @@ final class SSESession {
     }
 
     private func pump() {
-        guard !finished, !reading, waiting == nil, let output, output.isWritable else { return }
+        guard !finished, !reading, waiting == nil, let output, output.backlog == 0 else { return }
         reading = true
         let touch = !touched
         touched = true
@@ -113,7 +96,7 @@ final class SSESession {
             SSEEncoder.writeControl(control, into: &events)
             sentControl = true
             service.metrics.bytesOut.increment(by: Int64(events.readableBytes))
-            output?.send(events)
+            _ = output?.send(events)
         }
         if read.reachedClosedEnd {
             stop()

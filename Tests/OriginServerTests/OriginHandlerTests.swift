@@ -2,16 +2,17 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 @testable import OriginServer
+import ServerSupport
 import StreamStore
 import Testing
 
 /// The connection handler driven through an EmbeddedChannel: no sockets, exact parts.
-@Suite("StreamHTTPHandler")
-struct StreamHTTPHandlerTests {
+@Suite("HTTPServerHandler with the origin")
+struct OriginHandlerTests {
     func makeChannel() throws -> EmbeddedChannel {
         let service = StreamService(configuration: OriginConfiguration(), store: MemoryStore(), metrics: OriginMetrics())
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(StreamHTTPHandler(service: service))
+        try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(responder: service))
         return channel
     }
 
@@ -77,13 +78,13 @@ struct StreamHTTPHandlerTests {
 
 /// Pipelined requests through NIO's pipelining handler: writing the end of one response delivers
 /// the next request into the handler at once, which must cope with being re-entered.
-@Suite("StreamHTTPHandler behind the pipelining handler")
+@Suite("HTTPServerHandler with the origin, behind the pipelining handler")
 struct PipelinedHandlerTests {
     @Test func backToBackRequestsAreAnsweredInOrder() throws {
         let service = StreamService(configuration: OriginConfiguration(), store: MemoryStore(), metrics: OriginMetrics())
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler())
-        try channel.pipeline.syncOperations.addHandler(StreamHTTPHandler(service: service))
+        try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(responder: service))
         let put = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/stream/p", headers: ["Host": "example", "Content-Type": "text/plain"])
         let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/p?offset=-1", headers: ["Host": "example"])
         // Both requests arrive before either is answered.

@@ -1,0 +1,208 @@
+import DurableStreams
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import ServerSupport
+import Testing
+
+/// The shared connection handler with a responder the test controls: what it writes, when, and
+/// what it tells the responder and the SSE session. No sockets.
+@Suite("HTTPServerHandler")
+struct HTTPServerHandlerTests {
+    /// Answers each request with the next promise the test completes.
+    final class ScriptedResponder: HTTPResponder, @unchecked Sendable {
+        let lock = NIOLock()
+        var pending: [(ServerRequest, LiveRequest, EventLoopPromise<ServerReply>)] = []
+        var opened = 0
+        var closed = 0
+        var refused: [ProtocolError] = []
+
+        var maxBodyBytes: Int { 16 }
+
+        func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+            let promise = loop.makePromise(of: ServerReply.self)
+            lock.withLock { pending.append((request, live, promise)) }
+            return promise.futureResult
+        }
+
+        func refusal(_ error: ProtocolError) -> ServerReply {
+            lock.withLock { refused.append(error) }
+            return .response(HTTPResponseHead(version: .http1_1, status: .init(statusCode: error.status.rawValue)), body: [])
+        }
+
+        func connectionOpened() { lock.withLock { opened += 1 } }
+        func connectionClosed() { lock.withLock { closed += 1 } }
+
+        func next() -> (ServerRequest, LiveRequest, EventLoopPromise<ServerReply>) {
+            lock.withLock { pending.removeFirst() }
+        }
+    }
+
+    /// Records what the handler asks of it.
+    final class RecordingSession: SSESession, @unchecked Sendable {
+        var output: (any SSEOutput)?
+        var events: [String] = []
+        var stopped = false
+        var cancelled = false
+
+        func start(_ output: any SSEOutput) {
+            self.output = output
+            events.append("start")
+        }
+        func drained() { events.append("drained") }
+        func stop() {
+            stopped = true
+            output?.finish()
+        }
+        func cancel() { cancelled = true }
+    }
+
+    func makeChannel(_ responder: ScriptedResponder) throws -> (EmbeddedChannel, HTTPServerHandler) {
+        let channel = EmbeddedChannel()
+        let handler = HTTPServerHandler(responder: responder)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        #expect(channel.isActive)
+        return (channel, handler)
+    }
+
+    func send(_ channel: EmbeddedChannel, _ method: HTTPMethod = .GET, body: String? = nil, keepAlive: Bool = true) throws {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/x", headers: ["Host": "h"])
+        if !keepAlive { head.headers.add(name: "Connection", value: "close") }
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        if let body { try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    func parts(_ channel: EmbeddedChannel) throws -> [HTTPServerResponsePart] {
+        var parts: [HTTPServerResponsePart] = []
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
+        return parts
+    }
+
+    static func ok(_ text: String) -> ServerReply {
+        .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": String(text.utf8.count)]),
+                  body: [ByteBuffer(string: text)])
+    }
+
+    @Test func aReplyIsWrittenAsHeadBodyEndAndTheConnectionIsCounted() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        #expect(responder.opened == 1)
+        try send(channel, .POST, body: "hello")
+        let (request, _, promise) = responder.next()
+        #expect(String(buffer: request.body) == "hello")
+        promise.succeed(Self.ok("world"))
+        let written = try parts(channel)
+        #expect(written.count == 3)
+        guard case .head(let head) = written[0], case .body(.byteBuffer(let body)) = written[1], case .end = written[2] else {
+            Issue.record("unexpected parts \(written)")
+            return
+        }
+        #expect(head.status == .ok)
+        #expect(String(buffer: body) == "world")
+        #expect(channel.isActive)
+        _ = try channel.finish()
+        #expect(responder.closed == 1)
+    }
+
+    @Test func headGetsNoBody() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try send(channel, .HEAD)
+        responder.next().2.succeed(Self.ok("world"))
+        let written = try parts(channel)
+        #expect(written.count == 2)
+        if case .head(let head) = written.first { #expect(head.headers.first(name: "Content-Length") == "5") }
+    }
+
+    @Test func connectionCloseIsHonouredAfterTheResponse() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try send(channel, keepAlive: false)
+        responder.next().2.succeed(Self.ok("bye"))
+        let written = try parts(channel)
+        if case .head(let head) = written.first { #expect(head.headers.first(name: "Connection") == "close") }
+        #expect(!channel.isActive)
+    }
+
+    @Test func aBodyOverTheLimitIsRefusedThroughTheResponder() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: ["Host": "h"])
+        head.headers.add(name: "Content-Length", value: "100")
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        #expect(responder.refused.map(\.status.rawValue) == [413])
+        #expect(responder.pending.isEmpty)
+        if case .head(let written) = try parts(channel).first { #expect(written.status == .payloadTooLarge) }
+        #expect(!channel.isActive)
+    }
+
+    @Test func aClientThatLeavesCancelsItsRequestAndIsNotAnswered() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try send(channel)
+        let (_, live, promise) = responder.next()
+        channel.pipeline.fireChannelInactive()
+        #expect(live.isCancelled)
+        promise.succeed(Self.ok("late"))
+        #expect(try parts(channel).isEmpty)
+    }
+
+    @Test func shutdownCancelsTheRequestButStillAnswersItAndCloses() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        try send(channel)
+        let (_, live, promise) = responder.next()
+        handler.quiesce()
+        #expect(live.isCancelled)
+        promise.succeed(Self.ok("last"))
+        let written = try parts(channel)
+        if case .head(let head) = written.first { #expect(head.headers.first(name: "Connection") == "close") }
+        #expect(written.count == 3)
+        #expect(!channel.isActive)
+    }
+
+    @Test func anIdleConnectionClosesAtOnceOnShutdown() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        handler.quiesce()
+        #expect(!channel.isActive)
+    }
+
+    @Test func anSSEReplyStartsItsSessionOnTheLoopAndFinishingClosesTheConnection() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        try send(channel)
+        let session = RecordingSession()
+        let madeOnLoop = NIOLockedValueBox(false)
+        responder.next().2.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { loop in
+            madeOnLoop.withLockedValue { $0 = loop.inEventLoop }
+            return session
+        }))
+        #expect(madeOnLoop.withLockedValue { $0 })
+        #expect(session.events == ["start"])
+        // The embedded channel takes every write at once: nothing is left waiting.
+        #expect(session.output?.send(ByteBuffer(string: "event: data\n\n")) == 0)
+        #expect(session.output?.backlog == 0)
+        handler.quiesce()
+        #expect(session.stopped)
+        let written = try parts(channel)
+        #expect(written.count == 3)
+        if case .body(.byteBuffer(let events)) = written[1] { #expect(String(buffer: events) == "event: data\n\n") }
+        #expect(!channel.isActive)
+        // Written at once, so the session learned the backlog from `send` and is not re-entered.
+        #expect(session.events == ["start"])
+    }
+
+    @Test func aClientLeavingMidStreamCancelsTheSession() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try send(channel)
+        let session = RecordingSession()
+        responder.next().2.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { _ in session }))
+        channel.pipeline.fireChannelInactive()
+        #expect(session.cancelled)
+    }
+}
