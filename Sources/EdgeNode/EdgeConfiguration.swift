@@ -54,6 +54,10 @@ public struct EdgeConfiguration: Sendable {
     /// `Stream-TTL` renewed by a read). Injectable so tests need not wait.
     public var wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
+    /// The monotonic clock cached answers age by: when they were stored, `max-age`, the stale
+    /// windows, `Age`. Injectable so staleness tests move it instead of sleeping.
+    public var clock: @Sendable () -> NIODeadline = { NIODeadline.now() }
+
     public init() {}
 
     /// Settings an `edge.conf` may hold.

@@ -150,7 +150,7 @@ final class EdgeService: HTTPResponder {
         {
             flightKey = gzip ? plain.gzipVariant : plain
         }
-        let now = NIODeadline.now()
+        let now = configuration.clock()
         let cached = cache.get(key)
         if let entry = cached {
             // One look at the stream's lifetime per cached read: gone, or alive (and due a renewal).
@@ -181,12 +181,12 @@ final class EdgeService: HTTPResponder {
         live.onCancel { [flights] in flights.leave(joined.ticket) }
         let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
         let servedStale = { [self] () -> ServerReply? in
-            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), NIODeadline.now() < limit,
+            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), configuration.clock() < limit,
                 !lifetimes.isExpired(stream, now: configuration.wallClock())
             else {
                 return nil
             }
-            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now(), countsRequest: countsRequest)
+            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest)
         }
         // Isolated to the client's loop, where the flight's promise completes: the callbacks may
         // use this request's loop-bound state.
@@ -195,7 +195,7 @@ final class EdgeService: HTTPResponder {
                 // The upstream confirmed the entry this flight validated. It may have been evicted
                 // or purged meanwhile; the copy this request holds still answers (never our 304).
                 if let entry = cache.get(key) ?? fallback {
-                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: NIODeadline.now(), countsRequest: countsRequest))
+                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest))
                 }
                 return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
             }
@@ -283,7 +283,7 @@ final class EdgeService: HTTPResponder {
 
     /// The cursor for a live answer the edge renders itself (§10.1).
     func cursor(after clientCursor: String?) -> UInt64 {
-        cursors.nextCursor(after: clientCursor.map { Substring($0) }, now: Date().timeIntervalSince1970)
+        cursors.nextCursor(after: clientCursor.map { Substring($0) }, now: configuration.wallClock())
     }
 
     /// The one upstream request of a flight; its answer is stored before any waiter sees it,
@@ -310,7 +310,7 @@ final class EdgeService: HTTPResponder {
     }
 
     private func store(_ response: UpstreamResponse, under key: CacheKey) {
-        let now = NIODeadline.now()
+        let now = configuration.clock()
         if response.head.status == .notModified {
             if let entry = cache.get(key), let fresh = entry.freshUntil {
                 let lifetime = fresh - entry.storedAt

@@ -242,6 +242,8 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
 struct FakeTopology {
     let fake: FakeUpstream
     let edge: EdgeServer
+    /// The edge's cache clock: it moves only when the test advances it.
+    let clock: ManualClock
     var port: Int { edge.port! }
 
     func request(_ method: HTTPMethod = .GET, _ path: String, headers: [(String, String)] = [], body: String? = nil) async throws
@@ -250,16 +252,10 @@ struct FakeTopology {
         try await TestHTTP.request(port: port, method, path, headers: headers, body: body.map { Array($0.utf8) })
     }
 
-    /// Requests `path` until the edge answers with something else than `X-Cache: HIT` (bounded:
-    /// the entries under test expire within about a second), and returns that answer.
-    func firstNonHit(_ path: String, headers: [(String, String)] = [], limit: Duration = .seconds(4)) async throws -> TestResponse {
-        let clock = ContinuousClock()
-        let deadline = clock.now + limit
-        while true {
-            let response = try await request(.GET, path, headers: headers)
-            if response.header("X-Cache") != "HIT" || clock.now > deadline { return response }
-            try await Task.sleep(for: .milliseconds(25))
-        }
+    /// Ages the edge's cache by `amount`, then requests `path`.
+    func request(after amount: TimeAmount, _ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        clock.advance(by: amount)
+        return try await request(.GET, path, headers: headers)
     }
 }
 
@@ -277,10 +273,12 @@ func withFakeUpstream<T>(
     // loaded CI machine must not turn a slow answer into a timeout.
     configuration.upstreamConnectTimeout = .seconds(10)
     configuration.upstreamTimeout = .seconds(60)
+    let clock = ManualClock()
+    configuration.clock = { clock.now() }
     configureEdge(&configuration)
     let edge = EdgeServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
     try await edge.start()
-    let topology = FakeTopology(fake: fake, edge: edge)
+    let topology = FakeTopology(fake: fake, edge: edge, clock: clock)
     do {
         let result = try await body(topology)
         try await edge.shutdown()
