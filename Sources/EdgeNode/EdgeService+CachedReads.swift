@@ -1,0 +1,184 @@
+import DurableStreams
+import NIOCore
+import NIOHTTP1
+import ServerSupport
+
+/// Catch-up and long-poll reads through the cache: fresh entries are served, concurrent misses
+/// share one upstream request (a flight), answers are stored before any waiter sees them, and
+/// coherence with the tails and closures the edge has seen decides what is still fresh.
+extension EdgeService {
+    /// `countsRequest: false` for the reads an SSE session makes to catch a client up: they are part of
+    /// that one SSE request, not requests of their own, and are not counted as such.
+    func read(
+        _ stream: String, _ read: StreamOperation.Read, request: ServerRequest, live: LiveRequest, countsRequest: Bool = true,
+        loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
+        let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
+        let credentials = request.head.headers.first(name: "Authorization")
+        if credentials != nil && configuration.credentials == .bypass {
+            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+        }
+        guard let plainKey = CacheKey(stream: stream, start: read.start, mode: read.mode, credentials: credentials) else {
+            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)  // offset=now: the tail position must not be cached
+        }
+        // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
+        // entries; every other encoding is asked for as identity.
+        let gzip = Self.acceptsGzip(request.head.headers)
+        let key = gzip ? plainKey.gzipVariant : plainKey
+        // Long-polls at one offset share one upstream request whatever their cursors: cursors
+        // drift apart (the origin adds random jitter, and late or new readers start new
+        // sequences), and keyed by cursor, readers of one stream would end up in many flights.
+        // Each follower's answer then carries a cursor of its own (`adoptingCursor`).
+        var flightKey = key
+        if case .longPoll(.some) = read.mode,
+            let plain = CacheKey(stream: stream, start: read.start, mode: .longPoll(cursor: nil), credentials: credentials)
+        {
+            flightKey = gzip ? plain.gzipVariant : plain
+        }
+        let now = configuration.clock()
+        let cached = cache.get(key)
+        if let entry = cached {
+            // One look at the stream's lifetime per cached read: gone, or alive (and due a renewal).
+            let lifetime = lifetimes.cachedRead(stream, now: configuration.wallClock())
+            switch lifetime == .expired ? .expired : freshness(of: entry, kind: kind, stream: stream, at: now) {
+            case .fresh:
+                if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
+                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+            case .stale where kind == .catchUp:
+                if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
+                revalidate(key, entry, kind: kind, loop: loop)
+                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+            case .stale, .expired:
+                break  // a live answer must carry a fresh cursor: ask the upstream again
+            }
+        }
+        // An expired entry is still the answer of last resort while the upstream fails.
+        let fallback = cached
+
+        var head = upstreamHead(request.head)
+        head.headers.remove(name: "If-None-Match")  // the edge wants the body to cache; it answers 304 itself
+        head.headers.remove(name: "Accept-Encoding")
+        if gzip { head.headers.add(name: "Accept-Encoding", value: "gzip") }
+        // Catch-up entries are revalidated; a long-poll must come back with its own fresh cursor.
+        if kind == .catchUp, let etag = fallback?.etag { head.headers.add(name: "If-None-Match", value: etag) }
+        let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
+        let joined = flights.join(flightKey, on: loop) { fetch(head, key: key, kind: kind, timeout: timeout, loop: loop) }
+        live.onCancel { [flights] in flights.leave(joined.ticket) }
+        let outcome: CacheOutcome = joined.isLeader ? .miss : .collapsed
+        let servedStale = { [self] () -> ServerReply? in
+            guard let fallback, let limit = fallback.errorDeadline(configuration.staleIfError), configuration.clock() < limit,
+                !lifetimes.isExpired(stream, now: configuration.wallClock())
+            else {
+                return nil
+            }
+            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest)
+        }
+        // Isolated to the client's loop, where the flight's promise completes: the callbacks may
+        // use this request's loop-bound state.
+        return joined.future.assumeIsolated().flatMap { [self] response -> EdgeFuture in
+            if response.head.status == .notModified {
+                // The upstream confirmed the entry this flight validated. It may have been evicted
+                // or purged meanwhile; the copy this request holds still answers (never our 304).
+                if let entry = cache.get(key) ?? fallback {
+                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest))
+                }
+                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+            }
+            // An upstream that answers 5xx is failing as much as one that does not answer (RFC 5861 §4).
+            if response.head.status.code >= 500, let stale = servedStale() {
+                return loop.makeSucceededFuture(stale)
+            }
+            // A private answer is for the request that asked; followers without credentials
+            // must not receive it through the flight, so they ask for themselves.
+            if !joined.isLeader, key.credentials == nil, CacheControl(response.head.headers.first(name: "Cache-Control")).isPrivate {
+                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+            }
+            let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
+            return loop.makeSucceededFuture(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
+        }.recover { [self] error in
+            if let stale = servedStale() { return stale }
+            if countsRequest { metrics.request(kind, outcome) }
+            return Self.upstreamFailure(error)
+        }.nonisolated()
+    }
+
+    typealias EdgeFuture = EventLoopFuture<ServerReply>
+
+    /// The one upstream request of a flight; its answer is stored before any waiter sees it,
+    /// so late arrivals find it in the cache.
+    func fetch(_ head: HTTPRequestHead, key: CacheKey, kind: RequestClass, timeout: TimeAmount, loop: any EventLoop)
+        -> Collapser<CacheKey, UpstreamResponse>.Call
+    {
+        metrics.upstream(kind)
+        let started = NIODeadline.now()
+        let cancellation = UpstreamCancellation()
+        let client = kind == .longPoll ? liveUpstream : upstream
+        let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
+            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            observeTail(key.stream, response.head.headers)
+            lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
+            store(response, under: key)
+            return response
+        }
+        result.whenFailure { [metrics] _ in
+            // Abandoning a request nobody waits for any more is not an upstream failure.
+            if !cancellation.isCancelled { metrics.upstreamFailed() }
+        }
+        return .init(result: result, cancel: { cancellation.cancel() })
+    }
+
+    func store(_ response: UpstreamResponse, under key: CacheKey) {
+        let now = configuration.clock()
+        if response.head.status == .notModified {
+            if let entry = cache.get(key), let fresh = entry.freshUntil {
+                let lifetime = fresh - entry.storedAt
+                let staleWindow = (entry.staleUntil ?? fresh) - fresh
+                cache.refresh(key, storedAt: now, freshUntil: now + lifetime, staleUntil: now + lifetime + staleWindow)
+            }
+            return
+        }
+        let decision = CachePolicy.decide(
+            status: response.head.status, headers: response.head.headers, credentialed: key.credentials != nil,
+            defaultStale: configuration.staleWhileRevalidate)
+        let entry: CachedResponse
+        switch decision {
+        case .doNotStore:
+            return
+        case .immutable:
+            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.head.headers.first(name: "ETag"))
+        case .expiring(let fresh, let stale):
+            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+                                   storedAt: now, freshUntil: now + fresh, staleUntil: now + fresh + stale,
+                                   etag: response.head.headers.first(name: "ETag"))
+        }
+        cache.put(key, entry)
+    }
+
+    /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has
+    /// since seen, or that does not know of a closure the edge has since seen, is out of date.
+    func freshness(of entry: CachedResponse, kind: RequestClass, stream: String, at now: NIODeadline) -> CacheFreshness {
+        let freshness = entry.freshness(at: now)
+        // A long-poll answer is the answer to its exact offset and cursor, and its bytes never
+        // change: newer data does not make it wrong, only no longer the tail, and the reader
+        // asks again from its end. Sending a late reader upstream instead would hand it a new
+        // random cursor (§ cursor jitter), splitting it off from the others for good: every
+        // later long-poll of its would need an upstream request of its own.
+        guard kind == .catchUp, entry.freshUntil != nil, freshness != .expired,
+            let end = entry.headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init),
+            let known = tails.known(stream)
+        else { return freshness }
+        let entryClosed = HeaderName.isTrue(entry.headers.first(name: HeaderName.closed))
+        return known.tail > end || (known.closed && !entryClosed) ? .expired : freshness
+    }
+}
+
+
+extension CachedResponse {
+    /// Until when this entry may stand in for a failing upstream.
+    func errorDeadline(_ window: TimeAmount) -> NIODeadline? {
+        guard let fresh = freshUntil else { return .distantFuture }  // immutable: always
+        return fresh + window
+    }
+}
+

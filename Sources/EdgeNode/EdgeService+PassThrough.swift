@@ -1,0 +1,87 @@
+import DurableStreams
+import NIOCore
+import NIOHTTP1
+import ServerSupport
+
+/// Requests the edge passes to the upstream as they are (writes, HEAD, what it does not
+/// cache), and how any request is rewritten on its way upstream.
+extension EdgeService {
+    /// Passes a request through. If the client leaves first, the upstream request is abandoned
+    /// (a long-poll must not keep an upstream connection for nobody).
+    func forward(
+        _ request: ServerRequest, kind: RequestClass, live: LiveRequest?, countsRequest: Bool = true, loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
+        metrics.upstream(kind)
+        let head = upstreamHead(request.head)
+        let timeout = kind == .longPoll ? configuration.upstreamLongPollTimeout : configuration.upstreamTimeout
+        let started = NIODeadline.now()
+        let body = request.body.readableBytes > 0 || request.head.method == .POST || request.head.method == .PUT ? request.body : nil
+        let cancellation = UpstreamCancellation()
+        live?.onCancel { cancellation.cancel() }
+        let client = kind == .longPoll ? liveUpstream : upstream
+        return client.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
+            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            if let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix) {
+                observeTail(stream, response.head.headers)
+                if request.head.method == .GET || request.head.method == .HEAD {
+                    lifetimes.observe(stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
+                }
+            }
+            return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil, countsRequest: countsRequest)
+        }.recover { [metrics] error in
+            metrics.upstreamFailed()
+            if countsRequest { metrics.request(kind, .pass) }
+            return Self.upstreamFailure(error)
+        }
+    }
+
+    func observeTail(_ stream: String, _ headers: HTTPHeaders) {
+        if let offset = headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init) {
+            tails.observe(stream, offset, closed: HeaderName.isTrue(headers.first(name: HeaderName.closed)))
+        }
+    }
+
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and are never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "content-length",
+    ]
+
+    static func endToEnd(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var result = HTTPHeaders()
+        for (name, value) in headers where !hopByHop.contains(name.lowercased()) && name.lowercased() != "x-cache" && name.lowercased() != "age" {
+            result.add(name: name, value: value)
+        }
+        return result
+    }
+
+    /// The request as it goes upstream under this edge's configuration.
+    func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        Self.upstreamHead(head, trustForwardedHost: configuration.trustForwardedHost)
+    }
+
+    /// The request as it goes upstream: same method, target and end-to-end headers, plus `Via`
+    /// and `X-Forwarded-Host`.
+    static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        for (name, value) in head.headers where !hopByHop.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        // The upstream sees the edge as its client; the name the reader used travels along so
+        // that URLs the upstream builds (Location) point at the edge. A client's own value would
+        // let it point them anywhere, so only a downstream edge's is kept, and only when this
+        // edge is told to trust it (an inner tier).
+        if !trustForwardedHost { headers.remove(name: "X-Forwarded-Host") }
+        if !headers.contains(name: "X-Forwarded-Host"), let host = head.headers.first(name: "Host") {
+            headers.add(name: "X-Forwarded-Host", value: host)
+        }
+        headers.add(name: "Via", value: "1.1 durable-streams-edge")
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The canonical name of the stream `uri` addresses, or `nil` if it addresses none.
+    static func streamName(_ uri: String, prefix: String) -> String? {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return try? StreamPath.canonicalName(urlPath: path, prefix: prefix)
+    }
+}

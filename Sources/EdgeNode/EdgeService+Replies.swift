@@ -1,0 +1,101 @@
+import DurableStreams
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ServerSupport
+
+/// The answers the edge writes: from its cache (with `Age` and its own 304s), relayed from the
+/// upstream, its own errors, and its local pages.
+extension EdgeService {
+    /// An answer from the cache, with `Age`, or a 304 when the client already has it.
+    func serve(
+        _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
+    ) -> ServerReply {
+        if countsRequest { metrics.request(kind, outcome) }
+        var headers = entry.headers
+        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
+        headers.replaceOrAdd(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
+        if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
+            headers.remove(name: "Content-Length")
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
+        }
+        metrics.served(bytes: entry.body.readableBytes, fromCache: true)
+        headers.replaceOrAdd(name: "Content-Length", value: String(entry.body.readableBytes))
+        return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: [entry.body])
+    }
+
+    /// A live answer fetched with another client's cursor, given a cursor that moves this
+    /// client's forward (§10.1).
+    static func adoptingCursor(_ response: UpstreamResponse, client: Substring?) -> UpstreamResponse {
+        guard let upstream = response.head.headers.first(name: HeaderName.cursor) else { return response }
+        let cursor = CursorPolicy.sharedAnswerCursor(upstream: Substring(upstream), client: client)
+        guard cursor != upstream else { return response }
+        var response = response
+        response.head.headers.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
+        return response
+    }
+
+    /// An upstream answer passed on to the client.
+    func relay(
+        _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
+    ) -> ServerReply {
+        if countsRequest { metrics.request(kind, outcome) }
+        var headers = Self.endToEnd(response.head.headers)
+        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
+        if response.head.status == .ok, let ifNoneMatch, let etag = headers.first(name: "ETag"),
+            EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
+        {
+            return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
+        }
+        metrics.served(bytes: response.body.readableBytes, fromCache: false)
+        if response.head.status.mayHaveResponseBody && response.head.status != .noContent && response.head.status != .notModified {
+            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        }
+        return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: [response.body])
+    }
+
+    static func upstreamFailure(_ error: any Error) -> ServerReply {
+        let (status, reason): (HTTPResponseStatus, String)
+        switch (error as? UpstreamError)?.kind {
+        case .timedOut?: (status, reason) = (.gatewayTimeout, "upstream timed out")
+        case .poolQueueFull?: (status, reason) = (.serviceUnavailable, "edge overloaded: too many requests waiting for the upstream")
+        default: (status, reason) = (.badGateway, "upstream unavailable")
+        }
+        return text(status, reason + "\n", cache: "PASS")
+    }
+
+    static func text(_ status: HTTPResponseStatus, _ text: String, cache: String) -> ServerReply {
+        let body = ByteBuffer(string: text)
+        var headers: HTTPHeaders = [
+            "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(body.readableBytes),
+            "Cache-Control": "no-store", "X-Cache": cache,
+        ]
+        headers.add(contentsOf: BrowserHeaders.all)
+        return .response(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: [body])
+    }
+
+    static func local(_ contentType: String, _ bytes: [UInt8]) -> ServerReply {
+        var headers: HTTPHeaders = [
+            "Content-Type": contentType, "Content-Length": String(bytes.count), "Cache-Control": "no-store",
+        ]
+        headers.add(contentsOf: BrowserHeaders.all)
+        return .response(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: [ByteBuffer(bytes: bytes)])
+    }
+
+    /// A reply body as one buffer (the edge's replies have at most one part).
+    static func joined(_ parts: [ByteBuffer]) -> ByteBuffer {
+        guard parts.count > 1 else { return parts.first ?? ByteBuffer() }
+        var whole = ByteBuffer()
+        for var part in parts { whole.writeBuffer(&part) }
+        return whole
+    }
+
+    /// Whether the client takes gzip (a q-value of 0 refuses it).
+    static func acceptsGzip(_ headers: HTTPHeaders) -> Bool {
+        for value in headers[canonicalForm: "Accept-Encoding"] {
+            let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            if parts.first == "gzip" { return !parts.dropFirst().contains { $0 == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" } }
+        }
+        return false
+    }
+}
