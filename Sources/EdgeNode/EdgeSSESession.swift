@@ -85,9 +85,10 @@ final class EdgeSSESession: SSESession {
 
     private func caughtUp(_ headers: HTTPHeaders, _ body: ByteBuffer) {
         guard !finished else { return }
-        guard let next = headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init) else { return stop() }
-        let closed = HeaderName.isTrue(headers.first(name: HeaderName.closed))
-        let upToDate = HeaderName.isTrue(headers.first(name: HeaderName.upToDate))
+        let facts = ReadFacts(headers)
+        guard let next = facts.nextOffset else { return stop() }
+        let closed = facts.closed
+        let upToDate = facts.upToDate
         var events = ByteBuffer()
         let isEmptyArray = body.readableBytes == 2 && String(buffer: body) == "[]"
         if body.readableBytes > 0 && !isEmptyArray {

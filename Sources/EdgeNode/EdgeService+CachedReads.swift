@@ -115,7 +115,7 @@ extension EdgeService {
         let client = kind == .longPoll ? liveUpstream : upstream
         let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
-            observeTail(key.stream, response.head.headers)
+            observeTail(key.stream, response.facts)
             lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
             store(response, under: key)
             return response
@@ -146,11 +146,11 @@ extension EdgeService {
             return
         case .immutable:
             entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
-                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.head.headers.first(name: "ETag"))
+                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.facts.etag)
         case .expiring(let fresh, let stale):
             entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
                                    storedAt: now, freshUntil: now + fresh, staleUntil: now + fresh + stale,
-                                   etag: response.head.headers.first(name: "ETag"))
+                                   etag: response.facts.etag)
         }
         cache.put(key, entry)
     }
@@ -165,11 +165,10 @@ extension EdgeService {
         // random cursor (§ cursor jitter), splitting it off from the others for good: every
         // later long-poll of its would need an upstream request of its own.
         guard kind == .catchUp, entry.freshUntil != nil, freshness != .expired,
-            let end = entry.headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init),
+            let end = entry.facts.nextOffset,
             let known = tails.known(stream)
         else { return freshness }
-        let entryClosed = HeaderName.isTrue(entry.headers.first(name: HeaderName.closed))
-        return known.tail > end || (known.closed && !entryClosed) ? .expired : freshness
+        return known.tail > end || (known.closed && !entry.facts.closed) ? .expired : freshness
     }
 }
 

@@ -22,7 +22,7 @@ extension EdgeService {
         return client.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             if let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix) {
-                observeTail(stream, response.head.headers)
+                observeTail(stream, response.facts)
                 if request.head.method == .GET || request.head.method == .HEAD {
                     lifetimes.observe(stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
                 }
@@ -35,9 +35,9 @@ extension EdgeService {
         }
     }
 
-    func observeTail(_ stream: String, _ headers: HTTPHeaders) {
-        if let offset = headers.first(name: HeaderName.nextOffset).flatMap(StreamOffset.init) {
-            tails.observe(stream, offset, closed: HeaderName.isTrue(headers.first(name: HeaderName.closed)))
+    func observeTail(_ stream: String, _ facts: ReadFacts) {
+        if let offset = facts.nextOffset {
+            tails.observe(stream, offset, closed: facts.closed)
         }
     }
 

@@ -27,11 +27,12 @@ extension EdgeService {
     /// A live answer fetched with another client's cursor, given a cursor that moves this
     /// client's forward (§10.1).
     static func adoptingCursor(_ response: UpstreamResponse, client: Substring?) -> UpstreamResponse {
-        guard let upstream = response.head.headers.first(name: HeaderName.cursor) else { return response }
+        guard let upstream = response.facts.cursor else { return response }
         let cursor = CursorPolicy.sharedAnswerCursor(upstream: Substring(upstream), client: client)
         guard cursor != upstream else { return response }
         var response = response
         response.head.headers.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
+        response.facts.cursor = String(cursor)
         return response
     }
 
@@ -42,7 +43,7 @@ extension EdgeService {
         if countsRequest { metrics.request(kind, outcome) }
         var headers = Self.endToEnd(response.head.headers)
         headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
-        if response.head.status == .ok, let ifNoneMatch, let etag = headers.first(name: "ETag"),
+        if response.head.status == .ok, let ifNoneMatch, let etag = response.facts.etag,
             EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
         {
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])

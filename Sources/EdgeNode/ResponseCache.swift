@@ -16,8 +16,10 @@ public struct CachedResponse: Sendable {
     /// The end (exclusive) of the window past `freshUntil` in which the entry may still be served
     /// stale (stale-while-revalidate / stale-if-error); `nil` = not at all.
     public var staleUntil: NIODeadline?
+    /// The protocol facts of `headers` (end offset, closure, ETag), parsed once when stored.
+    public var facts: ReadFacts
     /// The ETag header value, if any.
-    public var etag: String?
+    public var etag: String? { facts.etag }
 
     public init(
         status: HTTPResponseStatus,
@@ -34,7 +36,9 @@ public struct CachedResponse: Sendable {
         self.storedAt = storedAt
         self.freshUntil = freshUntil
         self.staleUntil = staleUntil
-        self.etag = etag
+        var facts = ReadFacts(headers)
+        facts.etag = etag
+        self.facts = facts
     }
 
     /// What every entry costs on top of its bytes: the node, the index slots, the response's fixed fields.

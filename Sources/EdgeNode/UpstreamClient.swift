@@ -7,10 +7,13 @@ public struct UpstreamResponse: Sendable {
     public var head: HTTPResponseHead
     /// The body; empty for HEAD requests, 204 and 304.
     public var body: ByteBuffer
+    /// The protocol facts of `head`, parsed once on arrival.
+    public var facts: ReadFacts
 
     public init(head: HTTPResponseHead, body: ByteBuffer) {
         self.head = head
         self.body = body
+        self.facts = ReadFacts(head.headers)
     }
 }
 
