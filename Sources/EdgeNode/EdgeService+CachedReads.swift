@@ -145,14 +145,24 @@ extension EdgeService {
         case .doNotStore:
             return
         case .immutable:
-            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+            entry = CachedResponse(status: response.head.status, headers: Self.headersToServe(response), body: response.body,
                                    storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.facts.etag)
         case .expiring(let fresh, let stale):
-            entry = CachedResponse(status: response.head.status, headers: Self.endToEnd(response.head.headers), body: response.body,
+            entry = CachedResponse(status: response.head.status, headers: Self.headersToServe(response), body: response.body,
                                    storedAt: now, freshUntil: now + fresh, staleUntil: now + fresh + stale,
                                    etag: response.facts.etag)
         }
         cache.put(key, entry)
+    }
+
+    /// The headers a cached answer is served with, built once when it is stored: the upstream's
+    /// end-to-end headers and the body's `Content-Length`. A hit only adds `X-Cache` and `Age`.
+    static func headersToServe(_ response: UpstreamResponse) -> HTTPHeaders {
+        var headers = endToEnd(response.head.headers)
+        if response.head.status != .noContent && response.head.status != .notModified {
+            headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        }
+        return headers
     }
 
     /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has

@@ -12,15 +12,16 @@ extension EdgeService {
         _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
     ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
+        // The entry's headers are ready to send (`headersToServe`) and hold neither `X-Cache` nor
+        // `Age` (`endToEnd` drops the upstream's): two appends, no scans.
         var headers = entry.headers
-        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
-        headers.replaceOrAdd(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
+        headers.add(name: "X-Cache", value: outcome.rawValue)
+        headers.add(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
         if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
             headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: entry.body.readableBytes, fromCache: true)
-        headers.replaceOrAdd(name: "Content-Length", value: String(entry.body.readableBytes))
         return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: [entry.body])
     }
 
