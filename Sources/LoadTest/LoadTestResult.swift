@@ -14,7 +14,8 @@ public struct LoadTestResult: Codable, Sendable, Equatable {
     public var elapsedSeconds: Double
 
     /// What the latency histogram holds: `delivery` (append acknowledged → reader receipt) for
-    /// live scenarios, `request` (request sent → response complete) for catch-up.
+    /// live scenarios, `delivery-from-send` (append sent → reader receipt) for live scenarios
+    /// with `latency_from = "send"`, `request` (request sent → response complete) for catch-up.
     public var latencyKind: String
     public var latency: LatencySummary
     public var delivery: DeliverySummary

@@ -54,7 +54,7 @@ public final class LoadTestRunner: Sendable {
         }
         let loops = Array(group.makeIterator())
         let shards = loops.map { _ in RunCounters() }
-        let acks = AckTable(streams: scenario.streams, writers: scenario.writersPerStream)
+        let acks = AckTable(streams: scenario.streams, writers: scenario.writersPerStream, latencyFrom: scenario.latencyFrom)
         let control = loops[0]
         let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let paths = (0..<scenario.streams).map { "/v1/stream/loadtest-\(runID)-\($0)" }
@@ -180,7 +180,8 @@ public final class LoadTestRunner: Sendable {
         return LoadTestResult(
             scenario: scenario.summary, target: options.target.description, origin: options.origin.description,
             startedAt: startedAt, elapsedSeconds: elapsed,
-            latencyKind: scenario.kind == .catchup ? "request" : "delivery", latency: total.latency.summary,
+            latencyKind: scenario.kind == .catchup ? "request" : scenario.latencyFrom == .send ? "delivery-from-send" : "delivery",
+            latency: total.latency.summary,
             delivery: DeliverySummary(
                 readers: outcomes.count, appended: appended, expected: audit.expected, received: audit.received,
                 lost: audit.lost, duplicated: audit.duplicated, outOfOrder: audit.outOfOrder, corrupt: audit.corrupt,

@@ -164,8 +164,8 @@ class ReaderSession: ClientConnectionDelegate, @unchecked Sendable {
         loop.scheduleTask(in: .milliseconds(200)) { self.sendNext() }
     }
 
-    /// Parses message lines out of `bytes` and records them: latency (acknowledgement → now)
-    /// when `timed`, counts always.
+    /// Parses message lines out of `bytes` and records them: latency (acknowledgement, or send
+    /// with `latency_from = "send"`, → now) when `timed`, counts always.
     func deliver<Bytes: Collection<UInt8>>(_ bytes: Bytes, timed: Bool = true) where Bytes.Index == Int {
         var messages: [LoadMessage] = []
         let before = ledger.bytes
@@ -175,16 +175,17 @@ class ReaderSession: ClientConnectionDelegate, @unchecked Sendable {
         let bytesReceived = ledger.bytes - before
         guard !messages.isEmpty else { return }
         let receivedAt = now()
-        let ackTimes = timed ? context.acks.ackTimes(stream: context.stream, messages) : []
+        let starts = timed ? context.acks.latencyStarts(stream: context.stream, messages) : []
         context.counters.update { tally in
             tally.messages += messages.count
             tally.bytes += bytesReceived
-            for ack in ackTimes {
-                if let ack, ack < joinedAt { continue }
-                if let ack, ack < receivedAt {
-                    tally.latency.record(nanoseconds: receivedAt - ack)
+            for start in starts {
+                if let start, start < joinedAt { continue }
+                if let start, start < receivedAt {
+                    tally.latency.record(nanoseconds: receivedAt - start)
                 } else {
-                    // Here before its writer heard the acknowledgement: no wait at all.
+                    // Here before its writer heard the acknowledgement: no wait at all. (Timed
+                    // from the send, this cannot happen: the send is recorded before it goes.)
                     tally.beforeAck += 1
                     tally.latency.record(nanoseconds: 0)
                 }

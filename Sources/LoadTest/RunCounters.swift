@@ -72,14 +72,24 @@ final class RunCounters: Sendable {
     }
 }
 
-/// When each writer's appends were acknowledged, so a reader can time a message from its
-/// acknowledgement to its own receipt.
+/// When each writer's appends were acknowledged (and, when latency is timed from the send, first
+/// sent), so a reader can time a message from there to its own receipt.
 final class AckTable: Sendable {
     /// Per stream, per writer: acknowledgement times (uptime nanoseconds) by sequence number.
     private let streams: [NIOLockedValueBox<[[UInt64]]>]
+    /// The same for the first time each append was sent; only kept when latency starts there.
+    private let sends: [NIOLockedValueBox<[[UInt64]]>]?
 
-    init(streams: Int, writers: Int) {
+    init(streams: Int, writers: Int, latencyFrom: Scenario.LatencyStart = .ack) {
         self.streams = (0..<streams).map { _ in NIOLockedValueBox(Array(repeating: [], count: writers)) }
+        self.sends = latencyFrom == .send ? (0..<streams).map { _ in NIOLockedValueBox(Array(repeating: [], count: writers)) } : nil
+    }
+
+    /// An append is on its way. A retry of the same number keeps the first attempt's time.
+    func sent(stream: Int, writer: Int, seq: Int, at time: UInt64) {
+        sends?[stream].withLockedValue { writers in
+            if writers[writer].count == seq { writers[writer].append(time) }
+        }
     }
 
     func acknowledged(stream: Int, writer: Int, seq: Int, at time: UInt64) {
@@ -89,9 +99,11 @@ final class AckTable: Sendable {
         }
     }
 
-    /// Acknowledgement times for `seqs` of one stream, nil where not (yet) acknowledged.
-    func ackTimes(stream: Int, _ messages: [LoadMessage]) -> [UInt64?] {
-        streams[stream].withLockedValue { writers in
+    /// Where the latency of each of `messages` (of one stream) starts: its acknowledgement, or
+    /// its first send when the scenario says `latency_from = "send"`; nil where that has not
+    /// happened (yet).
+    func latencyStarts(stream: Int, _ messages: [LoadMessage]) -> [UInt64?] {
+        (sends ?? streams)[stream].withLockedValue { writers in
             messages.map { message in
                 let times = writers[message.writer]
                 return message.seq < times.count ? times[message.seq] : nil

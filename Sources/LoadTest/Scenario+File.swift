@@ -4,7 +4,7 @@ extension Scenario {
     static let fileKeys: Set<String> = [
         "name", "kind", "streams", "readers_per_stream", "writers_per_stream", "appends_per_second", "message_bytes",
         "duration", "drain", "connect_rate", "content_type", "stream_bytes", "minimum_lifetime", "maximum_lifetime",
-        "join_from_now_share",
+        "join_from_now_share", "latency_from",
     ]
 
     /// Reads a scenario file (TOML, like edge.conf). `kind` is required; everything else
@@ -44,6 +44,12 @@ extension Scenario {
         if let value = try file.duration("minimum_lifetime") { minimumLifetime = value }
         if let value = try file.duration("maximum_lifetime") { maximumLifetime = value }
         if let value = try file.string("content_type") { contentType = value }
+        if let value = try file.string("latency_from") {
+            guard let start = LatencyStart(rawValue: value) else {
+                throw file.problem("latency_from", "'latency_from' must be one of \(LatencyStart.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            latencyFrom = start
+        }
         do {
             try validate()
         } catch let error as ScenarioError {

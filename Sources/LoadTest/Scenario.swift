@@ -15,6 +15,17 @@ public struct Scenario: Sendable, Equatable {
         case mixed
     }
 
+    /// Where a delivery's latency starts (live kinds; `catchup` times requests).
+    public enum LatencyStart: String, Sendable, CaseIterable {
+        /// When the writer saw the append acknowledged: how much longer a reader waits than the
+        /// writer did. The default.
+        case ack
+        /// When the writer sent the append: the whole path, the append's own handling included.
+        /// A server that answers the append before it wakes its readers delivers most messages
+        /// before the writer hears back, and measured from `ack` those all count as 0.
+        case send
+    }
+
     public var name: String
     public var kind: Kind
     public var streams = 1
@@ -40,6 +51,8 @@ public struct Scenario: Sendable, Equatable {
     public var maximumLifetime: TimeAmount = .seconds(6)
     /// `mixed`: share of joiners that start from `now` rather than `-1`.
     public var joinFromNowShare: Double = 0.5
+    /// Where delivery latency starts: the append's acknowledgement (default) or its sending.
+    public var latencyFrom: LatencyStart = .ack
 
     public init(name: String, kind: Kind) {
         self.name = name

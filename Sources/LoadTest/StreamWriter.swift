@@ -79,6 +79,7 @@ final class StreamWriter: ClientConnectionDelegate, @unchecked Sendable {
         inFlight = true
         responseHead = nil
         let message = LoadMessage(stream: plan.stream, writer: plan.writer, seq: seq)
+        acks.sent(stream: plan.stream, writer: plan.writer, seq: seq, at: now())
         ClientConnection.send(
             channel, method: .POST, target: plan.origin, uri: plan.path,
             headers: [

@@ -229,6 +229,36 @@ struct ScenarioTests {
         #expect(scenario.duration == .seconds(3) && scenario.drain == .seconds(1))
         #expect(scenario.minimumLifetime == .seconds(1) && scenario.maximumLifetime == .seconds(2))
         #expect(scenario.joinFromNowShare == 0.25 && scenario.connectRate == 500)
+        #expect(scenario.latencyFrom == .ack)
+    }
+
+    @Test func latencyFromIsReadFromTheFile() throws {
+        let send = try Scenario(file: ConfigurationFile(text: "kind = \"live\"\nlatency_from = \"send\"", path: "wake.conf"))
+        #expect(send.latencyFrom == .send)
+        let ack = try Scenario(file: ConfigurationFile(text: "kind = \"sse\"\nlatency_from = \"ack\"", path: "a.conf"))
+        #expect(ack.latencyFrom == .ack)
+    }
+
+    @Test func latencyStartsAtTheAcknowledgementOrAtTheFirstSend() {
+        let messages = [LoadMessage(stream: 0, writer: 0, seq: 0), LoadMessage(stream: 0, writer: 0, seq: 1)]
+
+        // Timed from the acknowledgement: nothing until the writer hears back.
+        let byAck = AckTable(streams: 1, writers: 1)
+        byAck.sent(stream: 0, writer: 0, seq: 0, at: 100)
+        #expect(byAck.latencyStarts(stream: 0, messages) == [nil, nil])
+        byAck.acknowledged(stream: 0, writer: 0, seq: 0, at: 250)
+        #expect(byAck.latencyStarts(stream: 0, messages) == [250, nil])
+
+        // Timed from the send: known as soon as it goes; a retry keeps the first attempt's time;
+        // acknowledgements still count the appends.
+        let bySend = AckTable(streams: 1, writers: 1, latencyFrom: .send)
+        bySend.sent(stream: 0, writer: 0, seq: 0, at: 100)
+        #expect(bySend.latencyStarts(stream: 0, messages) == [100, nil])
+        bySend.sent(stream: 0, writer: 0, seq: 0, at: 180)
+        bySend.acknowledged(stream: 0, writer: 0, seq: 0, at: 250)
+        bySend.sent(stream: 0, writer: 0, seq: 1, at: 300)
+        #expect(bySend.latencyStarts(stream: 0, messages) == [100, 300])
+        #expect(bySend.acknowledgedCounts(stream: 0) == [1])
     }
 
     @Test func badScenarioFilesNameTheLine() {
@@ -238,6 +268,7 @@ struct ScenarioTests {
             ("streams = 1", "'kind' is required"),
             ("kind = \"live\"\nmessage_bytes = 4", "message_bytes must be between"),
             ("kind = \"sse\"\nduration = \"soon\"", "x.conf:2: 'duration' must be a duration"),
+            ("kind = \"live\"\nlatency_from = \"receipt\"", "x.conf:2: 'latency_from' must be one of ack, send"),
         ] {
             #expect {
                 _ = try Scenario(file: ConfigurationFile(text: text, path: "x.conf"))

@@ -98,6 +98,21 @@ struct LoadTestEndToEndTests {
         }
     }
 
+    @Test func latencyTimedFromTheSendNeverStartsAfterTheDelivery() async throws {
+        try await withServers { origin, _ in
+            // Straight at the origin, which answers an append before it wakes the long-polls:
+            // timed from the acknowledgement, many deliveries would count as 0 ("before ack").
+            var scenario = small(.live)
+            scenario.latencyFrom = .send
+            let result = try await run(scenario, target: origin, origin: origin)
+            expectClean(result, "live, latency from the send")
+            #expect(result.latencyKind == "delivery-from-send")
+            #expect(result.delivery.beforeAck == 0)
+            #expect(result.latency.count == result.delivery.received)
+            #expect(result.latency.p50 > 0)
+        }
+    }
+
     @Test func catchUpReadersReadWholeStreamsAndTheEdgeCachesThem() async throws {
         try await withServers { origin, edge in
             let scenario = small(.catchup)

@@ -3,7 +3,7 @@
 -- round-robin through 0 .. APPEND_STREAMS-1 request by request (each wrk thread starts at a
 -- different k), so every stream gets an equal share whatever -t and -c are.
 --
--- Environment (set by bench-origin.sh):
+-- Environment (set by bench-origin.sh and bench-storage.sh):
 --   BENCH_DIR       directory holding report.lua (required)
 --   APPEND_STREAMS  number of streams (default 1)
 --   APPEND_PREFIX   stream name prefix (default "append-")

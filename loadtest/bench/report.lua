@@ -1,4 +1,5 @@
--- Shared wrk done() hook: prints one machine-readable line that bench-origin.sh parses.
+-- Shared wrk done() hook: prints one machine-readable line (WRK_RESULT k=v ...) that the bench
+-- scripts turn into JSON (wrk_json in bench/lib.sh).
 -- Used directly (`wrk -s report.lua`) for plain GET runs, and loaded by append.lua.
 -- Note: wrk's errors.status counts responses with status > 399 (what wrk prints as
 -- "Non-2xx or 3xx responses").
