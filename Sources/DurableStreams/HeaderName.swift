@@ -33,4 +33,13 @@ public enum HeaderName {
         guard let value else { return false }
         return value.utf8.count == 4 && value.lowercased() == "true"
     }
+
+    /// Whether two header names are equal ignoring ASCII case (RFC 9110 §5.1), compared byte by
+    /// byte without making lowercased copies.
+    public static func equalIgnoringCase(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        return zip(a.utf8, b.utf8).allSatisfy { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
+    }
 }

@@ -42,14 +42,23 @@ extension EdgeService {
     }
 
     /// Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and are never forwarded.
-    static let hopByHop: Set<String> = [
+    static let hopByHop: [String] = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade", "content-length",
     ]
 
+    /// Whether `name` is hop-by-hop. Compared in place, without lowercasing a copy: this runs for
+    /// every header of every answer relayed to every collapsed waiter.
+    static func isHopByHop(_ name: String) -> Bool {
+        hopByHop.contains { HeaderName.equalIgnoringCase(name, $0) }
+    }
+
+    /// The headers an answer is passed on with: no hop-by-hop headers, and no `X-Cache` or `Age`
+    /// from the upstream (the edge sets its own).
     static func endToEnd(_ headers: HTTPHeaders) -> HTTPHeaders {
         var result = HTTPHeaders()
-        for (name, value) in headers where !hopByHop.contains(name.lowercased()) && name.lowercased() != "x-cache" && name.lowercased() != "age" {
+        for (name, value) in headers
+        where !isHopByHop(name) && !HeaderName.equalIgnoringCase(name, "x-cache") && !HeaderName.equalIgnoringCase(name, "age") {
             result.add(name: name, value: value)
         }
         return result
@@ -64,7 +73,7 @@ extension EdgeService {
     /// and `X-Forwarded-Host`.
     static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool) -> HTTPRequestHead {
         var headers = HTTPHeaders()
-        for (name, value) in head.headers where !hopByHop.contains(name.lowercased()) {
+        for (name, value) in head.headers where !isHopByHop(name) {
             headers.add(name: name, value: value)
         }
         // The upstream sees the edge as its client; the name the reader used travels along so

@@ -37,4 +37,16 @@ struct HeaderNameTests {
         #expect(HeaderName.cursor == "Stream-Cursor")
         #expect(HeaderName.producerExpectedSeq == "Producer-Expected-Seq")
     }
+
+    @Test(arguments: [("Content-Length", "content-length"), ("X-CACHE", "x-cache"), ("age", "Age"), ("TE", "te")])
+    func namesEqualIgnoringCase(a: String, b: String) {
+        #expect(HeaderName.equalIgnoringCase(a, b))
+    }
+
+    /// Only ASCII letters fold: `@` and `` ` `` differ by the case bit but are not letters, and
+    /// names of different lengths or spellings differ.
+    @Test(arguments: [("a@b", "a`b"), ("age", "ages"), ("age", "agf"), ("[", "{"), ("", "x")])
+    func namesThatDiffer(a: String, b: String) {
+        #expect(!HeaderName.equalIgnoringCase(a, b))
+    }
 }
