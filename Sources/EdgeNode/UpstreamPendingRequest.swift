@@ -3,25 +3,18 @@ import NIOCore
 import NIOHTTP1
 
 /// One `execute` call, from queueing to its promise's completion. Its promise is completed
-/// exactly once, by whichever of response, error, timeout, cancellation or shutdown comes first.
+/// exactly once, by whichever of response, error, timeout, cancellation or shutdown comes first;
+/// `UpstreamRequestStateMachine` decides which, and this class carries out its answers.
 final class UpstreamPendingRequest: Sendable {
     let id: Int
     let head: HTTPRequestHead
     let body: ByteBuffer?
     private let promise: EventLoopPromise<UpstreamResponse>
     private let pool: UpstreamConnectionPool
-    private let state = NIOLockedValueBox(State())
-
-    private struct State {
-        enum Phase {
-            case queued
-            case running(UpstreamConnection)
-            case finished
-        }
-        var phase = Phase.queued
-        var retries = 0
-        var timeout: Scheduled<Void>?
-    }
+    /// Touched from the caller's loop (timeout, cancellation), the connection's loop (response,
+    /// error, retry) and the pool (lease, shutdown); never held while calling out.
+    private let state = NIOLockedValueBox(
+        UpstreamRequestStateMachine<UpstreamConnection, Scheduled<Void>>(maxRetries: UpstreamConnectionPool.maxRetries))
 
     init(id: Int, head: HTTPRequestHead, body: ByteBuffer?, promise: EventLoopPromise<UpstreamResponse>, pool: UpstreamConnectionPool) {
         self.id = id
@@ -32,47 +25,27 @@ final class UpstreamPendingRequest: Sendable {
     }
 
     var isFinished: Bool {
-        state.withLockedValue { if case .finished = $0.phase { true } else { false } }
+        state.withLockedValue { $0.isFinished }
     }
 
     func setTimeout(_ task: Scheduled<Void>) {
-        let finished = state.withLockedValue { state in
-            if case .finished = state.phase { return true }
-            state.timeout = task
-            return false
-        }
-        if finished { task.cancel() }
+        state.withLockedValue { $0.timeoutScheduled(task) }?.cancel()
     }
 
     /// Takes the connection the pool leased; false if the request already gave up.
     func claim(_ connection: UpstreamConnection) -> Bool {
-        state.withLockedValue { state in
-            guard case .queued = state.phase else { return false }
-            state.phase = .running(connection)
-            return true
-        }
+        state.withLockedValue { $0.claim(connection) }
     }
 
     /// The connection failed before any response: queue again if retries are left.
     func retry() -> Bool {
-        let again = state.withLockedValue { state in
-            guard case .running = state.phase, state.retries < UpstreamConnectionPool.maxRetries else { return false }
-            state.retries += 1
-            state.phase = .queued
-            return true
-        }
+        let again = state.withLockedValue { $0.retry() }
         if again { pool.requeue(self) }
         return again
     }
 
     func complete(_ result: Result<UpstreamResponse, UpstreamError>) {
-        let (done, timeout) = state.withLockedValue { state -> (Bool, Scheduled<Void>?) in
-            if case .finished = state.phase { return (false, nil) }
-            state.phase = .finished
-            defer { state.timeout = nil }
-            return (true, state.timeout)
-        }
-        guard done else { return }
+        guard case .complete(let timeout) = state.withLockedValue({ $0.complete() }) else { return }
         timeout?.cancel()
         switch result {
         case .success(let response): promise.succeed(response)
@@ -82,20 +55,14 @@ final class UpstreamPendingRequest: Sendable {
 
     /// Timeout or cancellation: fail now, and leave the queue or drop the connection.
     func abandon(_ error: UpstreamError) {
-        let (previous, timeout) = state.withLockedValue { state -> (State.Phase, Scheduled<Void>?) in
-            let previous = state.phase
-            state.phase = .finished
-            defer { state.timeout = nil }
-            return (previous, state.timeout)
-        }
-        switch previous {
-        case .finished:
+        switch state.withLockedValue({ $0.abandon() }) {
+        case .none:
             return
-        case .queued:
+        case .leaveQueue(let timeout):
             timeout?.cancel()
             pool.cancelWaiter(self)
             promise.fail(error)
-        case .running(let connection):
+        case .abort(let connection, let timeout):
             timeout?.cancel()
             connection.abort(self)
             promise.fail(error)
