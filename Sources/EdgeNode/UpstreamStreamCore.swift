@@ -11,14 +11,9 @@ final class UpstreamStreamCore: Sendable {
     private let onHead: @Sendable (HTTPResponseHead) -> Void
     private let onBody: @Sendable (ByteBuffer) -> Void
     private let onEnd: @Sendable ((any Error)?) -> Void
-    private let state = NIOLockedValueBox(State())
-
-    private struct State {
-        var connection: UpstreamConnection?
-        /// Set by `cancel`: the connection is (to be) closed, and `onEnd` gets this error.
-        var cancelledWith: UpstreamError?
-        var ended = false
-    }
+    /// `cancel` comes from any thread, `attach` from the connection's loop, the rest from
+    /// `eventLoop`; never held while calling out.
+    private let state = NIOLockedValueBox(UpstreamStreamStateMachine<UpstreamConnection>())
 
     init(
         id: Int, eventLoop: any EventLoop, closed: EventLoopPromise<Void>, onHead: @escaping @Sendable (HTTPResponseHead) -> Void,
@@ -34,19 +29,11 @@ final class UpstreamStreamCore: Sendable {
 
     /// The connection is up; false if the stream was cancelled meanwhile.
     func attach(_ connection: UpstreamConnection) -> Bool {
-        state.withLockedValue { state in
-            guard state.cancelledWith == nil, !state.ended else { return false }
-            state.connection = connection
-            return true
-        }
+        state.withLockedValue { $0.attach(connection) }
     }
 
     func cancel(_ error: UpstreamError) {
-        let connection = state.withLockedValue { state -> UpstreamConnection? in
-            guard state.cancelledWith == nil, !state.ended else { return nil }
-            state.cancelledWith = error
-            return state.connection
-        }
+        let connection = state.withLockedValue { $0.cancel(error) }
         connection?.channel.close(promise: nil)
         eventLoop.execute { self.deliverEnd(error) }
     }
@@ -71,16 +58,11 @@ final class UpstreamStreamCore: Sendable {
     }
 
     private var isStreaming: Bool {
-        state.withLockedValue { $0.cancelledWith == nil && !$0.ended }
+        state.withLockedValue { $0.isStreaming }
     }
 
     private func deliverEnd(_ error: (any Error)?) {
-        let final = state.withLockedValue { state -> (any Error)?? in
-            if state.ended { return .none }
-            state.ended = true
-            return .some(state.cancelledWith ?? error)
-        }
-        guard case .some(let error) = final else { return }
+        guard case .deliver(let error) = state.withLockedValue({ $0.end(error) }) else { return }
         onEnd(error)
     }
 
