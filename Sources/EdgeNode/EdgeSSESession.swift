@@ -129,7 +129,8 @@ final class EdgeSSESession: SSESession {
             let (subscription, created) = service.fanout.subscription(key, start: offset, head: plan.upstreamHead, loop: loop)
             let loopBound = NIOLoopBound(self, eventLoop: loop)
             let subscriber = SSESubscriber(
-                receive: { batch in loopBound.eventLoop.execute { loopBound.value.receive(batch) } },
+                loop: loop,
+                receive: { batch in loopBound.value.receive(batch) },
                 ended: { loopBound.eventLoop.execute { loopBound.value.subscriptionEnded() } })
             guard let position = subscription.attach(id, subscriber) else { continue }  // it just finished: take a new one
             self.subscription = subscription

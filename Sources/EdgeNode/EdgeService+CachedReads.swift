@@ -115,6 +115,8 @@ extension EdgeService {
         let client = kind == .longPoll ? liveUpstream : upstream
         let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            var response = response
+            response.headersToServe = Self.headersToServe(response)
             observeTail(key.stream, response.facts)
             lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
             store(response, under: key)
@@ -155,11 +157,14 @@ extension EdgeService {
         cache.put(key, entry)
     }
 
-    /// The headers a cached answer is served with, built once when it is stored: the upstream's
-    /// end-to-end headers and the body's `Content-Length`. A hit only adds `X-Cache` and `Age`.
+    /// The headers an upstream answer is served with, from the cache or relayed: its end-to-end
+    /// headers and the body's `Content-Length`. Built once per answer (`fetch`), so a cache hit
+    /// or each waiter of a flight only adds `X-Cache` (and `Age`).
     static func headersToServe(_ response: UpstreamResponse) -> HTTPHeaders {
+        if let ready = response.headersToServe { return ready }
         var headers = endToEnd(response.head.headers)
-        if response.head.status != .noContent && response.head.status != .notModified {
+        let status = response.head.status
+        if status.mayHaveResponseBody && status != .noContent && status != .notModified {
             headers.add(name: "Content-Length", value: String(response.body.readableBytes))
         }
         return headers

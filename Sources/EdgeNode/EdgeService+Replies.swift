@@ -33,6 +33,7 @@ extension EdgeService {
         guard cursor != upstream else { return response }
         var response = response
         response.head.headers.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
+        response.headersToServe?.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
         response.facts.cursor = String(cursor)
         return response
     }
@@ -42,17 +43,15 @@ extension EdgeService {
         _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
     ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
-        var headers = Self.endToEnd(response.head.headers)
-        headers.replaceOrAdd(name: "X-Cache", value: outcome.rawValue)
+        var headers = Self.headersToServe(response)
+        headers.add(name: "X-Cache", value: outcome.rawValue)
         if response.head.status == .ok, let ifNoneMatch, let etag = response.facts.etag,
             EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
         {
+            headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: response.body.readableBytes, fromCache: false)
-        if response.head.status.mayHaveResponseBody && response.head.status != .noContent && response.head.status != .notModified {
-            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
-        }
         return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: [response.body])
     }
 

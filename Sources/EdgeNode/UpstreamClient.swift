@@ -9,6 +9,9 @@ public struct UpstreamResponse: Sendable {
     public var body: ByteBuffer
     /// The protocol facts of `head`, parsed once on arrival.
     public var facts: ReadFacts
+    /// The headers the edge passes this answer on with, built once per flight for all of its
+    /// waiters (`EdgeService.headersToServe`); `nil` until then.
+    public var headersToServe: HTTPHeaders?
 
     public init(head: HTTPResponseHead, body: ByteBuffer) {
         self.head = head
