@@ -90,7 +90,7 @@ extension EdgeService {
             }
             // A private answer is for the request that asked; followers without credentials
             // must not receive it through the flight, so they ask for themselves.
-            if !joined.isLeader, key.credentials == nil, CacheControl(response.head.headers.first(name: "Cache-Control")).isPrivate {
+            if !joined.isLeader, key.credentials == nil, response.facts.isPrivate {
                 return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
             }
             let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)

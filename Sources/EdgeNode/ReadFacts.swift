@@ -15,13 +15,19 @@ public struct ReadFacts: Sendable, Equatable {
     public var cursor: String?
     /// `ETag`, as sent.
     public var etag: String?
+    /// `Cache-Control: private`: the answer is for the request that asked only.
+    public var isPrivate: Bool
 
-    public init(nextOffset: StreamOffset? = nil, upToDate: Bool = false, closed: Bool = false, cursor: String? = nil, etag: String? = nil) {
+    public init(
+        nextOffset: StreamOffset? = nil, upToDate: Bool = false, closed: Bool = false, cursor: String? = nil, etag: String? = nil,
+        isPrivate: Bool = false
+    ) {
         self.nextOffset = nextOffset
         self.upToDate = upToDate
         self.closed = closed
         self.cursor = cursor
         self.etag = etag
+        self.isPrivate = isPrivate
     }
 
     public init(_ headers: HTTPHeaders) {
@@ -30,6 +36,7 @@ public struct ReadFacts: Sendable, Equatable {
             upToDate: HeaderName.isTrue(headers.first(name: HeaderName.upToDate)),
             closed: HeaderName.isTrue(headers.first(name: HeaderName.closed)),
             cursor: headers.first(name: HeaderName.cursor),
-            etag: headers.first(name: "ETag"))
+            etag: headers.first(name: "ETag"),
+            isPrivate: CacheControl(headers.first(name: "Cache-Control")).isPrivate)
     }
 }

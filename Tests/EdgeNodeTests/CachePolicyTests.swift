@@ -1,4 +1,4 @@
-import EdgeNode
+@testable import EdgeNode
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -51,6 +51,14 @@ struct CachePolicyTests {
     @Test func privateAnswersOnlyWhenPartitionedByCredentials() {
         #expect(decide(.ok, ["Cache-Control": "private, max-age=60"]) == .doNotStore)
         #expect(decide(.ok, ["Cache-Control": "private, max-age=60"], credentialed: true) == .immutable)
+    }
+
+    @Test func trimsOnlyTheEdges() {
+        #expect(CacheControl.trimmed(" \t max-age \t", " \t") == "max-age")
+        #expect(CacheControl.trimmed("\"10\"", "\"") == "10")
+        #expect(CacheControl.trimmed("   ", " ") == "")
+        #expect(CacheControl.trimmed("a b", " ") == "a b")
+        #expect(CacheControl(" , ,private,, ").isPrivate)
     }
 
     @Test func parsesCacheControl() {

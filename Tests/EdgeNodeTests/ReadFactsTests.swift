@@ -11,9 +11,9 @@ struct ReadFactsTests {
         let end = StreamOffset(position: 16)
         let facts = ReadFacts([
             HeaderName.nextOffset: end.description, HeaderName.upToDate: "true", HeaderName.closed: "true",
-            HeaderName.cursor: "42", "ETag": "\"e1\"",
+            HeaderName.cursor: "42", "ETag": "\"e1\"", "Cache-Control": "private, max-age=5",
         ])
-        #expect(facts == ReadFacts(nextOffset: end, upToDate: true, closed: true, cursor: "42", etag: "\"e1\""))
+        #expect(facts == ReadFacts(nextOffset: end, upToDate: true, closed: true, cursor: "42", etag: "\"e1\"", isPrivate: true))
     }
 
     @Test func absentOrMalformedHeadersAreNoFacts() {
