@@ -5,11 +5,21 @@ public struct QueryParameters: Sendable {
     /// Parses `a=1&b=x%20y`; `+` is a space, as in forms. A malformed escape is a 400.
     public init(query: Substring) throws(ProtocolError) {
         pairs = []
-        for item in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.percentDecode(parts[0]),
-                let value = Self.percentDecode(parts.count > 1 ? parts[1] : "")
-            else { throw ProtocolError(.badRequest, "malformed percent-encoding in query string") }
+        pairs.reserveCapacity(4)
+        // A scan by index rather than `split`, which builds an array per item: this runs on
+        // every request.
+        var rest = query
+        while !rest.isEmpty {
+            let end = rest.utf8.firstIndex(of: UInt8(ascii: "&")) ?? rest.endIndex
+            let item = rest[..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.utf8.index(after: end)...]
+            if item.isEmpty { continue }
+            let equals = item.utf8.firstIndex(of: UInt8(ascii: "="))
+            let rawName = equals.map { item[..<$0] } ?? item
+            let rawValue = equals.map { item[item.utf8.index(after: $0)...] } ?? item[item.endIndex...]
+            guard let name = Self.percentDecode(rawName), let value = Self.percentDecode(rawValue) else {
+                throw ProtocolError(.badRequest, "malformed percent-encoding in query string")
+            }
             pairs.append((name, value))
         }
     }
