@@ -112,6 +112,24 @@ public final class Collapser<Key: Hashable & Sendable, Value: Sendable>: Sendabl
             state.flights.removeValue(forKey: key)
             return Array(flight.waiters.values)
         }
-        for waiter in waiters { waiter.completeWith(result) }
+        Self.complete(waiters, with: result)
+    }
+
+    /// Completes each waiter on its own loop with one task per event loop rather than one per
+    /// waiter (what `completeWith` from another loop costs): 1,000 long-polls on two loops are
+    /// two hops, not 1,000. Waiters on the calling loop are completed in place.
+    private static func complete(_ waiters: [EventLoopPromise<Value>], with result: Result<Value, any Error>) {
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, promises: [EventLoopPromise<Value>])] = [:]
+        for waiter in waiters {
+            let loop = waiter.futureResult.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].promises.append(waiter)
+        }
+        for (loop, promises) in byLoop.values {
+            if loop.inEventLoop {
+                for promise in promises { promise.completeWith(result) }
+            } else {
+                loop.execute { for promise in promises { promise.completeWith(result) } }
+            }
+        }
     }
 }
