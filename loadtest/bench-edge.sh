@@ -5,7 +5,7 @@
 #   SKIP_BUILD=1 loadtest/bench-edge.sh # uses the existing .build/release/durable-streams
 #
 # Measures, in one run, on 127.0.0.1 only, with one origin behind both an edge and an nginx:
-#   (a) cache-hit catch-up throughput: wrk GET /v1/stream/bench?offset=-1 (1 KiB) through the edge,
+#   (a) cache-hit catch-up throughput: wrk GET /v1/stream/bench?offset=-1 (CATCHUP_BYTES, default 1 KiB) through the edge,
 #       through nginx as a caching reverse proxy, and against the origin directly; hit ratios from
 #       the edge's ds_edge_requests_total{cache="HIT"} and the origin's read counter, plus an
 #       X-Cache / X-Cache-Status sample (curl); prints the ratio edge/nginx req/s;
@@ -39,7 +39,7 @@
 #   Both answer /metrics with 404: nginx has no metrics of its own, and the load tester would
 #   otherwise scrape the origin's through it as if they were an edge's.
 #
-# Knobs (environment): WRK_THREADS=2 WRK_CONNS=64 WRK_DURATION=10s WRK_WARMUP=2s NGINX_WORKERS=auto
+# Knobs (environment): WRK_THREADS=2 WRK_CONNS=64 WRK_DURATION=10s WRK_WARMUP=2s NGINX_WORKERS=auto CATCHUP_BYTES=1024
 #   FANOUT_READERS=1000 FANOUT_RATE=5 (appends/s) FANOUT_DURATION=10s FANOUT_DRAIN=10s
 #   FANOUT_CONNECT_RATE=500 (connections/s) LONG_POLL_TIMEOUT=30s FD_LIMIT=65536 SKIP_BUILD=0
 #   WAIT_IDLE=0 (seconds to wait, at most, for the CPUs to be < 15 % busy before measuring)
@@ -57,6 +57,7 @@ BENCH_NAME=bench-edge
 
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-64}
+CATCHUP_BYTES=${CATCHUP_BYTES:-1024}
 WRK_DURATION=${WRK_DURATION:-10s}
 WRK_WARMUP=${WRK_WARMUP:-2s}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
@@ -240,11 +241,11 @@ J() { jget "$TMP/$1.json" "$2"; }
 
 # ---------------------------------------------------------------- 3a. cache-hit catch-up
 CATCHUP_PATH='/v1/stream/bench?offset=-1'
-log "(a) cache-hit catch-up GET of a 1 KiB stream: edge vs nginx proxy_cache vs origin (wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION)"
-create_stream "$ORIGIN/v1/stream/bench" 1024
+log "(a) cache-hit catch-up GET of a $CATCHUP_BYTES-byte stream: edge vs nginx proxy_cache vs origin (wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION)"
+create_stream "$ORIGIN/v1/stream/bench" "$CATCHUP_BYTES"
 for u in "$ORIGIN$CATCHUP_PATH" "$EDGE$CATCHUP_PATH" "$NGINX_URL$CATCHUP_PATH"; do
     got=$(http_status_size "$u")
-    [ "$got" = "200 1024" ] || die "GET $u returned '$got', expected '200 1024'"
+    [ "$got" = "200 $CATCHUP_BYTES" ] || die "GET $u returned '$got', expected '200 $CATCHUP_BYTES'"
 done
 
 # catchup_run NAME BASE-URL: warm-up, then the measured wrk run with the counters read around it
@@ -405,8 +406,8 @@ NOTES=$TMP/notes.txt
                 note="origin reads during the run $(fmt_num "$(J "$n" .origin_reads)") (wrk completed $(fmt_num "$reqs"))"
                 title="origin direct" ;;
         esac
-        printf '(a) catch-up 1 KiB, %s\t%s req/s\tp50 %s ms, p99 %s ms, socket errors %s, non-2xx %s; %s\n' \
-            "$title" "$(fmt_num "$(J "$n" .rps)")" "$(fmt_num "$(J "$n" .lat_p50_ms)" 2)" "$(fmt_num "$(J "$n" .lat_p99_ms)" 2)" \
+        printf '(a) catch-up %s B, %s\t%s req/s\tp50 %s ms, p99 %s ms, socket errors %s, non-2xx %s; %s\n' \
+            "$CATCHUP_BYTES" "$title" "$(fmt_num "$(J "$n" .rps)")" "$(fmt_num "$(J "$n" .lat_p50_ms)" 2)" "$(fmt_num "$(J "$n" .lat_p99_ms)" 2)" \
             "$(J "$n" .errors)" "$(J "$n" .err_status)" "$note"
     done
     printf '(a) ratio edge / nginx\t%s\tedge / origin direct %s\n' \
@@ -454,7 +455,7 @@ jq -r 'if .live_collapse_ratio != null and .live_collapse_ratio < 10 then "long-
 
 METHOD=$TMP/method.txt
 cat >"$METHOD" <<EOF
-(a) \`PUT /v1/stream/bench\` with a 1024-byte body at the origin, then \`wrk GET /v1/stream/bench?offset=-1\` through the edge, through nginx (caching reverse proxy, config below) and against the origin directly; same wrk settings, back to back, each after its own warm-up. Hit ratio: edge from \`ds_edge_requests_total{class="catch_up"}\` deltas over the measured run (HIT / all outcomes); nginx from the origin's \`ds_origin_requests_total{operation="read"}\` delta over the measured run (1 - origin reads / wrk requests) plus an \`X-Cache-Status\` sample after it (curl, one keep-alive connection); for both, the origin's read delta is shown.
+(a) \`PUT /v1/stream/bench\` with a $CATCHUP_BYTES-byte body at the origin, then \`wrk GET /v1/stream/bench?offset=-1\` through the edge, through nginx (caching reverse proxy, config below) and against the origin directly; same wrk settings, back to back, each after its own warm-up. Hit ratio: edge from \`ds_edge_requests_total{class="catch_up"}\` deltas over the measured run (HIT / all outcomes); nginx from the origin's \`ds_origin_requests_total{operation="read"}\` delta over the measured run (1 - origin reads / wrk requests) plus an \`X-Cache-Status\` sample after it (curl, one keep-alive connection); for both, the origin's read delta is shown.
 (b) \`durable-streams loadtest\` with a generated \`live\` scenario: readers do a catch-up \`GET ?offset=-1\`, then long-poll echoing \`Stream-Cursor\` and following \`Stream-Next-Offset\`. Collapse ratio = reader long-poll requests / the origin's \`ds_origin_requests_total{operation="long_poll"}\` delta (all statuses, scraped by the load tester before and after the run); the load tester's own ratio (all reader reads, catch-up included / origin read + long_poll + sse) is shown beside it.
 (c) The same with an \`sse\` scenario (text/plain): readers \`GET ?offset=-1&live=sse\`, parse \`data\` / \`control\` events, follow \`streamNextOffset\`/\`streamCursor\`, reconnect with them when a response ends. Upstream SSE requests = the origin's \`ds_origin_requests_total{operation="sse"}\` delta. For (b) and (c) the origin's \`ds_origin_open_long_polls\` / \`ds_origin_open_sse_connections\` are sampled every 0.5 s during the run (peaks).
 Latency (b, c): \`latency_from = "send"\`: from the writer's clock just before it sends the append (straight to the origin, at a fixed rate) to the reader's clock when the bytes carrying that message have been read; every delivery of every message to every reader counts. The load tester's readers share the CPUs with the servers, so a burst of N deliveries is read largely one socket after another: p50/p99 include the client's own processing of the burst (the same for every target): compare targets rather than read the figures as server latency.
