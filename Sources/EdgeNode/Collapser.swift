@@ -124,12 +124,15 @@ public final class Collapser<Key: Hashable & Sendable, Value: Sendable>: Sendabl
             let loop = waiter.futureResult.eventLoop
             byLoop[ObjectIdentifier(loop), default: (loop, [])].promises.append(waiter)
         }
+        // The other loops get their task first, then this loop's waiters are answered in place.
+        var here: [EventLoopPromise<Value>] = []
         for (loop, promises) in byLoop.values {
             if loop.inEventLoop {
-                for promise in promises { promise.completeWith(result) }
+                here = promises
             } else {
                 loop.execute { for promise in promises { promise.completeWith(result) } }
             }
         }
+        for promise in here { promise.completeWith(result) }
     }
 }

@@ -1,5 +1,4 @@
 import DurableStreams
-import Foundation
 import NIOCore
 import NIOHTTP1
 import ServerSupport
@@ -94,8 +93,9 @@ extension EdgeService {
     /// Whether the client takes gzip (a q-value of 0 refuses it).
     static func acceptsGzip(_ headers: HTTPHeaders) -> Bool {
         for value in headers[canonicalForm: "Accept-Encoding"] {
-            let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            if parts.first == "gzip" { return !parts.dropFirst().contains { $0 == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" } }
+            let parts = value.split(separator: ";").map { String($0.trimmingASCII(" \t")) }
+            guard let coding = parts.first, HeaderName.equalIgnoringCase(coding, "gzip") else { continue }
+            return !parts.dropFirst().contains { ["q=0", "q=0.0", "q=0.00", "q=0.000"].contains($0.lowercased()) }
         }
         return false
     }

@@ -167,6 +167,9 @@ final class SSESubscription: Sendable {
         for subscriber in subscribers {
             byLoop[ObjectIdentifier(subscriber.loop), default: (subscriber.loop, [])].subscribers.append(subscriber)
         }
+        // The other loops get their task first: serving this loop's subscribers in place
+        // before handing off would make every other loop wait for those writes.
+        var here: (@Sendable () -> Void)?
         for (loop, group) in byLoop.values {
             let serve: @Sendable () -> Void = {
                 // A closed batch is the last: nothing after it is delivered.
@@ -175,8 +178,9 @@ final class SSESubscription: Sendable {
                     if batch.closed { break }
                 }
             }
-            if loop.inEventLoop { serve() } else { loop.execute(serve) }
+            if loop.inEventLoop { here = serve } else { loop.execute(serve) }
         }
+        here?()
     }
 
     private func upstreamEnded() {

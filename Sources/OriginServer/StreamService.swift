@@ -215,7 +215,7 @@ final class StreamService: HTTPResponder {
     private func mayCompress(_ head: HTTPRequestHead) -> Bool {
         guard configuration.compression else { return false }
         let accepted = head.headers[canonicalForm: "Accept-Encoding"]
-        return !accepted.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "identity" }
+        return !accepted.allSatisfy { HeaderName.equalIgnoringCase(String($0.trimmingASCII(" \t")), "identity") }
     }
 
     /// A 200 for a read (catch-up, or a long-poll that found data), or a 304 when the client's

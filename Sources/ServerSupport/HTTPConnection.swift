@@ -100,6 +100,7 @@ public struct HTTPConnection: Sendable {
     /// Writes a prepared response and closes the connection afterwards if it must. Parts may be
     /// file ranges; `written` runs once the response has left or failed (so files are closed
     /// only when nothing is being sent from them).
+    @inlinable
     public static func write(
         _ response: PreparedResponse, parts: some Sequence<IOData>, context: ChannelHandlerContext,
         wrap: (HTTPServerResponsePart) -> NIOAny, written: (@Sendable () -> Void)? = nil

@@ -68,7 +68,10 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         responder.respond(to: request, live: live, on: context.eventLoop)
             .assumeIsolated().whenSuccess { [self] reply in
                 // A client that left is not answered; one cancelled by shutdown still is.
-                guard self.context != nil, !live.isCancelled || connection.quiescing else { return }
+                guard self.context != nil, !live.isCancelled || connection.quiescing else {
+                    Self.discard(reply)
+                    return
+                }
                 self.live = nil
                 write(reply)
             }
@@ -102,8 +105,13 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         session = nil
     }
 
+    /// A reply that will not be written still releases what it holds (file ranges).
+    private static func discard(_ reply: ServerReply) {
+        if case .fileResponse(_, _, let written) = reply { written() }
+    }
+
     private func write(_ reply: ServerReply) {
-        guard let context else { return }
+        guard let context else { return Self.discard(reply) }
         switch reply {
         case .response(let head, let body):
             let prepared = connection.finishResponse(head)
@@ -118,6 +126,9 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
             self.session = session
             context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
             session.start(self)
+            // Shutdown began while this request was being answered: end the stream at once
+            // rather than let it run until the grace period closes the connection.
+            if connection.quiescing { session.stop() }
         }
     }
 }
@@ -126,7 +137,8 @@ extension HTTPServerHandler: SSEOutput {
     public var backlog: Int { sseBacklog }
 
     public func send(_ events: ByteBuffer) -> Int {
-        guard let context else { return 0 }
+        // Gone: report a backlog no session waits out, so none produces more.
+        guard let context else { return .max }
         let size = events.readableBytes
         sseBacklog += size
         sending = true

@@ -49,4 +49,12 @@ struct HeaderNameTests {
     func namesThatDiffer(a: String, b: String) {
         #expect(!HeaderName.equalIgnoringCase(a, b))
     }
+
+    @Test func trimmingASCIIOnlyTrimsTheEdges() {
+        #expect(Substring(" \t max-age \t").trimmingASCII(" \t") == "max-age")
+        #expect(Substring("\"10\"").trimmingASCII("\"") == "10")
+        #expect(Substring("   ").trimmingASCII(" ") == "")
+        #expect(Substring("a b").trimmingASCII(" ") == "a b")
+        #expect(Substring("é ").trimmingASCII(" ") == "é")
+    }
 }

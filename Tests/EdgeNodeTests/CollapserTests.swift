@@ -2,6 +2,7 @@ import EdgeNode
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Testing
 
 @Suite("Collapser: single-flight")
@@ -86,5 +87,30 @@ struct CollapserTests {
         #expect(collapser.inFlight == 2)
         collapser.leave(a.ticket)
         collapser.leave(b.ticket)
+    }
+
+    /// Waiters on several event loops: each is answered on its own loop, with the flight's
+    /// value, whichever loop the upstream answer arrives on.
+    @Test func waitersOnEveryLoopAreAnsweredOnTheirOwnLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = [group.next(), group.next()]
+        #expect(loops[0] !== loops[1])
+        let collapser = Collapser<String, Int>()
+        let upstream = loops[0].makePromise(of: Int.self)
+        let joins = (0..<40).map { index in
+            collapser.join("k", on: loops[index % 2]) { .init(result: upstream.futureResult, cancel: {}) }
+        }
+        let answered = joins.map { join in
+            join.future.map { value in (value, join.future.eventLoop.inEventLoop) }
+        }
+        upstream.succeed(42)
+        for (index, answer) in answered.enumerated() {
+            let (value, onItsLoop) = try await answer.get()
+            #expect(value == 42)
+            #expect(onItsLoop)
+            #expect(joins[index].future.eventLoop === loops[index % 2])
+        }
+        #expect(collapser.inFlight == 0)
+        try await group.shutdownGracefully()
     }
 }

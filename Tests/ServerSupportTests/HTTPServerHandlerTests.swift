@@ -205,4 +205,67 @@ struct HTTPServerHandlerTests {
         channel.pipeline.fireChannelInactive()
         #expect(session.cancelled)
     }
+
+    @Test func anSSEReplyArrivingDuringShutdownEndsAtOnce() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        try send(channel)
+        let promise = responder.next().2
+        handler.quiesce()
+        let session = RecordingSession()
+        promise.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { _ in session }))
+        #expect(session.events == ["start"])
+        #expect(session.stopped)
+        #expect(!channel.isActive)
+    }
+
+    /// Holds every write until told to let them through: a client whose socket takes nothing.
+    final class HoldingHandler: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = NIOAny
+        private var held: [(NIOAny, EventLoopPromise<Void>?)] = []
+        var holding = true
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if holding { held.append((data, promise)) } else { context.write(data, promise: promise) }
+        }
+
+        func flush(context: ChannelHandlerContext) {
+            if !holding { context.flush() }
+        }
+
+        func release(context: ChannelHandlerContext) {
+            holding = false
+            let writes = held
+            held = []
+            for (data, promise) in writes { context.write(data, promise: promise) }
+            context.flush()
+        }
+    }
+
+    /// Back-pressure: a send the socket does not take returns its bytes as backlog, the session
+    /// is not told anything during `send`, and it hears `drained` once, when all of it has gone.
+    @Test func aBacklogIsReportedAndItsDrainingIsToldOnce() throws {
+        let responder = ScriptedResponder()
+        let channel = EmbeddedChannel()
+        let holding = HoldingHandler()
+        try channel.pipeline.syncOperations.addHandler(holding)
+        let handler = HTTPServerHandler(responder: responder)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try send(channel)
+        let session = RecordingSession()
+        responder.next().2.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { _ in session }))
+        let output = try #require(session.output)
+        #expect(output.send(ByteBuffer(string: "one")) == 3)
+        #expect(output.send(ByteBuffer(string: "two!")) == 7)
+        #expect(output.backlog == 7)
+        #expect(session.events == ["start"])
+        let context = try channel.pipeline.syncOperations.context(handler: holding)
+        holding.release(context: context)
+        #expect(output.backlog == 0)
+        #expect(session.events == ["start", "drained"])
+        // Taken at once now: nothing waits, so nothing more is told.
+        #expect(output.send(ByteBuffer(string: "three")) == 0)
+        #expect(session.events == ["start", "drained"])
+    }
 }
