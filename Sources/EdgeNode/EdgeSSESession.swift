@@ -36,6 +36,8 @@ final class EdgeSSESession: SSESession {
     /// renders a control event itself (a fresh jitter each time) or forwards the upstream's,
     /// which was asked for without this client's cursor.
     private var cursorFloor: UInt64?
+    /// Where the last catch-up toward a subscription that was ahead started (see `attach`).
+    private var lastDetourFrom: StreamOffset?
     /// A client further behind than this is disconnected; it reconnects from its last offset.
     static let backlogLimit = 4 << 20
 
@@ -125,8 +127,11 @@ final class EdgeSSESession: SSESession {
     private func attach() {
         guard !finished else { return }
         let key = plan.stream + "\u{0}" + (plan.credentials ?? "")
+        let (tails, stream) = (service.tails, plan.stream)
         for _ in 0..<2 {
-            let (subscription, created) = service.fanout.subscription(key, start: offset, head: plan.upstreamHead, loop: loop)
+            let (subscription, created) = service.fanout.subscription(
+                key, start: offset, head: plan.upstreamHead, loop: loop,
+                observe: { offset, closed in tails.observe(stream, offset, closed: closed) })
             let loopBound = NIOLoopBound(self, eventLoop: loop)
             let subscriber = SSESubscriber(
                 loop: loop,
@@ -142,7 +147,15 @@ final class EdgeSSESession: SSESession {
                 counted = true
                 service.metrics.request(.sse, created ? .miss : .collapsed)
             }
-            if position > offset { detachAndCatchUp() }
+            if position > offset {
+                // The subscription is ahead: the cache brings this client up to it. If the last
+                // detour from this same offset brought it nowhere, the cache cannot (a tail
+                // answer not known to be out of date): end the response, and the client
+                // reconnects, rather than loop here without end.
+                if lastDetourFrom == offset { return stop() }
+                lastDetourFrom = offset
+                detachAndCatchUp()
+            }
             return
         }
         readMore()

@@ -43,6 +43,10 @@ final class SSESubscription: Sendable {
     private let requestHead: HTTPRequestHead
     private let loop: any EventLoop
     private let onFinished: @Sendable (SSESubscription) -> Void
+    /// Told each new position the upstream reports (and whether the stream closed there): the
+    /// edge's tail tracker, so that cached tail answers the subscription has passed are known
+    /// to be out of date.
+    private let observe: @Sendable (StreamOffset, Bool) -> Void
     private let state: NIOLockedValueBox<State>
 
     private struct State {
@@ -57,11 +61,12 @@ final class SSESubscription: Sendable {
     }
 
     init(key: String, start: StreamOffset, upstream: UpstreamClient, requestHead: HTTPRequestHead, loop: any EventLoop,
-         onFinished: @escaping @Sendable (SSESubscription) -> Void) {
+         observe: @escaping @Sendable (StreamOffset, Bool) -> Void, onFinished: @escaping @Sendable (SSESubscription) -> Void) {
         self.key = key
         self.upstream = upstream
         self.requestHead = requestHead
         self.loop = loop
+        self.observe = observe
         self.onFinished = onFinished
         self.state = NIOLockedValueBox(State(position: start))
     }
@@ -154,7 +159,10 @@ final class SSESubscription: Sendable {
             state.withLockedValue { $0.stream }?.cancel()
             return
         }
-        guard !batches.isEmpty else { return }
+        guard let last = batches.last else { return }
+        // Before any client sees the batches: a client that then catches up from the cache must
+        // find the tail answers these batches have passed already out of date.
+        observe(last.to, last.closed)
         Self.deliver(batches, to: subscribers)
         if batches.contains(where: \.closed) { finish() }
     }
@@ -247,11 +255,15 @@ final class SSEFanout: Sendable {
 
     /// The subscription for `key`, started at `start` if there is none. `created` tells whether
     /// this call opened a new upstream subscription.
-    func subscription(_ key: String, start: StreamOffset, head: HTTPRequestHead, loop: any EventLoop) -> (SSESubscription, created: Bool) {
+    /// `observe` is told each position the new subscription reaches (see `SSESubscription`).
+    func subscription(
+        _ key: String, start: StreamOffset, head: HTTPRequestHead, loop: any EventLoop,
+        observe: @escaping @Sendable (StreamOffset, Bool) -> Void = { _, _ in }
+    ) -> (SSESubscription, created: Bool) {
         let (subscription, created): (SSESubscription, Bool) = subscriptions.withLockedValue { subscriptions in
             if let existing = subscriptions[key] { return (existing, false) }
             let subscription = SSESubscription(
-                key: key, start: start, upstream: upstream, requestHead: head, loop: loop,
+                key: key, start: start, upstream: upstream, requestHead: head, loop: loop, observe: observe,
                 onFinished: { [weak self] finished in self?.remove(finished) })
             subscriptions[key] = subscription
             return (subscription, true)

@@ -166,4 +166,33 @@ struct EdgeSSEFanoutTests {
             #expect(edges.originRequests("sse") >= 2)
         }
     }
+
+    /// A new SSE client whose catch-up ends at a cached tail answer the shared subscription has
+    /// already passed (the append went to the origin, not through this edge) is brought up to the
+    /// subscription and sees what followed; the edge must neither loop on that cached answer nor
+    /// drop the client.
+    @Test func aClientBehindTheSubscriptionCatchesUpPastAStaleCachedTail() async throws {
+        try await withEdges(origin: { $0.sseReconnectInterval = .seconds(600) }, edge: { $0.sseReconnectInterval = .seconds(600) }) { edges in
+            let created = try await edges.request(.PUT, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "a")
+            let tail = try #require(created.header("Stream-Next-Offset"))
+            // The first client attaches: the shared subscription now follows the stream.
+            let first = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=-1&live=sse")
+            #expect(await data(from: first, count: 1) == ["a"])
+            // An up-to-date answer at the tail, cached by the edge.
+            let atTail = try await edges.request(.GET, "/v1/stream/feed?offset=\(tail)")
+            #expect(atTail.status == 200)
+            #expect(atTail.header("Stream-Up-To-Date") == "true")
+            #expect(try await edges.request(.GET, "/v1/stream/feed?offset=\(tail)").header("X-Cache") == "HIT")
+            // Appended at the origin: only the subscription sees it pass.
+            _ = try await edges.originRequest(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "b")
+            #expect(await data(from: first, count: 1) == ["b"])
+            // A second client from the old tail: its catch-up meets the cached answer.
+            let second = try await SSEReader.open(port: edges.port, "/v1/stream/feed?offset=\(tail)&live=sse")
+            #expect(await data(from: second, count: 1) == ["b"])
+            _ = try await edges.originRequest(.POST, "/v1/stream/feed", headers: [("Content-Type", "text/plain")], body: "c")
+            #expect(await data(from: second, count: 1) == ["c"])
+            await first.close()
+            await second.close()
+        }
+    }
 }
