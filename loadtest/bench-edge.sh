@@ -132,15 +132,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step() { # run a bounded command in the background and wait for it (a trap interrupts `wait`)
-    local rc=0
-    "$@" &
-    STEP_PID=$!
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=""
-    return "$rc"
-}
-
 ORIGIN_PORT=$(free_port)
 EDGE_PORT=$(free_port "$ORIGIN_PORT")
 NGINX_PORT=$(free_port "$ORIGIN_PORT" "$EDGE_PORT")

@@ -99,15 +99,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step() { # run a bounded command in the background and wait for it (a trap interrupts `wait`)
-    local rc=0
-    "$@" &
-    STEP_PID=$!
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=""
-    return "$rc"
-}
-
 ORIGIN_PORT=$(free_port)
 log "starting origin on $HOST:$ORIGIN_PORT"
 "$BIN" origin --host "$HOST" --port "$ORIGIN_PORT" --long-poll-timeout "$LONG_POLL_TIMEOUT" \

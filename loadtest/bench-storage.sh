@@ -137,15 +137,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step() { # run a bounded command in the background and wait for it (a trap interrupts `wait`)
-    local rc=0
-    "$@" &
-    STEP_PID=$!
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=""
-    return "$rc"
-}
-
 # A free port for a new server, never the port of one that is still up.
 new_port() { local taken=() n; for n in "${!SRV_PID[@]}"; do taken+=("${SRV_PORT[$n]}"); done; free_port "${taken[@]}"; }
 

@@ -247,3 +247,14 @@ render_markdown() {
     sed 's/^/- /' "$method"
     echo
 }
+
+# Runs a bounded command in the background and waits for it, so that a trap (Ctrl-C, TERM) can
+# interrupt the wait; the caller's cleanup kills $STEP_PID if it is set.
+step() {
+    local rc=0
+    "$@" &
+    STEP_PID=$!
+    wait "$STEP_PID" || rc=$?
+    STEP_PID=""
+    return "$rc"
+}
