@@ -31,7 +31,7 @@ public enum HeaderName {
     /// any other value is treated as if the header were absent.
     public static func isTrue(_ value: String?) -> Bool {
         guard let value else { return false }
-        return value.utf8.count == 4 && value.lowercased() == "true"
+        return equalIgnoringCase(value, "true")
     }
 
     /// Whether two header names are equal ignoring ASCII case (RFC 9110 §5.1), compared byte by

@@ -148,11 +148,11 @@ extension EdgeService {
             return
         case .immutable:
             entry = CachedResponse(status: response.head.status, headers: Self.headersToServe(response), body: response.body,
-                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.facts.etag)
+                                   storedAt: now, freshUntil: nil, staleUntil: nil, etag: response.facts.etag, facts: response.facts)
         case .expiring(let fresh, let stale):
             entry = CachedResponse(status: response.head.status, headers: Self.headersToServe(response), body: response.body,
                                    storedAt: now, freshUntil: now + fresh, staleUntil: now + fresh + stale,
-                                   etag: response.facts.etag)
+                                   etag: response.facts.etag, facts: response.facts)
         }
         cache.put(key, entry)
     }

@@ -28,7 +28,8 @@ public struct CachedResponse: Sendable {
         storedAt: NIODeadline,
         freshUntil: NIODeadline?,
         staleUntil: NIODeadline?,
-        etag: String?
+        etag: String?,
+        facts: ReadFacts? = nil
     ) {
         self.status = status
         self.headers = headers
@@ -36,7 +37,8 @@ public struct CachedResponse: Sendable {
         self.storedAt = storedAt
         self.freshUntil = freshUntil
         self.staleUntil = staleUntil
-        var facts = ReadFacts(headers)
+        // An upstream answer's facts were parsed when it arrived; only a bare entry parses its own.
+        var facts = facts ?? ReadFacts(headers)
         facts.etag = etag
         self.facts = facts
     }
