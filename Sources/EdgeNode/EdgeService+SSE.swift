@@ -22,19 +22,13 @@ extension EdgeService {
         return catchUp(stream: stream, start: read.start, credentials: credentials, live: live, loop: loop).map { head, body in
             guard head.status == .ok else { return .response(head, body: [body]) }
             let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
-            var headers: HTTPHeaders = [
-                // Closed when the response ends (SSEOutput.finish); said up front so
-                // clients open a new connection for the next request.
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "close",
-            ]
-            headers.add(contentsOf: BrowserHeaders.all)
-            if !contentType.isTextual { headers.add(name: HeaderName.sseDataEncoding, value: "base64") }
+            var responseHead = SSEResponseHead.make(base64: !contentType.isTextual)
             let shared = self.fanout.hasSubscription(stream + "\u{0}" + (credentials ?? ""))
-            headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
+            responseHead.headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
             let plan = EdgeSSESession.Plan(
                 stream: stream, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,
                 firstBody: body, base64: !contentType.isTextual, upstreamHead: subscriptionHead)
-            return .sse(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), start: { loop in
+            return .sse(responseHead, start: { loop in
                 EdgeSSESession(service: self, plan: plan, loop: loop)
             })
         }

@@ -262,15 +262,9 @@ final class StreamService: HTTPResponder {
     private func sse(_ path: String, _ read: StreamOperation.Read, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         // Read the metadata first so a missing stream is a plain 404, not an empty event stream.
         store.info(path, on: loop).map { info in
-            // The connection closes when the response ends (see SSEOutput.finish); saying
-            // so up front keeps clients from sending their next request into a closing socket.
-            var extra: [(String, String)] = [
-                ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Connection", "close"),
-            ]
-            if !info.contentType.isTextual { extra.append((HeaderName.sseDataEncoding, "base64")) }
             let base64 = !info.contentType.isTextual
             let clientCursor = read.mode.cursor.map(String.init)
-            return .sse(ResponseHeaders.head(.ok, extra), start: { loop in
+            return .sse(SSEResponseHead.make(base64: base64), start: { loop in
                 OriginSSESession(service: self, path: path, start: read.start, clientCursor: clientCursor, base64: base64, loop: loop)
             })
         }
