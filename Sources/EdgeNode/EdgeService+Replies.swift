@@ -31,9 +31,7 @@ extension EdgeService {
         let cursor = CursorPolicy.sharedAnswerCursor(upstream: Substring(upstream), client: client)
         guard cursor != upstream else { return response }
         var response = response
-        response.head.headers.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
-        response.headersToServe?.replaceOrAdd(name: HeaderName.cursor, value: String(cursor))
-        response.facts.cursor = String(cursor)
+        response.replaceCursor(with: String(cursor))
         return response
     }
 

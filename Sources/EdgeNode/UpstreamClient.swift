@@ -1,3 +1,4 @@
+import DurableStreams
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -17,6 +18,13 @@ public struct UpstreamResponse: Sendable {
         self.head = head
         self.body = body
         self.facts = ReadFacts(head.headers)
+    }
+
+    /// Gives this answer another `Stream-Cursor`, everywhere the answer keeps it.
+    public mutating func replaceCursor(with cursor: String) {
+        head.headers.replaceOrAdd(name: HeaderName.cursor, value: cursor)
+        headersToServe?.replaceOrAdd(name: HeaderName.cursor, value: cursor)
+        facts.cursor = cursor
     }
 }
 
