@@ -73,36 +73,44 @@ extension EdgeService {
             }
             return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest)
         }
-        // Isolated to the client's loop, where the flight's promise completes: the callbacks may
-        // use this request's loop-bound state.
-        return joined.future.assumeIsolated().flatMap { [self] response -> EdgeFuture in
+        // Answered on the client's loop, where the flight's promise completes (the callback may
+        // use this request's loop-bound state), through one promise per waiter rather than a
+        // chain of futures: with thousands of waiters per flight, each one counts.
+        let answered = loop.makePromise(of: ServerReply.self)
+        joined.future.assumeIsolated().whenComplete { [self] result in
+            let response: UpstreamResponse
+            switch result {
+            case .failure(let error):
+                if let stale = servedStale() { return answered.succeed(stale) }
+                if countsRequest { metrics.request(kind, outcome) }
+                return answered.succeed(Self.upstreamFailure(error))
+            case .success(let value):
+                response = value
+            }
             if response.head.status == .notModified {
                 // The upstream confirmed the entry this flight validated. It may have been evicted
                 // or purged meanwhile; the copy this request holds still answers (never our 304).
                 if let entry = cache.get(key) ?? fallback {
-                    return loop.makeSucceededFuture(serve(entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest))
+                    return answered.succeed(serve(
+                        entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(),
+                        countsRequest: countsRequest))
                 }
-                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+                return answered.completeWith(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))
             }
             // An upstream that answers 5xx is failing as much as one that does not answer (RFC 5861 §4).
             if response.head.status.code >= 500, let stale = servedStale() {
-                return loop.makeSucceededFuture(stale)
+                return answered.succeed(stale)
             }
             // A private answer is for the request that asked; followers without credentials
             // must not receive it through the flight, so they ask for themselves.
             if !joined.isLeader, key.credentials == nil, response.facts.isPrivate {
-                return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+                return answered.completeWith(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))
             }
             let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
-            return loop.makeSucceededFuture(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
-        }.recover { [self] error in
-            if let stale = servedStale() { return stale }
-            if countsRequest { metrics.request(kind, outcome) }
-            return Self.upstreamFailure(error)
-        }.nonisolated()
+            answered.succeed(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
+        }
+        return answered.futureResult
     }
-
-    typealias EdgeFuture = EventLoopFuture<ServerReply>
 
     /// The one upstream request of a flight; its answer is stored before any waiter sees it,
     /// so late arrivals find it in the cache.
