@@ -126,7 +126,7 @@ final class EdgeSSESession: SSESession {
 
     private func attach() {
         guard !finished else { return }
-        let key = plan.stream + "\u{0}" + (plan.credentials ?? "")
+        let key = SSEFanout.key(stream: plan.stream, credentials: plan.credentials)
         let (tails, stream) = (service.tails, plan.stream)
         for _ in 0..<2 {
             let (subscription, created) = service.fanout.subscription(

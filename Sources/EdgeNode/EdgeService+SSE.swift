@@ -23,7 +23,7 @@ extension EdgeService {
             guard head.status == .ok else { return .response(head, body: [body]) }
             let contentType = head.headers.first(name: "Content-Type").flatMap(ContentType.init) ?? .octetStream
             var responseHead = SSEResponseHead.make(base64: !contentType.isTextual)
-            let shared = self.fanout.hasSubscription(stream + "\u{0}" + (credentials ?? ""))
+            let shared = self.fanout.hasSubscription(SSEFanout.key(stream: stream, credentials: credentials))
             responseHead.headers.add(name: "X-Cache", value: (shared ? CacheOutcome.collapsed : CacheOutcome.miss).rawValue)
             let plan = EdgeSSESession.Plan(
                 stream: stream, credentials: credentials, clientCursor: read.mode.cursor.map(String.init), firstHeaders: head.headers,

@@ -245,6 +245,11 @@ final class SSEFanout: Sendable {
         self.upstream = upstream
     }
 
+    /// The key of a stream's subscription: one per stream and credentials.
+    static func key(stream: String, credentials: String?) -> String {
+        stream + "\u{0}" + (credentials ?? "")
+    }
+
     /// A unique id for a subscriber.
     func makeID() -> UInt64 {
         nextID.withLockedValue { id in
