@@ -3,7 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOHTTPCompression
 import NIOPosix
 import ServerSupport
 import StreamStore
@@ -74,8 +73,11 @@ public final class OriginServer: Sendable {
 
     /// Binds and starts serving.
     public func start() async throws {
-        let service = self.service
         let configuration = self.configuration
+        // Replies are compressed before the connection handler sees them, not in the pipeline.
+        let service: any HTTPResponder = configuration.compression
+            ? CompressingResponder(self.service, compression: ResponseCompression(thresholdBytes: configuration.compressionThresholdBytes))
+            : self.service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
@@ -85,9 +87,6 @@ public final class OriginServer: Sendable {
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
-            if configuration.compression {
-                try sync.addHandler(HTTPResponseCompressor(responseCompressionPredicate: Self.shouldCompress(threshold: configuration.compressionThresholdBytes)))
-            }
             let handler = HTTPServerHandler(responder: service, bodyBudget: bodyBudget)
             try sync.addHandler(handler)
             self?.connections.track(channel, handler)
@@ -125,20 +124,5 @@ public final class OriginServer: Sendable {
         // Every accepted append is committed before the files close.
         await store.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
-    }
-
-
-    /// Compress bodies worth compressing; never SSE, whose events must leave at once, nor small
-    /// or empty bodies. Compressed responses vary by `Accept-Encoding` for caches.
-    static func shouldCompress(threshold: Int) -> HTTPResponseCompressor.ResponseCompressionPredicate {
-        { head, supported in
-            let type = head.headers.first(name: "Content-Type") ?? ""
-            if type.hasPrefix("text/event-stream") { return .doNotCompress }
-            guard let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length >= threshold else {
-                return .doNotCompress
-            }
-            head.headers.add(name: "Vary", value: "Accept-Encoding")
-            return supported ? .compressIfPossible : .doNotCompress
-        }
     }
 }

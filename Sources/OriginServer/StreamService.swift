@@ -209,9 +209,9 @@ final class StreamService: HTTPResponder {
         }
     }
 
-    /// Whether the response compressor might compress this request's answer. Conservative: only
+    /// Whether `ResponseCompression` might compress this request's answer. Conservative: only
     /// a request that accepts no encoding at all (no `Accept-Encoding`, or `identity`) is sure to
-    /// get its body as stored; the compressor cannot compress file ranges.
+    /// get its body as stored; file replies are never compressed, so the others read into memory.
     private func mayCompress(_ head: HTTPRequestHead) -> Bool {
         guard configuration.compression else { return false }
         let accepted = head.headers[canonicalForm: "Accept-Encoding"]

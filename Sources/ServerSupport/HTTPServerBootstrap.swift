@@ -6,7 +6,7 @@ import NIOPosix
 /// connection's pipeline up to the server's own handler:
 ///
 /// `ConnectionWireHandler` → NIO's HTTP/1.1 codec, pipelining and protocol-error handlers →
-/// `ConnectionGuardHandler` → what `addHandlers` adds (compression, the server's handler).
+/// `ConnectionGuardHandler` → what `addHandlers` adds (the server's handler).
 public enum HTTPServerBootstrap {
     /// - Parameters:
     ///   - cap: connections beyond its limit are closed as soon as they are accepted.
