@@ -141,6 +141,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -154,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "ServerSupportTests",
             dependencies: [
-                "ServerSupport",
+                "ServerSupport", "TestSupport",
                 "DurableStreams",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

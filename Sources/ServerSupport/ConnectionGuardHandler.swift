@@ -3,17 +3,16 @@ import NIOHTTP1
 
 /// Carries out `ConnectionTimeouts` on one connection: keeps one timer at the next deadline,
 /// answers 408 to a request that arrives too slowly, closes connections that idle too long or
-/// whose client stopped reading, and closes the connection after a malformed request (NIO's
-/// protocol error handler writes the 400 and leaves the closing to the pipeline).
+/// whose client stopped reading.
 ///
 /// It sits after the pipelining handler, so it sees requests one at a time as the server handles
-/// them, and the response parts on their way out. Raw bytes arriving before a request's head is
+/// them, and hears when each response is written (`ResponseWritten`). Raw bytes arriving before a request's head is
 /// decoded are reported to it by `ConnectionWireHandler`, placed in front of the decoder.
 public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias InboundOut = HTTPServerRequestPart
-    public typealias OutboundIn = HTTPServerResponsePart
-    public typealias OutboundOut = HTTPServerResponsePart
+    public typealias OutboundIn = IOData
+    public typealias OutboundOut = IOData
 
     /// Sent inbound by `ConnectionWireHandler` when bytes arrive from the client.
     public struct BytesArrived: Sendable {
@@ -90,35 +89,21 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         context.fireUserInboundEventTriggered(event)
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The error handler in front has answered 400 with `Connection: close`; the parser
-        // cannot continue after an error, so the connection ends here, once that answer is out.
-        if error is HTTPParserError, !closing {
-            closing = true
-            context.close(promise: nil)
-            return
-        }
-        context.fireErrorCaught(error)
-    }
-
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         outputChanged(context: context)
         context.fireChannelWritabilityChanged()
     }
 
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = unwrapOutboundIn(data) else {
-            context.write(data, promise: promise)
-            return
-        }
-        timeouts.responseEnded(now: context.eventLoop.now)
-        let flushed = promise ?? context.eventLoop.makePromise()
-        flushed.futureResult.assumeIsolated().whenComplete { [self] _ in
-            timeouts.responseFlushed(now: context.eventLoop.now)
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if let written = event as? ResponseWritten {
+            timeouts.responseEnded(now: context.eventLoop.now)
+            written.flushed.assumeIsolated().whenComplete { [self] _ in
+                timeouts.responseFlushed(now: context.eventLoop.now)
+                outputChanged(context: context)
+            }
             outputChanged(context: context)
         }
-        context.write(data, promise: flushed)
-        outputChanged(context: context)
+        context.triggerUserOutboundEvent(event, promise: promise)
     }
 
     /// Bytes queued in the channel for the socket.

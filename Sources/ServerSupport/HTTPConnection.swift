@@ -69,6 +69,14 @@ public struct HTTPConnection: Sendable {
         reservedBodyBytes = 0
     }
 
+    /// The request cannot be read (the decoder failed): what is left of it is dropped, and the
+    /// connection closes after the answer.
+    public mutating func refuse() {
+        keepAlive = false
+        machine.discard()
+        releaseBody()
+    }
+
     private mutating func refuseForBudget() -> RequestStateMachine.Action {
         machine.discard()
         return .rejectAndClose(ProtocolError(.serviceUnavailable, "server busy: too many request bodies arriving at once; retry later"))
@@ -82,19 +90,39 @@ public struct HTTPConnection: Sendable {
     }
 
     /// Ends the current request's turn and decides how its response goes out: `Connection:
-    /// close` when the connection ends, no body for HEAD, 204 or 304. The connection is ready
+    /// close` when the connection ends, no body for HEAD, 204 or 304, and the framing
+    /// (`Content-Length` from `bodyBytes` when the responder set none). The connection is ready
     /// for the next request from here on: the pipelining handler in front releases a pipelined
-    /// request as soon as it sees the end of this response.
+    /// request as soon as it hears this response was written (`ResponseWritten`).
     ///
-    /// Writing is a separate, non-mutating step (`write`) because writing the end can deliver that
-    /// next request into the handler at once, which must then be free to update this state.
-    public mutating func finishResponse(_ head: HTTPResponseHead) -> PreparedResponse {
+    /// Writing is a separate, non-mutating step (`write`) because writing can deliver that next
+    /// request into the handler at once, which must then be free to update this state.
+    public mutating func finishResponse(_ head: HTTPResponseHead, bodyBytes: Int) -> PreparedResponse {
         var head = head
         let closes = closesAfterResponse
         if closes { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-        let writesBody = !isHeadRequest && head.status != .noContent && head.status != .notModified
+        let writesBody = !isHeadRequest && head.status.mayHaveResponseBody
+        if !head.status.mayHaveResponseBody {
+            head.headers.remove(name: "Content-Length")
+            head.headers.remove(name: "Transfer-Encoding")
+        } else if head.headers.contains(name: "Content-Length") {
+            head.headers.remove(name: "Transfer-Encoding")
+        } else if !isHeadRequest {
+            // The whole body is at hand: say its length rather than chunk it.
+            head.headers.remove(name: "Transfer-Encoding")
+            head.headers.add(name: "Content-Length", value: String(bodyBytes))
+        }
         machine.responseCompleted()
         return PreparedResponse(head: head, writesBody: writesBody, closes: closes)
+    }
+
+    /// Frames the head of a streaming (SSE) response: chunked, since its length is unknown. The
+    /// request's turn lasts until the stream ends; the connection closes then.
+    public func streamingHead(_ head: HTTPResponseHead) -> HTTPResponseHead {
+        var head = head
+        head.headers.remove(name: "Content-Length")
+        head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+        return head
     }
 
     /// Writes a prepared response and closes the connection afterwards if it must. Parts may be
@@ -103,16 +131,22 @@ public struct HTTPConnection: Sendable {
     @inlinable
     public static func write(
         _ response: PreparedResponse, parts: some Sequence<IOData>, context: ChannelHandlerContext,
-        wrap: (HTTPServerResponsePart) -> NIOAny, written: (@Sendable () -> Void)? = nil
+        written: (@Sendable () -> Void)? = nil
     ) {
-        context.write(wrap(.head(response.head)), promise: nil)
+        var head = context.channel.allocator.buffer(capacity: 512)
+        ResponseHeadEncoder.writeLines(response.head, into: &head)
+        head.writeStaticString("\r\n")
+        var last = IOData.byteBuffer(head)
         if response.writesBody {
             for part in parts where part.readableBytes > 0 {
-                context.write(wrap(.body(part)), promise: nil)
+                context.write(NIOAny(last), promise: nil)
+                last = part
             }
         }
         let closes = response.closes
-        context.writeAndFlush(wrap(.end(nil))).assumeIsolated().whenComplete { _ in
+        let flushed = context.writeAndFlush(NIOAny(last))
+        context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        flushed.assumeIsolated().whenComplete { _ in
             written?()
             if closes { context.close(promise: nil) }
         }

@@ -5,8 +5,9 @@ import NIOPosix
 /// The listening side both servers share: socket options, the connection cap, and each
 /// connection's pipeline up to the server's own handler:
 ///
-/// `ConnectionWireHandler` → NIO's HTTP/1.1 codec, pipelining and protocol-error handlers →
-/// `ConnectionGuardHandler` → what `addHandlers` adds (the server's handler).
+/// `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder → `HTTPPipeliningHandler` →
+/// `ConnectionGuardHandler` → what `addHandlers` adds (the server's `HTTPServerHandler`, which
+/// frames its responses as bytes: see `ResponseHeadEncoder`).
 public enum HTTPServerBootstrap {
     /// - Parameters:
     ///   - cap: connections beyond its limit are closed as soon as they are accepted.
@@ -39,11 +40,8 @@ public enum HTTPServerBootstrap {
                     let sync = channel.pipeline.syncOperations
                     let wire = ConnectionWireHandler()
                     try sync.addHandler(wire)
-                    // Outbound header validation is off: every response header is either ours or
-                    // echoes a request header the parser already validated, and it was a tenth of
-                    // the catch-up path's CPU.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(HTTPPipeliningHandler())
                     try sync.addHandler(ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry))
                     try addHandlers(channel, sync)
                 }

@@ -1,3 +1,4 @@
+import DurableStreams
 import NIOCore
 import NIOHTTP1
 
@@ -6,7 +7,7 @@ import NIOHTTP1
 /// streaming SSE ones. Keep-alive, HEAD, pipelining, back-pressure and shutdown live here.
 public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler, QuiescingHandler {
     public typealias InboundIn = HTTPServerRequestPart
-    public typealias OutboundOut = HTTPServerResponsePart
+    public typealias OutboundOut = IOData
 
     private let responder: any HTTPResponder
     private var connection: HTTPConnection
@@ -24,6 +25,8 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     /// A complete request held back while earlier responses still wait for a client that is
     /// not reading: it is handled once they drain (see `channelWritabilityChanged`).
     private var parked: ServerRequest?
+    /// A response that ends the connection has been written.
+    private var closing = false
 
     public init(responder: any HTTPResponder, bodyBudget: RequestBodyBudget? = nil) {
         self.responder = responder
@@ -44,6 +47,9 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A response that closes the connection was written: requests pipelined behind it are
+        // not acted on (an append among them would be applied and never acknowledged).
+        guard !closing else { return }
         switch connection.read(unwrapInboundIn(data)) {
         case .none:
             break
@@ -58,6 +64,19 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         case .rejectAndClose(let error):
             write(responder.refusal(error))
         }
+    }
+
+    /// A request the decoder could not make sense of gets a 400 in its turn (the pipelining
+    /// handler in front holds the failure back until earlier responses are written); the
+    /// connection closes after it, as the decoder cannot go on.
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !closing else { return }
+        connection.refuse()
+        write(responder.refusal(ProtocolError(.badRequest, "malformed HTTP request")))
     }
 
     private func handle(_ request: ServerRequest, context: ChannelHandlerContext) {
@@ -114,17 +133,22 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         guard let context else { return Self.discard(reply) }
         switch reply {
         case .response(let head, let body):
-            let prepared = connection.finishResponse(head)
-            HTTPConnection.write(prepared, parts: body.lazy.map(IOData.byteBuffer), context: context, wrap: wrapOutboundOut)
+            let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
+            closing = prepared.closes
+            HTTPConnection.write(prepared, parts: body.lazy.map(IOData.byteBuffer), context: context)
         case .fileResponse(let head, let body, let written):
-            let prepared = connection.finishResponse(head)
-            HTTPConnection.write(prepared, parts: body, context: context, wrap: wrapOutboundOut, written: written)
+            let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
+            closing = prepared.closes
+            HTTPConnection.write(prepared, parts: body, context: context, written: written)
         case .sse(let head, let start):
             sseBacklog = 0
             sessionAwaitsDrain = false
             let session = start(context.eventLoop)
             self.session = session
-            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            var bytes = context.channel.allocator.buffer(capacity: 512)
+            ResponseHeadEncoder.writeLines(connection.streamingHead(head), into: &bytes)
+            bytes.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             session.start(self)
             // Shutdown began while this request was being answered: end the stream at once
             // rather than let it run until the grace period closes the connection.
@@ -140,9 +164,16 @@ extension HTTPServerHandler: SSEOutput {
         // Gone: report a backlog no session waits out, so none produces more.
         guard let context else { return .max }
         let size = events.readableBytes
+        guard size > 0 else { return sseBacklog }
         sseBacklog += size
         sending = true
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(events)))).assumeIsolated().whenComplete { [self] _ in
+        // Chunked framing (`streamingHead`): the size line, the events, the CRLF that ends it.
+        var sizeLine = context.channel.allocator.buffer(capacity: 12)
+        sizeLine.writeString(String(size, radix: 16))
+        sizeLine.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(.byteBuffer(sizeLine)), promise: nil)
+        context.write(wrapOutboundOut(.byteBuffer(events)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.chunkEnd))).assumeIsolated().whenComplete { [self] _ in
             sseBacklog -= size
             if sseBacklog == 0, sessionAwaitsDrain {
                 sessionAwaitsDrain = false
@@ -157,8 +188,13 @@ extension HTTPServerHandler: SSEOutput {
     public func finish() {
         session = nil
         guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
+        let flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.lastChunk)))
+        context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        flushed.assumeIsolated().whenComplete { [self] _ in
             self.context?.close(promise: nil)
         }
     }
+
+    private static let chunkEnd = ByteBuffer(string: "\r\n")
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 }

@@ -4,6 +4,7 @@ import NIOHTTP1
 @testable import OriginServer
 import ServerSupport
 import StreamStore
+import TestSupport
 import Testing
 
 /// The connection handler driven through an EmbeddedChannel: no sockets, exact parts.
@@ -24,16 +25,16 @@ struct OriginHandlerTests {
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
     }
 
-    func readResponse(_ channel: EmbeddedChannel) throws -> (HTTPResponseHead, String) {
-        guard case .head(let head) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
-            throw TestFailure("no response head")
-        }
+    /// The one response written since the last call, as a client decodes it.
+    func readResponse(_ channel: EmbeddedChannel, toHead: Bool = false) throws -> (HTTPResponseHead, String) {
+        let parts = try WrittenResponses.parts(channel, headRequests: toHead ? 1 : 0)
+        guard case .head(let head)? = parts.first else { throw TestFailure("no response head") }
         var body = ""
-        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+        for part in parts.dropFirst() {
             switch part {
-            case .body(.byteBuffer(let buffer)): body += String(buffer: buffer)
+            case .body(let buffer): body += String(buffer: buffer)
             case .end: return (head, body)
-            default: break
+            case .head: throw TestFailure("more than one response")
             }
         }
         throw TestFailure("response did not end")
@@ -58,7 +59,7 @@ struct OriginHandlerTests {
     @Test func headResponsesCarryNoBody() throws {
         let channel = try makeChannel()
         try send(channel, .HEAD, "/v1/stream/missing")
-        let (head, body) = try readResponse(channel)
+        let (head, body) = try readResponse(channel, toHead: true)
         #expect(head.status == .notFound)
         #expect(body.isEmpty)
         _ = try channel.finish()
@@ -76,14 +77,14 @@ struct OriginHandlerTests {
     }
 }
 
-/// Pipelined requests through NIO's pipelining handler: writing the end of one response delivers
-/// the next request into the handler at once, which must cope with being re-entered.
+/// Pipelined requests through the pipelining handler: writing one response delivers the next
+/// request into the handler at once, which must cope with being re-entered.
 @Suite("HTTPServerHandler with the origin, behind the pipelining handler")
 struct PipelinedHandlerTests {
     @Test func backToBackRequestsAreAnsweredInOrder() throws {
         let service = StreamService(configuration: OriginConfiguration(), store: MemoryStore(), metrics: OriginMetrics())
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler())
+        try channel.pipeline.syncOperations.addHandler(HTTPPipeliningHandler())
         try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(responder: service))
         let put = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/stream/p", headers: ["Host": "example", "Content-Type": "text/plain"])
         let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/p?offset=-1", headers: ["Host": "example"])
@@ -94,7 +95,7 @@ struct PipelinedHandlerTests {
         }
         channel.embeddedEventLoop.run()
         var statuses: [HTTPResponseStatus] = []
-        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+        for part in try WrittenResponses.parts(channel) {
             if case .head(let head) = part { statuses.append(head.status) }
         }
         #expect(statuses == [.created, .ok, .ok])

@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import ServerSupport
+import TestSupport
 import Testing
 
 /// The shared connection handler with a responder the test controls: what it writes, when, and
@@ -75,10 +76,8 @@ struct HTTPServerHandlerTests {
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
     }
 
-    func parts(_ channel: EmbeddedChannel) throws -> [HTTPServerResponsePart] {
-        var parts: [HTTPServerResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
-        return parts
+    func parts(_ channel: EmbeddedChannel, headRequests: Int = 0) throws -> [HTTPClientResponsePart] {
+        try WrittenResponses.parts(channel, headRequests: headRequests)
     }
 
     static func ok(_ text: String) -> ServerReply {
@@ -96,7 +95,7 @@ struct HTTPServerHandlerTests {
         promise.succeed(Self.ok("world"))
         let written = try parts(channel)
         #expect(written.count == 3)
-        guard case .head(let head) = written[0], case .body(.byteBuffer(let body)) = written[1], case .end = written[2] else {
+        guard case .head(let head) = written[0], case .body(let body) = written[1], case .end = written[2] else {
             Issue.record("unexpected parts \(written)")
             return
         }
@@ -112,9 +111,11 @@ struct HTTPServerHandlerTests {
         let (channel, _) = try makeChannel(responder)
         try send(channel, .HEAD)
         responder.next().2.succeed(Self.ok("world"))
-        let written = try parts(channel)
-        #expect(written.count == 2)
-        if case .head(let head) = written.first { #expect(head.headers.first(name: "Content-Length") == "5") }
+        let text = String(buffer: try WrittenResponses.bytes(channel))
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("Content-Length: 5\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))  // the head, and not a byte of the body
+        #expect(channel.isActive)
     }
 
     @Test func connectionCloseIsHonouredAfterTheResponse() throws {
@@ -124,6 +125,41 @@ struct HTTPServerHandlerTests {
         responder.next().2.succeed(Self.ok("bye"))
         let written = try parts(channel)
         if case .head(let head) = written.first { #expect(head.headers.first(name: "Connection") == "close") }
+        #expect(!channel.isActive)
+    }
+
+    @Test func aMalformedRequestIsAnswered400ThroughTheResponderAndTheConnectionCloses() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidVersion)
+        #expect(responder.refused.map(\.status.rawValue) == [400])
+        if case .head(let written) = try parts(channel).first { #expect(written.status == .badRequest) } else { Issue.record("no answer") }
+        #expect(!channel.isActive)
+    }
+
+    @Test func aResponseWithoutLengthGetsOneAndAnSSEResponseIsChunked() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        try send(channel)
+        responder.next().2.succeed(.response(HTTPResponseHead(version: .http1_1, status: .ok), body: [ByteBuffer(string: "abc"), ByteBuffer(string: "de")]))
+        #expect(String(buffer: try WrittenResponses.bytes(channel)) == "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde")
+        try send(channel)
+        let session = RecordingSession()
+        responder.next().2.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { _ in session }))
+        _ = session.output?.send(ByteBuffer(string: "data: x\n\n"))
+        handler.quiesce()
+        #expect(String(buffer: try WrittenResponses.bytes(channel))
+            == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: x\n\n\r\n0\r\n\r\n")
+    }
+
+    @Test func aRequestBehindAClosingResponseIsNotActedOn() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try channel.pipeline.syncOperations.addHandler(HTTPPipeliningHandler(), position: .first)
+        try send(channel, keepAlive: false)
+        try send(channel, .POST, body: "late")
+        responder.next().2.succeed(Self.ok("bye"))
+        #expect(responder.pending.isEmpty)  // the POST behind the close never reached the responder
         #expect(!channel.isActive)
     }
 
@@ -190,7 +226,7 @@ struct HTTPServerHandlerTests {
         #expect(session.stopped)
         let written = try parts(channel)
         #expect(written.count == 3)
-        if case .body(.byteBuffer(let events)) = written[1] { #expect(String(buffer: events) == "event: data\n\n") }
+        if case .body(let events) = written[1] { #expect(String(buffer: events) == "event: data\n\n") }
         #expect(!channel.isActive)
         // Written at once, so the session learned the backlog from `send` and is not re-entered.
         #expect(session.events == ["start"])
