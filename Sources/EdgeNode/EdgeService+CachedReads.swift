@@ -125,6 +125,7 @@ extension EdgeService {
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             var response = response
             response.headersToServe = Self.headersToServe(response)
+            response.encoded = Self.encodedToServe(response)
             observeTail(key.stream, response.facts)
             lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
             store(response, under: key)
@@ -176,6 +177,14 @@ extension EdgeService {
             headers.add(name: "Content-Length", value: String(response.body.readableBytes))
         }
         return headers
+    }
+
+    /// An upstream answer as the bytes every waiter of its flight is sent (with `X-Cache` added
+    /// per waiter). Only answers passed on whole: a 304 is the edge's own business.
+    static func encodedToServe(_ response: UpstreamResponse) -> EncodedResponse? {
+        guard response.head.status != .notModified else { return nil }
+        return EncodedResponse(
+            HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headersToServe(response)), body: response.body)
     }
 
     /// Fresh, stale or expired, with coherence: a tail answer that ends before a tail the edge has

@@ -11,17 +11,21 @@ extension EdgeService {
         _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
     ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
-        // The entry's headers are ready to send (`headersToServe`) and hold neither `X-Cache` nor
-        // `Age` (`endToEnd` drops the upstream's): two appends, no scans.
-        var headers = entry.headers
-        headers.add(name: "X-Cache", value: outcome.rawValue)
-        headers.add(name: "Age", value: String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)))
+        let age = String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000))
         if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
+            var headers = entry.headers
+            headers.add(name: "X-Cache", value: outcome.rawValue)
+            headers.add(name: "Age", value: age)
             headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: entry.body.readableBytes, fromCache: true)
-        return .response(HTTPResponseHead(version: .http1_1, status: entry.status, headers: headers), body: [entry.body])
+        // The entry's head is bytes already (`CachedResponse.encoded`) and holds neither
+        // `X-Cache` nor `Age` (`endToEnd` drops the upstream's): two lines are all a hit adds.
+        var extra = ExtraHeaderLines()
+        extra.add(name: "X-Cache", value: outcome.rawValue)
+        extra.add(name: "Age", value: age)
+        return .encoded(entry.encoded, extra: extra)
     }
 
     /// A live answer fetched with another client's cursor, given a cursor that moves this
@@ -40,16 +44,21 @@ extension EdgeService {
         _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
     ) -> ServerReply {
         if countsRequest { metrics.request(kind, outcome) }
-        var headers = Self.headersToServe(response)
-        headers.add(name: "X-Cache", value: outcome.rawValue)
         if response.head.status == .ok, let ifNoneMatch, let etag = response.facts.etag,
             EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
         {
+            var headers = Self.headersToServe(response)
+            headers.add(name: "X-Cache", value: outcome.rawValue)
             headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
         metrics.served(bytes: response.body.readableBytes, fromCache: false)
-        return .response(HTTPResponseHead(version: .http1_1, status: response.head.status, headers: headers), body: [response.body])
+        // Encoded once for a whole flight (`fetch`): each waiter adds its `X-Cache` line only.
+        let encoded = response.encoded ?? EncodedResponse(
+            HTTPResponseHead(version: .http1_1, status: response.head.status, headers: Self.headersToServe(response)), body: response.body)
+        var extra = ExtraHeaderLines()
+        extra.add(name: "X-Cache", value: outcome.rawValue)
+        return .encoded(encoded, extra: extra)
     }
 
     static func upstreamFailure(_ error: any Error) -> ServerReply {

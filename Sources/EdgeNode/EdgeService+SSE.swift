@@ -57,6 +57,7 @@ extension EdgeService {
         return self.read(stream, read, request: ServerRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).map { reply in
             switch reply {
             case .response(let head, let body): return (head, Self.joined(body))
+            case .encoded(let response, _): return (response.head, response.body)
             case .fileResponse, .sse: return (HTTPResponseHead(version: .http1_1, status: .internalServerError), ByteBuffer())
             }
         }

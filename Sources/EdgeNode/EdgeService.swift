@@ -98,7 +98,7 @@ final class EdgeService: HTTPResponder {
         case .create?:
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
                 // A new stream at a path that had one before must not be served the old one's entries.
-                if case .response(let head, _) = reply, head.status == .created {
+                if reply.status == .created {
                     cache.purge(stream: stream)
                     tails.forget(stream)
                     lifetimes.forget(stream)
@@ -109,7 +109,7 @@ final class EdgeService: HTTPResponder {
             return forward(request, kind: .write, live: nil, loop: loop)
         case .delete?:
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
-                if case .response(let head, _) = reply, head.status == .noContent || head.status == .notFound {
+                if reply.status == .noContent || reply.status == .notFound {
                     cache.purge(stream: stream)
                     tails.forget(stream)
                     lifetimes.forget(stream)

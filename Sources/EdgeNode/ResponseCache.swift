@@ -1,13 +1,17 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 
 /// One stored answer.
 public struct CachedResponse: Sendable {
-    public var status: HTTPResponseStatus
+    public var status: HTTPResponseStatus { didSet { encode() } }
     /// As received from upstream (hop-by-hop headers already removed by the caller).
-    public var headers: HTTPHeaders
-    public var body: ByteBuffer
+    public var headers: HTTPHeaders { didSet { encode() } }
+    public var body: ByteBuffer { didSet { encode() } }
+    /// The response as bytes, serialized once when stored: a hit writes them as they are, plus
+    /// its own `X-Cache` and `Age` lines.
+    public private(set) var encoded: EncodedResponse
     /// When it was stored or last revalidated.
     public var storedAt: NIODeadline
     /// `nil` = immutable (a full chunk, or the end of a closed stream): fresh until evicted.
@@ -34,6 +38,7 @@ public struct CachedResponse: Sendable {
         self.status = status
         self.headers = headers
         self.body = body
+        self.encoded = EncodedResponse(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
         self.storedAt = storedAt
         self.freshUntil = freshUntil
         self.staleUntil = staleUntil
@@ -43,13 +48,17 @@ public struct CachedResponse: Sendable {
         self.facts = facts
     }
 
+    private mutating func encode() {
+        encoded = EncodedResponse(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
+    }
+
     /// What every entry costs on top of its bytes: the node, the index slots, the response's fixed fields.
     public static let entryOverhead = 64
 
     /// Bytes this entry costs against the budget when stored under `key`: body bytes, every header
-    /// name and value, the key's own bytes and a fixed ``entryOverhead``.
+    /// name and value, the serialized head, the key's own bytes and a fixed ``entryOverhead``.
     public func cost(for key: CacheKey) -> Int {
-        var total = Self.entryOverhead + body.readableBytes
+        var total = Self.entryOverhead + body.readableBytes + encoded.headLines.readableBytes
         for (name, value) in headers {
             total += name.utf8.count + value.utf8.count
         }

@@ -2,6 +2,7 @@ import DurableStreams
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 
 /// A whole response from upstream.
 public struct UpstreamResponse: Sendable {
@@ -13,6 +14,10 @@ public struct UpstreamResponse: Sendable {
     /// The headers the edge passes this answer on with, built once per flight for all of its
     /// waiters (`EdgeService.headersToServe`); `nil` until then.
     public var headersToServe: HTTPHeaders?
+    /// This answer as bytes with `headersToServe`, serialized once per flight: each waiter that
+    /// receives it unchanged costs a write of shared bytes. `nil` until built, or once the
+    /// answer is changed for one waiter (`replaceCursor`).
+    public var encoded: EncodedResponse?
 
     public init(head: HTTPResponseHead, body: ByteBuffer) {
         self.head = head
@@ -25,6 +30,7 @@ public struct UpstreamResponse: Sendable {
         head.headers.replaceOrAdd(name: HeaderName.cursor, value: cursor)
         headersToServe?.replaceOrAdd(name: HeaderName.cursor, value: cursor)
         facts.cursor = cursor
+        encoded = nil
     }
 }
 

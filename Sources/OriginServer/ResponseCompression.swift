@@ -28,7 +28,9 @@ struct ResponseCompression: Sendable {
     /// The reply to send for `reply`, the service's answer to a request with head `request`.
     func reply(_ reply: ServerReply, to request: HTTPRequestHead) -> ServerReply {
         switch reply {
-        case .sse:
+        case .sse, .encoded:
+            // An encoded reply is final bytes; the origin makes none for a request that may
+            // get a compressed answer.
             return reply
         case .fileResponse(var head, let body, let written):
             guard markVariant(&head) else { return reply }

@@ -116,6 +116,38 @@ public struct HTTPConnection: Sendable {
         return PreparedResponse(head: head, writesBody: writesBody, closes: closes)
     }
 
+    /// Ends the current request's turn for a response serialized ahead of time: whether its
+    /// body goes out (not for HEAD, 204 or 304) and whether the connection closes after it.
+    public mutating func finishResponse(_ response: EncodedResponse) -> (writesBody: Bool, closes: Bool) {
+        let closes = closesAfterResponse
+        let writesBody = !isHeadRequest && response.status.mayHaveResponseBody
+        machine.responseCompleted()
+        return (writesBody, closes)
+    }
+
+    /// Writes a response serialized ahead of time: its shared head lines, this request's own
+    /// lines (and `Connection: close` when the connection ends), the blank line, the shared body.
+    @inlinable
+    public static func write(
+        _ response: EncodedResponse, extra: ExtraHeaderLines, writesBody: Bool, closes: Bool, context: ChannelHandlerContext
+    ) {
+        var tail = extra.bytes
+        if closes { tail.writeStaticString("Connection: close\r\n") }
+        tail.writeStaticString("\r\n")
+        context.write(NIOAny(IOData.byteBuffer(response.headLines)), promise: nil)
+        let flushed: EventLoopFuture<Void>
+        if writesBody, response.body.readableBytes > 0 {
+            context.write(NIOAny(IOData.byteBuffer(tail)), promise: nil)
+            flushed = context.writeAndFlush(NIOAny(IOData.byteBuffer(response.body)))
+        } else {
+            flushed = context.writeAndFlush(NIOAny(IOData.byteBuffer(tail)))
+        }
+        context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        if closes {
+            flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
     /// Frames the head of a streaming (SSE) response: chunked, since its length is unknown. The
     /// request's turn lasts until the stream ends; the connection closes then.
     public func streamingHead(_ head: HTTPResponseHead) -> HTTPResponseHead {

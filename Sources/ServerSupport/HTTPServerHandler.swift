@@ -140,6 +140,10 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
             let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
             closing = prepared.closes
             HTTPConnection.write(prepared, parts: body, context: context, written: written)
+        case .encoded(let response, let extra):
+            let (writesBody, closes) = connection.finishResponse(response)
+            closing = closes
+            HTTPConnection.write(response, extra: extra, writesBody: writesBody, closes: closes, context: context)
         case .sse(let head, let start):
             sseBacklog = 0
             sessionAwaitsDrain = false

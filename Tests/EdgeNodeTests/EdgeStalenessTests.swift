@@ -168,7 +168,7 @@ struct EdgeStalenessTests {
     func ownConditional304IsNeverForwardedAfterAnEviction() async throws {
         let big = String(repeating: "b", count: 700)
         let gate = FakeGate()
-        try await withFakeUpstream(edge: { $0.cacheBudgetBytes = 1_000 }) { request in
+        try await withFakeUpstream(edge: { $0.cacheBudgetBytes = 1_400 }) { request in
             if request.path == "/v1/stream/big" { return .read(big, next: 700, upToDate: false, cacheControl: "public, max-age=60") }
             if request.isConditional {
                 return .notModified(etag: "\"e1\"", cacheControl: Self.noSWR, next: 2).held(by: gate)

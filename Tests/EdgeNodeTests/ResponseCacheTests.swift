@@ -68,8 +68,10 @@ struct ResponseCacheTests {
         let r = CachedResponse(
             status: .ok, headers: ["A": "12", "Bc": "3"], body: ByteBuffer(string: "12345"),
             storedAt: at(0), freshUntil: nil, staleUntil: nil, etag: nil)
-        // body 5 + headers (1+2)+(2+1) + key 2+9+3 + overhead
-        #expect(r.cost(for: k) == 5 + 6 + 14 + CachedResponse.entryOverhead)
+        // body 5 + headers (1+2)+(2+1) + the serialized head + key 2+9+3 + overhead
+        let headLines = "HTTP/1.1 200 OK\r\nA: 12\r\nBc: 3\r\nContent-Length: 5\r\n".utf8.count
+        #expect(r.encoded.headLines.readableBytes == headLines)
+        #expect(r.cost(for: k) == 5 + 6 + headLines + 14 + CachedResponse.entryOverhead)
     }
 
     @Test func replacingAnEntryUpdatesTheByteAccounting() {

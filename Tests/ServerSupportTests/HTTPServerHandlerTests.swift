@@ -163,6 +163,29 @@ struct HTTPServerHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test func anEncodedReplyIsItsSharedBytesPlusTheRequestsOwnLines() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        let shared = EncodedResponse(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["ETag": "\"e\""]), body: ByteBuffer(string: "data"))
+        var extra = ExtraHeaderLines()
+        extra.add(name: "X-Cache", value: "HIT")
+        try send(channel)
+        responder.next().2.succeed(.encoded(shared, extra: extra))
+        #expect(String(buffer: try WrittenResponses.bytes(channel))
+            == "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 4\r\nX-Cache: HIT\r\n\r\ndata")
+        // HEAD: the same head, no body.
+        try send(channel, .HEAD)
+        responder.next().2.succeed(.encoded(shared, extra: extra))
+        #expect(String(buffer: try WrittenResponses.bytes(channel))
+            == "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 4\r\nX-Cache: HIT\r\n\r\n")
+        // A connection that ends says so.
+        try send(channel, keepAlive: false)
+        responder.next().2.succeed(.encoded(shared, extra: extra))
+        #expect(String(buffer: try WrittenResponses.bytes(channel))
+            == "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 4\r\nX-Cache: HIT\r\nConnection: close\r\n\r\ndata")
+        #expect(!channel.isActive)
+    }
+
     @Test func aBodyOverTheLimitIsRefusedThroughTheResponder() throws {
         let responder = ScriptedResponder()
         let (channel, _) = try makeChannel(responder)

@@ -1,0 +1,64 @@
+@testable import EdgeNode
+import NIOCore
+import NIOHTTP1
+import ServerSupport
+import Testing
+
+/// Encode once, write many: a cache entry and a flight's answer are serialized once, and every
+/// request they answer is written from those same bytes.
+@Suite("Edge: encoded answers")
+struct EncodedAnswersTests {
+    /// Whether two buffers are views of the same storage (no copy was made).
+    static func sameBytes(_ a: ByteBuffer, _ b: ByteBuffer) -> Bool {
+        a.withUnsafeReadableBytes { x in b.withUnsafeReadableBytes { y in x.baseAddress == y.baseAddress && x.count == y.count } }
+    }
+
+    static func answer(cursor: String) -> UpstreamResponse {
+        var response = UpstreamResponse(
+            head: HTTPResponseHead(version: .http1_1, status: .ok, headers: [
+                "Content-Type": "text/plain", "Stream-Next-Offset": "0000000000000000_0000000000000002", "Stream-Cursor": cursor,
+            ]),
+            body: ByteBuffer(string: "hi"))
+        response.headersToServe = EdgeService.headersToServe(response)
+        response.encoded = EdgeService.encodedToServe(response)
+        return response
+    }
+
+    @Test func aCachedEntryKeepsItsResponseAsBytes() {
+        let entry = CachedResponse(
+            status: .ok, headers: ["Content-Type": "text/plain"], body: ByteBuffer(string: "abc"),
+            storedAt: .uptimeNanoseconds(0), freshUntil: nil, staleUntil: nil, etag: nil)
+        #expect(String(buffer: entry.encoded.headLines) == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n")
+        // Served twice, the same bytes both times.
+        let first = entry.encoded, second = entry.encoded
+        #expect(Self.sameBytes(first.headLines, second.headLines))
+        #expect(Self.sameBytes(first.body, entry.body))
+    }
+
+    @Test func anEntryWhoseHeadersChangeIsSerializedAgain() {
+        var entry = CachedResponse(
+            status: .ok, headers: ["A": "1"], body: ByteBuffer(string: "x"),
+            storedAt: .uptimeNanoseconds(0), freshUntil: nil, staleUntil: nil, etag: nil)
+        entry.headers.add(name: "B", value: "2")
+        #expect(String(buffer: entry.encoded.headLines) == "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 1\r\n")
+    }
+
+    @Test func followersWhoseCursorIsKeptShareTheFlightsBytes() throws {
+        let response = Self.answer(cursor: "100")
+        let encoded = try #require(response.encoded)
+        #expect(String(buffer: encoded.headLines).contains("Stream-Cursor: 100\r\n"))
+        // A follower that came with an older cursor keeps the upstream's: nothing is rebuilt.
+        let follower = EdgeService.adoptingCursor(response, client: "42")
+        let shared = try #require(follower.encoded)
+        #expect(Self.sameBytes(shared.headLines, encoded.headLines))
+        // One whose cursor is at or past it gets a cursor of its own, and so its own bytes.
+        let ahead = EdgeService.adoptingCursor(response, client: "100")
+        #expect(ahead.encoded == nil)
+        #expect(ahead.facts.cursor == "101")
+    }
+
+    @Test func aNotModifiedAnswerIsNotEncodedForWaiters() {
+        let response = UpstreamResponse(head: HTTPResponseHead(version: .http1_1, status: .notModified), body: ByteBuffer())
+        #expect(EdgeService.encodedToServe(response) == nil)
+    }
+}
