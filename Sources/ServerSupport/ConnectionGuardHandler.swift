@@ -23,6 +23,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var closing = false
+    /// Responses whose last byte reached the socket (or failed): tells whether one did at once.
+    private var flushes = 0
 
     private let onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?
     /// Counts the bytes written to the socket's queue, so that what the client has taken is that
@@ -97,11 +99,15 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         if let written = event as? ResponseWritten {
             timeouts.responseEnded(now: context.eventLoop.now)
+            let flushesBefore = flushes
             written.flushed.assumeIsolated().whenComplete { [self] _ in
+                flushes &+= 1
                 timeouts.responseFlushed(now: context.eventLoop.now)
                 outputChanged(context: context)
             }
-            outputChanged(context: context)
+            // Usually the socket took the whole response at once and the callback above has
+            // run already; only a response still queued needs watching now.
+            if flushes == flushesBefore { outputChanged(context: context) }
         }
         context.triggerUserOutboundEvent(event, promise: promise)
     }
@@ -126,7 +132,11 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         // A closing channel fails its queued writes, and their callbacks land here: its queue
         // is being emptied and must not be asked about.
         guard !closing, context.channel.isActive else { return }
-        timeouts.outputChanged(pending: outputPending(context), drained: drainedBytes(context), now: context.eventLoop.now)
+        let pending = outputPending(context)
+        // The count of bytes taken is read only when a watch starts: asking the channel costs an
+        // option lookup, and this runs twice per response.
+        let drained = pending && !timeouts.isWatchingSend ? drainedBytes(context) : 0
+        timeouts.outputChanged(pending: pending, drained: drained, now: context.eventLoop.now)
         rearm(context: context)
     }
 

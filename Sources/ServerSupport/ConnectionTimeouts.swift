@@ -47,6 +47,10 @@ public struct ConnectionTimeouts: Sendable {
     /// (`drained`) then.
     private var sending: (since: NIODeadline, drained: Int)?
 
+    /// Whether output is being watched for a stalled client (`outputChanged` then needs no new
+    /// count of what the client has taken while output stays pending).
+    public var isWatchingSend: Bool { sending != nil }
+
     public init(limits: ConnectionLimits, now: NIODeadline) {
         self.limits = limits
         self.phase = .idle(since: now)
