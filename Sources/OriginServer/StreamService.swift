@@ -15,6 +15,8 @@ final class StreamService: HTTPResponder {
     let cursors: CursorPolicy
     /// Seconds since 1970 (cursor intervals and cache lifetimes).
     let clock: @Sendable () -> Double
+    /// Catch-up answers for ranges that no longer change, kept as bytes while asked for.
+    let answers = ReadAnswerCache()
 
     init(configuration: OriginConfiguration, store: any StreamStore, metrics: OriginMetrics,
          clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -109,7 +111,7 @@ final class StreamService: HTTPResponder {
             future = self.append(path, append, body: request.body, loop: loop)
         case .read(let read):
             switch read.mode {
-            case .catchUp: future = catchUp(path, read, sentAsStored: !mayCompress(request.head), loop: loop)
+            case .catchUp: future = catchUp(path, read, request: request.head, sentAsStored: !mayCompress(request.head), loop: loop)
             case .longPoll: future = longPoll(path, read, live: live, loop: loop)
             case .sse: future = sse(path, read, loop: loop)
             }
@@ -198,15 +200,51 @@ final class StreamService: HTTPResponder {
 
     /// `sentAsStored`: the body will leave unchanged (no compression), so a store may hand out
     /// file ranges for `sendfile` instead of copying the bytes into memory.
-    private func catchUp(_ path: String, _ read: StreamOperation.Read, sentAsStored: Bool, loop: any EventLoop)
-        -> EventLoopFuture<ServerReply>
-    {
+    private func catchUp(
+        _ path: String, _ read: StreamOperation.Read, request: HTTPRequestHead, sentAsStored: Bool, loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
         let future = sentAsStored
             ? store.readForSending(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
             : store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
         return future.map { result in
-            self.readReply(result, read: read, cursor: nil)
+            // A compressed answer depends on the request; one sent as stored only on the range.
+            if sentAsStored, let key = Self.reusableKey(result, read: read) {
+                return self.reusedReply(result, read: read, key: key, request: request)
+            }
+            return self.readReply(result, read: read, cursor: nil)
         }
+    }
+
+    /// The key under which a catch-up answer may be kept (`ReadAnswerCache`): only for a range
+    /// that can no longer change, of a stream whose headers do not change with the clock, read
+    /// from memory, without a condition to evaluate.
+    static func reusableKey(_ result: ReadResult, read: StreamOperation.Read) -> ReadAnswerCache.Key? {
+        guard read.start != .now, read.ifNoneMatch == nil, result.files == nil, !result.isEmpty,
+            result.info.expiresAt == nil, result.info.lifetime.headers.isEmpty,
+            !result.upToDate || result.reachedClosedEnd
+        else { return nil }
+        return ReadAnswerCache.Key(id: result.info.id, start: result.start, end: result.end, closed: result.reachedClosedEnd)
+    }
+
+    /// The kept answer for `key`, or a new one made, kept and returned: as `readReply` makes it,
+    /// with what compression would add to it (`Vary`) for a request that accepts no coding.
+    private func reusedReply(_ result: ReadResult, read: StreamOperation.Read, key: ReadAnswerCache.Key, request: HTTPRequestHead)
+        -> ServerReply
+    {
+        if let kept = answers.get(key) { return .encoded(kept, extra: ExtraHeaderLines()) }
+        var reply = readReply(result, read: read, cursor: nil)
+        if configuration.compression {
+            reply = ResponseCompression(thresholdBytes: configuration.compressionThresholdBytes).reply(reply, to: request)
+        }
+        guard case .response(let head, let body) = reply, head.status == .ok, head.headers.first(name: "Content-Encoding") == nil else {
+            return reply
+        }
+        var joined = ByteBuffer()
+        joined.reserveCapacity(body.reduce(0) { $0 + $1.readableBytes })
+        for part in body { joined.writeImmutableBuffer(part) }
+        let encoded = EncodedResponse(head, body: joined)
+        answers.put(key, encoded)
+        return .encoded(encoded, extra: ExtraHeaderLines())
     }
 
     /// Whether `ResponseCompression` might compress this request's answer. Conservative: only
