@@ -3,20 +3,22 @@ import NIOConcurrencyHelpers
 import ServerSupport
 import StreamStore
 
-/// Catch-up answers for ranges that can no longer change, kept as bytes while they are asked
-/// for: readers that catch up from the same offset (a new wave of clients, an edge revalidating)
-/// get the same serialized answer instead of a head, an ETag and (for JSON) an array built again.
+/// Catch-up answers kept as bytes while they are asked for: readers that catch up from the same
+/// offset (a new wave of clients, an edge revalidating, a poller of the tail) get the same
+/// serialized answer instead of a head, an ETag and (for JSON) an array built again.
 ///
-/// Only an answer whose every byte is fixed by its key is kept: a range that ends before the
-/// tail (or at the end of a closed stream), of a stream without a TTL or expiry (their headers
-/// and `Cache-Control` change with the clock). The key holds the stream's internal id, which a
-/// re-created stream does not share, and a deleted stream is refused by the store before the
-/// cache is asked. Bounded in entries and bytes; the oldest entry goes first.
+/// The store is still read for every request; the key is what that read found (the stream's
+/// internal id, the range, whether it reached the tail and a closure), which fixes every byte of
+/// the answer for a stream without TTL or expiry (their headers and `Cache-Control` change with
+/// the clock, so they are never kept). A re-created stream has another id, a tail that moved
+/// gives another range, and a deleted stream is refused by the store before the cache is asked.
+/// Bounded in entries and bytes; the oldest entry goes first.
 final class ReadAnswerCache: Sendable {
     struct Key: Hashable, Sendable {
         var id: String
         var start: StreamOffset
         var end: StreamOffset
+        var upToDate: Bool
         var closed: Bool
     }
 

@@ -215,15 +215,16 @@ final class StreamService: HTTPResponder {
         }
     }
 
-    /// The key under which a catch-up answer may be kept (`ReadAnswerCache`): only for a range
-    /// that can no longer change, of a stream whose headers do not change with the clock, read
-    /// from memory, without a condition to evaluate.
+    /// The key under which a catch-up answer may be kept (`ReadAnswerCache`): the read's range
+    /// and state, which fix every byte of the answer for a stream whose headers do not change
+    /// with the clock (no TTL or expiry), read from memory, without a condition to evaluate. The
+    /// store is read each time: a tail that moved or a closure gives another key.
     static func reusableKey(_ result: ReadResult, read: StreamOperation.Read) -> ReadAnswerCache.Key? {
         guard read.start != .now, read.ifNoneMatch == nil, result.files == nil, !result.isEmpty,
-            result.info.expiresAt == nil, result.info.lifetime.headers.isEmpty,
-            !result.upToDate || result.reachedClosedEnd
+            result.info.expiresAt == nil, result.info.lifetime.headers.isEmpty
         else { return nil }
-        return ReadAnswerCache.Key(id: result.info.id, start: result.start, end: result.end, closed: result.reachedClosedEnd)
+        return ReadAnswerCache.Key(
+            id: result.info.id, start: result.start, end: result.end, upToDate: result.upToDate, closed: result.reachedClosedEnd)
     }
 
     /// The kept answer for `key`, or a new one made, kept and returned: as `readReply` makes it,

@@ -17,7 +17,7 @@ struct ReadAnswerReuseTests {
     }
 
     static func key(_ n: Int) -> ReadAnswerCache.Key {
-        ReadAnswerCache.Key(id: "s", start: StreamOffset(position: UInt64(n)), end: StreamOffset(position: UInt64(n + 1)), closed: false)
+        ReadAnswerCache.Key(id: "s", start: StreamOffset(position: UInt64(n)), end: StreamOffset(position: UInt64(n + 1)), upToDate: false, closed: false)
     }
 
     @Test func theCacheIsBoundedInEntriesAndBytesOldestFirst() {
@@ -73,12 +73,21 @@ struct ReadAnswerReuseTests {
         #expect(service.answers.stats.entries == 1)
         let second = try exchange(channel, .GET, "/v1/stream/r?offset=-1")
         #expect(second == first)
-        // The tail chunk may still grow: not kept.
+        // The tail chunk: kept under what the read found (up to date, ending at the tail)...
         let next = try #require(Self.header("Stream-Next-Offset", in: first))
         let tail = try exchange(channel, .GET, "/v1/stream/r?offset=\(next)")
         #expect(tail.hasSuffix("efgh"))
         #expect(Self.header("Stream-Up-To-Date", in: tail) == "true")
-        #expect(service.answers.stats.entries == 1)
+        #expect(service.answers.stats.entries == 2)
+        // ...and never given once the tail has moved: the same request now reads more.
+        _ = try exchange(channel, .POST, "/v1/stream/r", headers: ["Content-Type": "text/plain"], body: "ij")
+        let moved = try exchange(channel, .GET, "/v1/stream/r?offset=\(next)")
+        #expect(moved.hasSuffix("efgh"))
+        #expect(Self.header("Stream-Up-To-Date", in: moved) == nil)
+        _ = try exchange(channel, .POST, "/v1/stream/r", headers: ["Stream-Closed": "true"])
+        let closed = try exchange(channel, .GET, "/v1/stream/r?offset=\(try #require(Self.header("Stream-Next-Offset", in: moved)))")
+        #expect(closed.hasSuffix("ij"))
+        #expect(Self.header("Stream-Closed", in: closed) == "true")
         // A conditional read is still answered 304 when it names the same bytes.
         let etag = try #require(Self.header("ETag", in: first))
         let conditional = try exchange(channel, .GET, "/v1/stream/r?offset=-1", headers: ["If-None-Match": etag])
