@@ -126,6 +126,7 @@ extension EdgeService {
             var response = response
             response.headersToServe = Self.headersToServe(response)
             response.encoded = Self.encodedToServe(response)
+            response.adopted = AdoptedAnswers()
             observeTail(key.stream, response.facts)
             lifetimes.observe(key.stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
             store(response, under: key)

@@ -34,9 +34,14 @@ extension EdgeService {
         guard let upstream = response.facts.cursor else { return response }
         let cursor = CursorPolicy.sharedAnswerCursor(upstream: Substring(upstream), client: client)
         guard cursor != upstream else { return response }
-        var response = response
-        response.replaceCursor(with: String(cursor))
-        return response
+        let make = { () -> UpstreamResponse in
+            var adopted = response
+            adopted.replaceCursor(with: String(cursor))
+            if response.encoded != nil { adopted.encoded = encodedToServe(adopted) }
+            return adopted
+        }
+        // Serialized once per distinct cursor for the whole flight.
+        return response.adopted?.answer(with: String(cursor), make: make) ?? make()
     }
 
     /// An upstream answer passed on to the client.

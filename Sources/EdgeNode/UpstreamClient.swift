@@ -18,6 +18,9 @@ public struct UpstreamResponse: Sendable {
     /// receives it unchanged costs a write of shared bytes. `nil` until built, or once the
     /// answer is changed for one waiter (`replaceCursor`).
     public var encoded: EncodedResponse?
+    /// This answer given other cursors, one per distinct cursor, shared by the flight's waiters
+    /// (`EdgeService.adoptingCursor`); set with `encoded`.
+    var adopted: AdoptedAnswers?
 
     public init(head: HTTPResponseHead, body: ByteBuffer) {
         self.head = head
@@ -31,6 +34,7 @@ public struct UpstreamResponse: Sendable {
         headersToServe?.replaceOrAdd(name: HeaderName.cursor, value: cursor)
         facts.cursor = cursor
         encoded = nil
+        adopted = nil
     }
 }
 

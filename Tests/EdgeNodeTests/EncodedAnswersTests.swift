@@ -21,6 +21,7 @@ struct EncodedAnswersTests {
             body: ByteBuffer(string: "hi"))
         response.headersToServe = EdgeService.headersToServe(response)
         response.encoded = EdgeService.encodedToServe(response)
+        response.adopted = AdoptedAnswers()
         return response
     }
 
@@ -51,10 +52,18 @@ struct EncodedAnswersTests {
         let follower = EdgeService.adoptingCursor(response, client: "42")
         let shared = try #require(follower.encoded)
         #expect(Self.sameBytes(shared.headLines, encoded.headLines))
-        // One whose cursor is at or past it gets a cursor of its own, and so its own bytes.
+        // Those whose cursor is at or past it get a cursor of their own: serialized once per
+        // distinct cursor, shared by every waiter that gets it.
         let ahead = EdgeService.adoptingCursor(response, client: "100")
-        #expect(ahead.encoded == nil)
+        let aheadToo = EdgeService.adoptingCursor(response, client: "100")
         #expect(ahead.facts.cursor == "101")
+        let a = try #require(ahead.encoded), b = try #require(aheadToo.encoded)
+        #expect(String(buffer: a.headLines).contains("Stream-Cursor: 101\r\n"))
+        #expect(Self.sameBytes(a.headLines, b.headLines))
+        #expect(Self.sameBytes(a.body, encoded.body))
+        let further = EdgeService.adoptingCursor(response, client: "200")
+        #expect(further.facts.cursor == "201")
+        #expect(response.adopted?.count == 2)
     }
 
     @Test func aNotModifiedAnswerIsNotEncodedForWaiters() {
