@@ -189,8 +189,9 @@ final class StreamService: HTTPResponder {
                 metrics.appends.increment()
                 metrics.appendedBytes.increment(by: Int64(body.readableBytes))
             }
-            // A producer's first delivery is 200, a retry 204; plain appends are 204 (§5.2.1).
-            let status: HTTPResponseStatus = append.producer != nil && !result.duplicate ? .ok : .noContent
+            // A producer's first delivery of data is 200, a retry 204; plain appends and every
+            // close-only request (no body) are 204 (§5.2.1, §5.3).
+            let status: HTTPResponseStatus = append.producer != nil && !result.duplicate && body.readableBytes > 0 ? .ok : .noContent
             if status == .ok { extra.append(("Content-Length", "0")) }
             return .response(ResponseHeaders.head(status, extra), body: [])
         }

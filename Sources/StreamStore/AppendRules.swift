@@ -58,7 +58,9 @@ public enum AppendRules {
             {
                 return .duplicate(AppendResult(tail: context.tail, closed: true, producer: context.producerState, duplicate: true))
             }
-            if !hasData && command.closed {
+            // A plain close-only request is idempotent; a producer's is only when it is the one that
+            // closed the stream (above): any other producer is told the stream is closed (§5.2.1).
+            if !hasData && command.closed && command.producer == nil {
                 return .duplicate(AppendResult(tail: context.tail, closed: true, producer: nil, duplicate: true))
             }
             return .reject(ProtocolError(

@@ -93,6 +93,31 @@ struct ClosureTests {
         }
     }
 
+    /// §5.2.1 / §5.3: a close-only request with producer headers answers 204 (no data was
+    /// appended) with the stream closed and the producer's state; its retry the same; another
+    /// producer's close on the closed stream is a 409 that says the stream is closed.
+    @Test func closeOnlyWithProducerHeadersIs204AndIdempotent() async throws {
+        try await withOrigin { (origin: Origin) async throws in
+            let path = Origin.uniquePath()
+            try await origin.create(path)
+            let producer = { (id: String, seq: Int) in [("Producer-Id", id), ("Producer-Epoch", "0"), ("Producer-Seq", String(seq))] }
+            let first = try await origin.request(.POST, path, headers: producer("p", 0) + [("Content-Type", "text/plain")], text: "message")
+            #expect(first.status == 200)
+            let close = try await origin.request(.POST, path, headers: producer("p", 1) + [("Stream-Closed", "true")])
+            #expect(close.status == 204)
+            #expect(close.header("Stream-Closed") == "true")
+            #expect(close.header("Producer-Epoch") == "0")
+            #expect(close.header("Producer-Seq") == "1")
+            let retry = try await origin.request(.POST, path, headers: producer("p", 1) + [("Stream-Closed", "true")])
+            #expect(retry.status == 204)
+            #expect(retry.header("Stream-Closed") == "true")
+            let other = try await origin.request(.POST, path, headers: producer("q", 0) + [("Stream-Closed", "true")])
+            #expect(other.status == 409)
+            #expect(other.header("Stream-Closed") == "true")
+            #expect(try await origin.request(.GET, path).text == "message")
+        }
+    }
+
     @Test func appendAndCloseIsAtomic() async throws {
         try await withOrigin { (origin: Origin) async throws in
             let path = Origin.uniquePath()

@@ -168,6 +168,22 @@ struct CloseStreamTests {
         #expect(retry.producer == ProducerState(epoch: 0, lastSeq: 1))
     }
 
+    /// §5.2.1: on a closed stream only the request that closed it is a duplicate; a close-only
+    /// request from another producer (or another seq) is told the stream is closed. A plain
+    /// close-only request without producer headers stays idempotent.
+    @Test(arguments: StoreBackend.all) func closeOnlyFromAnotherProducerOnAClosedStreamConflicts(_ backend: StoreBackend) throws {
+        let h = try StoreHarness(backend)
+        try h.create()
+        _ = try h.close(producer: ProducerClaim(id: "A", epoch: 0, seq: 0))
+        let other = try #require(h.appendError("", type: nil, closed: true, producer: ProducerClaim(id: "B", epoch: 0, seq: 0)))
+        #expect(other.status == .conflict)
+        #expect(other.header(HeaderName.closed) == "true")
+        let later = try #require(h.appendError("", type: nil, closed: true, producer: ProducerClaim(id: "A", epoch: 0, seq: 1)))
+        #expect(later.status == .conflict)
+        #expect(try h.close().duplicate)  // no producer: idempotent
+        #expect(try h.close(producer: ProducerClaim(id: "A", epoch: 0, seq: 0)).duplicate)
+    }
+
     @Test(arguments: StoreBackend.all) func closeOnlyWithAProducerGapIsRejectedAndLeavesTheStreamOpen(_ backend: StoreBackend) throws {
         let h = try StoreHarness(backend)
         try h.create()
