@@ -12,6 +12,7 @@ public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible 
         case payloadTooLarge = 413
         case unsupportedMediaType = 415
         case internalServerError = 500
+        case notImplemented = 501
         case serviceUnavailable = 503
         case insufficientStorage = 507
     }

@@ -66,6 +66,11 @@ public enum StreamOperation: Sendable {
     ) throws(ProtocolError) -> StreamOperation {
         switch method {
         case "PUT":
+            // A fork created as a plain empty stream would tell the client it succeeded while
+            // the inherited data is missing: refuse it plainly until forks are built.
+            if header(HeaderName.forkedFrom) != nil {
+                throw ProtocolError(.notImplemented, "stream forks (Stream-Forked-From) are not supported by this server yet")
+            }
             var contentType = ContentType.octetStream
             if let value = header("Content-Type") {
                 guard let parsed = ContentType(value) else {

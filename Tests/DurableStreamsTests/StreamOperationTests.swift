@@ -59,6 +59,13 @@ struct DecodeCreateTests {
         #expect(op.contentType.mediaType == "text/plain")
     }
 
+    /// Forks (§4.2) are not built yet: a fork request must not become a plain empty stream
+    /// that claims success.
+    @Test func aForkRequestIsRefusedAsNotImplemented() {
+        let error = decodeError("PUT", headers: ["Stream-Forked-From": "/v1/stream/source", "Stream-Fork-Offset": "-1"])
+        #expect(error?.status == .notImplemented)
+    }
+
     @Test func malformedContentTypeIsABadRequest() {
         #expect(decodeError("PUT", headers: ["Content-Type": "garbage"])?.status == .badRequest)
     }

@@ -2,6 +2,17 @@ import Testing
 
 @Suite("PUT: create (§5.1)")
 struct CreateStreamTests {
+    @Test func aForkRequestIsRefusedAndCreatesNothing() async throws {
+        try await withOrigin { (origin: Origin) async throws in
+            let source = Origin.uniquePath()
+            try await origin.create(source, body: "abc")
+            let fork = Origin.uniquePath()
+            let response = try await origin.request(.PUT, fork, headers: [("Stream-Forked-From", source)])
+            #expect(response.status == 501)
+            #expect(try await origin.request(.HEAD, fork).status == 404)
+        }
+    }
+
     @Test func createsWithLocationTypeAndOffset() async throws {
         try await withOrigin { (origin: Origin) async throws in
             let path = Origin.uniquePath()
