@@ -13,8 +13,6 @@ public enum HeaderName {
     public static let producerSeq = "Producer-Seq"
     public static let producerExpectedSeq = "Producer-Expected-Seq"
     public static let producerReceivedSeq = "Producer-Received-Seq"
-    /// §4.2: a `PUT` that would create a fork of another stream (not supported yet).
-    public static let forkedFrom = "Stream-Forked-From"
 
     /// Every header a browser client must be allowed to read (CORS `Access-Control-Expose-Headers`).
     public static let exposedToBrowsers = [

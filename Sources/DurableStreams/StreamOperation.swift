@@ -12,6 +12,8 @@ public enum StreamOperation: Sendable {
         public var contentType: ContentType
         public var lifetime: StreamLifetime
         public var closed: Bool
+        /// The fork this `PUT` asks for (§4.2), if any.
+        public var fork: ForkRequest?
     }
 
     /// `POST`: append, close, or both.
@@ -66,11 +68,7 @@ public enum StreamOperation: Sendable {
     ) throws(ProtocolError) -> StreamOperation {
         switch method {
         case "PUT":
-            // A fork created as a plain empty stream would tell the client it succeeded while
-            // the inherited data is missing: refuse it plainly until forks are built.
-            if header(HeaderName.forkedFrom) != nil {
-                throw ProtocolError(.notImplemented, "stream forks (Stream-Forked-From) are not supported by this server yet")
-            }
+            let fork = try ForkRequest(header: header)
             var contentType = ContentType.octetStream
             if let value = header("Content-Type") {
                 guard let parsed = ContentType(value) else {
@@ -79,7 +77,8 @@ public enum StreamOperation: Sendable {
                 contentType = parsed
             }
             let lifetime = try StreamLifetime(ttlHeader: header(HeaderName.ttl), expiresAtHeader: header(HeaderName.expiresAt))
-            return .create(Create(contentType: contentType, lifetime: lifetime, closed: HeaderName.isTrue(header(HeaderName.closed))))
+            return .create(Create(
+                contentType: contentType, lifetime: lifetime, closed: HeaderName.isTrue(header(HeaderName.closed)), fork: fork))
 
         case "POST":
             let closed = HeaderName.isTrue(header(HeaderName.closed))

@@ -144,6 +144,11 @@ final class StreamService: HTTPResponder {
     private func create(_ path: String, _ create: StreamOperation.Create, request: ServerRequest, loop: any EventLoop)
         -> EventLoopFuture<ServerReply>
     {
+        // A fork made as a plain empty stream would tell the client it succeeded while the
+        // inherited data is missing: refused plainly until forks are built (§4.2).
+        if create.fork != nil {
+            return loop.makeSucceededFuture(Self.errorReply(ProtocolError(.notImplemented, "stream forks are not supported by this server yet")))
+        }
         let body = Body.framing(request.body, as: create.contentType, allowEmptyArray: true)
         let command = CreateCommand(contentType: create.contentType, lifetime: create.lifetime, closed: create.closed, body: body)
         let location = absoluteURL(for: request.head)

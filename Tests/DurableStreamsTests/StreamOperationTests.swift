@@ -59,11 +59,35 @@ struct DecodeCreateTests {
         #expect(op.contentType.mediaType == "text/plain")
     }
 
-    /// Forks (§4.2) are not built yet: a fork request must not become a plain empty stream
-    /// that claims success.
-    @Test func aForkRequestIsRefusedAsNotImplemented() {
-        let error = decodeError("PUT", headers: ["Stream-Forked-From": "/v1/stream/source", "Stream-Fork-Offset": "-1"])
-        #expect(error?.status == .notImplemented)
+    @Test func forkHeadersAreDecoded() throws {
+        let fork = try #require(try create(try decode("PUT", headers: [
+            "Stream-Forked-From": "/v1/stream/source", "Stream-Fork-Offset": "0000000000000000_0000000000000005",
+            "Stream-Fork-Sub-Offset": "3",
+        ])).fork)
+        #expect(fork.source == "/v1/stream/source")
+        #expect(fork.offset == StreamOffset("0000000000000000_0000000000000005"))
+        #expect(fork.subOffset == 3)
+        let atTail = try #require(try create(try decode("PUT", headers: ["Stream-Forked-From": "/v1/stream/s"])).fork)
+        #expect(atTail.offset == nil && atTail.subOffset == 0)
+        #expect(try create(try decode("PUT")).fork == nil)
+    }
+
+    /// §4.2: what a fork request can get wrong on its own is a 400, before any store is asked.
+    @Test(arguments: [
+        ["Stream-Fork-Sub-Offset": "0"],  // without a source, even 0
+        ["Stream-Fork-Offset": "0000000000000000_0000000000000000"],
+        ["Stream-Forked-From": "/v1/stream/s", "Stream-Fork-Sub-Offset": "1"],  // past the tail
+        ["Stream-Forked-From": "/v1/stream/s", "Stream-Fork-Offset": "1,2"],
+        ["Stream-Forked-From": "/v1/stream/s", "Stream-Fork-Offset": "-1"],
+        ["Stream-Forked-From": "v1/stream/s"],
+        ["Stream-Forked-From": "/v1/stream/../secret"],
+        ["Stream-Forked-From": "/v1/stream/s?offset=1"],
+        ["Stream-Forked-From": "/v1/stream/a b"],
+    ] + ["-1", "abc", "1.5", "05", "+1", "", "18446744073709551616"].map {
+        ["Stream-Forked-From": "/v1/stream/s", "Stream-Fork-Offset": "0000000000000000_0000000000000000", "Stream-Fork-Sub-Offset": $0]
+    })
+    func malformedForkRequestsAreBadRequests(headers: [String: String]) {
+        #expect(decodeError("PUT", headers: headers)?.status == .badRequest)
     }
 
     @Test func malformedContentTypeIsABadRequest() {

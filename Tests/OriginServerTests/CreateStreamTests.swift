@@ -10,6 +10,13 @@ struct CreateStreamTests {
             let response = try await origin.request(.PUT, fork, headers: [("Stream-Forked-From", source)])
             #expect(response.status == 501)
             #expect(try await origin.request(.HEAD, fork).status == 404)
+            // What a fork request gets wrong on its own is a 400 (§4.2).
+            let stray = try await origin.request(.PUT, fork, headers: [("Stream-Fork-Sub-Offset", "0")])
+            #expect(stray.status == 400)
+            let malformed = try await origin.request(
+                .PUT, fork, headers: [("Stream-Forked-From", source), ("Stream-Fork-Offset", "0000000000000000_0000000000000000"), ("Stream-Fork-Sub-Offset", "05")])
+            #expect(malformed.status == 400)
+            #expect(try await origin.request(.HEAD, fork).status == 404)
         }
     }
 
