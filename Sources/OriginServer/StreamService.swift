@@ -214,7 +214,7 @@ final class StreamService: HTTPResponder {
             : store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
         return future.map { result in
             // A compressed answer depends on the request; one sent as stored only on the range.
-            if sentAsStored, let key = Self.reusableKey(result, read: read) {
+            if sentAsStored, let key = Self.reusableKey(result, read: read, maxBytes: self.answers.maxAnswerBytes) {
                 return self.reusedReply(result, read: read, key: key, request: request)
             }
             return self.readReply(result, read: read, cursor: nil)
@@ -225,8 +225,11 @@ final class StreamService: HTTPResponder {
     /// and state, which fix every byte of the answer for a stream whose headers do not change
     /// with the clock (no TTL or expiry), read from memory, without a condition to evaluate. The
     /// store is read each time: a tail that moved or a closure gives another key.
-    static func reusableKey(_ result: ReadResult, read: StreamOperation.Read) -> ReadAnswerCache.Key? {
+    static func reusableKey(_ result: ReadResult, read: StreamOperation.Read, maxBytes: Int) -> ReadAnswerCache.Key? {
         guard read.start != .now, read.ifNoneMatch == nil, result.files == nil, !result.isEmpty,
+            // Stored bytes of the range (a JSON answer adds its brackets): checked before any
+            // copy is made of an answer too big to keep.
+            result.end.position <= result.start.position + UInt64(max(0, maxBytes)),
             result.info.expiresAt == nil, result.info.lifetime.headers.isEmpty
         else { return nil }
         return ReadAnswerCache.Key(

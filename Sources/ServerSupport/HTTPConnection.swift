@@ -37,7 +37,9 @@ public struct HTTPConnection: Sendable {
         let action: RequestStateMachine.Action
         switch part {
         case .head(let head):
-            keepAlive = head.isKeepAlive
+            // NIO's decoder stops parsing after a request that asks to switch protocols (or to
+            // tunnel), and would buffer whatever follows: such a connection ends with its answer.
+            keepAlive = head.isKeepAlive && !Self.asksToLeaveHTTP(head)
             isHeadRequest = head.method == .HEAD
             action = machine.receivedHead(head)
         case .body(let body):
@@ -62,6 +64,13 @@ public struct HTTPConnection: Sendable {
         return action
     }
 
+    /// `CONNECT`, or an `Upgrade` the `Connection` header names.
+    static func asksToLeaveHTTP(_ head: HTTPRequestHead) -> Bool {
+        if head.method == .CONNECT { return true }
+        guard head.headers.contains(name: "Upgrade") else { return false }
+        return head.headers[canonicalForm: "Connection"].contains { HeaderName.equalIgnoringCase(String($0), "upgrade") }
+    }
+
     /// Gives this connection's share of the body budget back: the request was taken up or
     /// refused, or the connection is going away.
     public mutating func releaseBody() {
@@ -73,6 +82,8 @@ public struct HTTPConnection: Sendable {
     /// connection closes after the answer.
     public mutating func refuse() {
         keepAlive = false
+        // The 400 answers no HEAD request, whatever the last one was: it carries its body.
+        isHeadRequest = false
         machine.discard()
         releaseBody()
     }

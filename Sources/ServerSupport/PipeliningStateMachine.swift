@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// HTTP/1.1 pipelining as a plain value: a client may send its next request before the answer to
@@ -17,8 +18,9 @@ public struct PipeliningStateMachine: Sendable {
 
     /// Whether a response is owed: a request ended and its response has not been written.
     public private(set) var responding = false
-    /// What arrived while a response was owed, in order.
-    private var held: [Inbound] = []
+    /// What arrived while a response was owed, in order (taken from the front as responses
+    /// are written, so a ring rather than an array that shifts on each removal).
+    private var held = CircularBuffer<Inbound>()
     /// The handler behind asked to read while a response was owed: read once it is written.
     private var readWanted = false
 
@@ -52,13 +54,10 @@ public struct PipeliningStateMachine: Sendable {
     public mutating func responseWritten() -> (release: [Inbound], read: Bool) {
         responding = false
         var release: [Inbound] = []
-        var taken = 0
-        while taken < held.count, !responding {
-            note(held[taken])
-            release.append(held[taken])
-            taken += 1
+        while !responding, let next = held.popFirst() {
+            note(next)
+            release.append(next)
         }
-        held.removeFirst(taken)
         guard !responding, held.isEmpty, readWanted else { return (release, false) }
         readWanted = false
         return (release, true)

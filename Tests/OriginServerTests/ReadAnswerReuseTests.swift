@@ -106,6 +106,19 @@ struct ReadAnswerReuseTests {
         _ = try channel.finish()
     }
 
+    @Test func anAnswerTooBigToKeepIsNotCopied() throws {
+        var configuration = OriginConfiguration()
+        configuration.compression = false
+        let service = StreamService(configuration: configuration, store: MemoryStore(), metrics: OriginMetrics())
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(responder: service))
+        let big = String(repeating: "x", count: service.answers.maxAnswerBytes + 1)
+        _ = try exchange(channel, .PUT, "/v1/stream/big", headers: ["Content-Type": "text/plain"], body: big)
+        #expect(try exchange(channel, .GET, "/v1/stream/big?offset=-1").hasSuffix(big))
+        #expect(service.answers.stats.entries == 0)
+        _ = try channel.finish()
+    }
+
     @Test func streamsWithALifetimeAndCompressedAnswersAreNotKept() throws {
         let (channel, service) = try makeChannel()
         _ = try exchange(channel, .PUT, "/v1/stream/t", headers: ["Content-Type": "text/plain", "Stream-TTL": "3600"], body: "abcdefgh")

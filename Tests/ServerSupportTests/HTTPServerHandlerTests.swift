@@ -18,6 +18,7 @@ struct HTTPServerHandlerTests {
         var opened = 0
         var closed = 0
         var refused: [ProtocolError] = []
+        var refusalBody = ""
 
         var maxBodyBytes: Int { 16 }
 
@@ -29,7 +30,9 @@ struct HTTPServerHandlerTests {
 
         func refusal(_ error: ProtocolError) -> ServerReply {
             lock.withLock { refused.append(error) }
-            return .response(HTTPResponseHead(version: .http1_1, status: .init(statusCode: error.status.rawValue)), body: [])
+            return .response(
+                HTTPResponseHead(version: .http1_1, status: .init(statusCode: error.status.rawValue)),
+                body: refusalBody.isEmpty ? [] : [ByteBuffer(string: refusalBody)])
         }
 
         func connectionOpened() { lock.withLock { opened += 1 } }
@@ -135,6 +138,51 @@ struct HTTPServerHandlerTests {
         #expect(responder.refused.map(\.status.rawValue) == [400])
         if case .head(let written) = try parts(channel).first { #expect(written.status == .badRequest) } else { Issue.record("no answer") }
         #expect(!channel.isActive)
+    }
+
+    /// A review found the 400 after a HEAD request went out without its body (the connection
+    /// still thought it answered HEAD), so the client read a truncated response.
+    @Test func aMalformedRequestAfterAHeadRequestGetsA400WithItsBody() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        try send(channel, .HEAD)
+        responder.next().2.succeed(Self.ok("world"))
+        _ = try WrittenResponses.bytes(channel)
+        responder.refusalBody = "malformed"
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidVersion)
+        let text = String(buffer: try WrittenResponses.bytes(channel))
+        #expect(text.hasPrefix("HTTP/1.1 400"))
+        #expect(text.hasSuffix("\r\n\r\nmalformed"))
+    }
+
+    /// NIO's decoder stops parsing after a request to switch protocols or tunnel, and would
+    /// buffer what follows: such a connection closes after its answer.
+    @Test(arguments: [
+        (HTTPMethod.GET, ["Connection": "Upgrade", "Upgrade": "websocket"]),
+        (HTTPMethod.GET, ["Connection": "keep-alive, upgrade", "Upgrade": "h2c"]),
+        (HTTPMethod.CONNECT, [:]),
+    ])
+    func aRequestToLeaveHTTPClosesTheConnectionAfterItsAnswer(method: HTTPMethod, headers: [String: String]) throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/x", headers: ["Host": "h"])
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        responder.next().2.succeed(Self.ok("no"))
+        #expect(String(buffer: try WrittenResponses.bytes(channel)).contains("Connection: close\r\n"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func anOrdinaryUpgradeHeaderAloneKeepsTheConnection() throws {
+        let responder = ScriptedResponder()
+        let (channel, _) = try makeChannel(responder)
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/x", headers: ["Host": "h"])
+        head.headers.add(name: "Upgrade", value: "h2c")  // not named by Connection: not a request to switch
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        responder.next().2.succeed(Self.ok("yes"))
+        #expect(channel.isActive)
     }
 
     @Test func aResponseWithoutLengthGetsOneAndAnSSEResponseIsChunked() throws {
