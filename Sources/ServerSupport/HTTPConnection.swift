@@ -32,6 +32,16 @@ public struct HTTPConnection: Sendable {
     /// Whether the connection closes once the current response is written.
     public var closesAfterResponse: Bool { !keepAlive || quiescing }
 
+    /// The current request is HTTP/1.0: keep-alive must be said (RFC 9112 §9.3) and chunked
+    /// framing is not understood.
+    public private(set) var isHTTP10 = false
+
+    /// The `Connection` value a response says: `close` when the connection ends, `keep-alive`
+    /// when an HTTP/1.0 client's connection stays open, otherwise none.
+    public var connectionHeader: String? {
+        closesAfterResponse ? "close" : isHTTP10 ? "keep-alive" : nil
+    }
+
     /// Feeds one request part; a refused request also closes the connection.
     public mutating func read(_ part: HTTPServerRequestPart) -> RequestStateMachine.Action {
         let action: RequestStateMachine.Action
@@ -41,6 +51,7 @@ public struct HTTPConnection: Sendable {
             // tunnel), and would buffer whatever follows: such a connection ends with its answer.
             keepAlive = head.isKeepAlive && !Self.asksToLeaveHTTP(head)
             isHeadRequest = head.method == .HEAD
+            isHTTP10 = head.version.major == 1 && head.version.minor == 0
             action = machine.receivedHead(head)
         case .body(let body):
             if let bodyBudget, case .receiving = machine.state {
@@ -111,7 +122,7 @@ public struct HTTPConnection: Sendable {
     public mutating func finishResponse(_ head: HTTPResponseHead, bodyBytes: Int) -> PreparedResponse {
         var head = head
         let closes = closesAfterResponse
-        if closes { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        if let connection = connectionHeader { head.headers.replaceOrAdd(name: "Connection", value: connection) }
         let writesBody = !isHeadRequest && head.status.mayHaveResponseBody
         if !head.status.mayHaveResponseBody {
             head.headers.remove(name: "Content-Length")
@@ -129,21 +140,23 @@ public struct HTTPConnection: Sendable {
 
     /// Ends the current request's turn for a response serialized ahead of time: whether its
     /// body goes out (not for HEAD, 204 or 304) and whether the connection closes after it.
-    public mutating func finishResponse(_ response: EncodedResponse) -> (writesBody: Bool, closes: Bool) {
+    public mutating func finishResponse(_ response: EncodedResponse) -> (writesBody: Bool, closes: Bool, connection: String?) {
         let closes = closesAfterResponse
+        let connection = connectionHeader
         let writesBody = !isHeadRequest && response.status.mayHaveResponseBody
         machine.responseCompleted()
-        return (writesBody, closes)
+        return (writesBody, closes, connection)
     }
 
     /// Writes a response serialized ahead of time: its shared head lines, this request's own
     /// lines (and `Connection: close` when the connection ends), the blank line, the shared body.
     @inlinable
     public static func write(
-        _ response: EncodedResponse, extra: ExtraHeaderLines, writesBody: Bool, closes: Bool, context: ChannelHandlerContext
+        _ response: EncodedResponse, extra: ExtraHeaderLines, writesBody: Bool, closes: Bool, connection: String?,
+        context: ChannelHandlerContext
     ) {
         var tail = extra.bytes
-        if closes { tail.writeStaticString("Connection: close\r\n") }
+        if let connection { ResponseHeadEncoder.writeHeader(name: "Connection", value: connection, into: &tail) }
         tail.writeStaticString("\r\n")
         context.write(NIOAny(IOData.byteBuffer(response.headLines)), promise: nil)
         let flushed: EventLoopFuture<Void>
@@ -159,13 +172,19 @@ public struct HTTPConnection: Sendable {
         }
     }
 
-    /// Frames the head of a streaming (SSE) response: chunked, since its length is unknown. The
-    /// request's turn lasts until the stream ends; the connection closes then.
-    public func streamingHead(_ head: HTTPResponseHead) -> HTTPResponseHead {
+    /// Frames the head of a streaming (SSE) response: chunked, since its length is unknown,
+    /// except for an HTTP/1.0 client, which reads the body until the connection closes (as it
+    /// does when the stream ends). The request's turn lasts until the stream ends.
+    public func streamingHead(_ head: HTTPResponseHead) -> (head: HTTPResponseHead, chunked: Bool) {
         var head = head
         head.headers.remove(name: "Content-Length")
+        guard !isHTTP10 else {
+            head.headers.remove(name: "Transfer-Encoding")
+            head.headers.replaceOrAdd(name: "Connection", value: "close")
+            return (head, false)
+        }
         head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
-        return head
+        return (head, true)
     }
 
     /// Writes a prepared response and closes the connection afterwards if it must. Parts may be

@@ -16,6 +16,8 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     private var session: (any SSESession)?
     /// SSE bytes written but not yet taken by the socket.
     private var sseBacklog = 0
+    /// The SSE response is chunked (not for an HTTP/1.0 client).
+    private var sseChunked = true
     /// A send left a backlog: the session hears when it is gone.
     private var sessionAwaitsDrain = false
     /// Inside `send`: writes the socket takes at once complete there, and the session, which
@@ -141,16 +143,18 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
             closing = prepared.closes
             HTTPConnection.write(prepared, parts: body, context: context, written: written)
         case .encoded(let response, let extra):
-            let (writesBody, closes) = connection.finishResponse(response)
+            let (writesBody, closes, header) = connection.finishResponse(response)
             closing = closes
-            HTTPConnection.write(response, extra: extra, writesBody: writesBody, closes: closes, context: context)
+            HTTPConnection.write(response, extra: extra, writesBody: writesBody, closes: closes, connection: header, context: context)
         case .sse(let head, let start):
             sseBacklog = 0
             sessionAwaitsDrain = false
             let session = start(context.eventLoop)
             self.session = session
             var bytes = context.channel.allocator.buffer(capacity: 512)
-            ResponseHeadEncoder.writeLines(connection.streamingHead(head), into: &bytes)
+            let (framed, chunked) = connection.streamingHead(head)
+            sseChunked = chunked
+            ResponseHeadEncoder.writeLines(framed, into: &bytes)
             bytes.writeStaticString("\r\n")
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             session.start(self)
@@ -171,13 +175,19 @@ extension HTTPServerHandler: SSEOutput {
         guard size > 0 else { return sseBacklog }
         sseBacklog += size
         sending = true
-        // Chunked framing (`streamingHead`): the size line, the events, the CRLF that ends it.
-        var sizeLine = context.channel.allocator.buffer(capacity: 12)
-        sizeLine.writeString(String(size, radix: 16))
-        sizeLine.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(.byteBuffer(sizeLine)), promise: nil)
-        context.write(wrapOutboundOut(.byteBuffer(events)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.chunkEnd))).assumeIsolated().whenComplete { [self] _ in
+        let written: EventLoopFuture<Void>
+        if sseChunked {
+            // Chunked framing (`streamingHead`): the size line, the events, the CRLF that ends it.
+            var sizeLine = context.channel.allocator.buffer(capacity: 12)
+            sizeLine.writeString(String(size, radix: 16))
+            sizeLine.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(sizeLine)), promise: nil)
+            context.write(wrapOutboundOut(.byteBuffer(events)), promise: nil)
+            written = context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.chunkEnd)))
+        } else {
+            written = context.writeAndFlush(wrapOutboundOut(.byteBuffer(events)))
+        }
+        written.assumeIsolated().whenComplete { [self] _ in
             sseBacklog -= size
             if sseBacklog == 0, sessionAwaitsDrain {
                 sessionAwaitsDrain = false
@@ -192,7 +202,8 @@ extension HTTPServerHandler: SSEOutput {
     public func finish() {
         session = nil
         guard let context else { return }
-        let flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.lastChunk)))
+        // An unchunked stream (HTTP/1.0) ends with the connection.
+        let flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(sseChunked ? Self.lastChunk : ByteBuffer())))
         context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
         flushed.assumeIsolated().whenComplete { [self] _ in
             self.context?.close(promise: nil)

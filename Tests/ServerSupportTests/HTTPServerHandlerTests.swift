@@ -185,6 +185,34 @@ struct HTTPServerHandlerTests {
         #expect(channel.isActive)
     }
 
+    /// RFC 9112 §9.3: an HTTP/1.0 connection stays open only when the response says so; and an
+    /// HTTP/1.0 client cannot read chunked framing, so its SSE body ends with the connection.
+    @Test func anHTTP10ClientIsToldKeepAliveAndGetsItsEventStreamUnchunked() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        let head = HTTPRequestHead(version: .http1_0, method: .GET, uri: "/x", headers: ["Connection": "keep-alive"])
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        responder.next().2.succeed(Self.ok("one"))
+        #expect(String(buffer: try WrittenResponses.bytes(channel)).contains("Connection: keep-alive\r\n"))
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        var extra = ExtraHeaderLines()
+        extra.add(name: "X-Cache", value: "HIT")
+        responder.next().2.succeed(.encoded(EncodedResponse(HTTPResponseHead(version: .http1_1, status: .ok), body: ByteBuffer(string: "two")), extra: extra))
+        #expect(String(buffer: try WrittenResponses.bytes(channel))
+            == "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Cache: HIT\r\nConnection: keep-alive\r\n\r\ntwo")
+        #expect(channel.isActive)
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        let session = RecordingSession()
+        responder.next().2.succeed(.sse(HTTPResponseHead(version: .http1_1, status: .ok), start: { _ in session }))
+        _ = session.output?.send(ByteBuffer(string: "data: x\n\n"))
+        handler.quiesce()
+        #expect(String(buffer: try WrittenResponses.bytes(channel)) == "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\ndata: x\n\n")
+        #expect(!channel.isActive)
+    }
+
     @Test func aResponseWithoutLengthGetsOneAndAnSSEResponseIsChunked() throws {
         let responder = ScriptedResponder()
         let (channel, handler) = try makeChannel(responder)
