@@ -159,16 +159,11 @@ public struct HTTPConnection: Sendable {
         if let connection { ResponseHeadEncoder.writeHeader(name: "Connection", value: connection, into: &tail) }
         tail.writeStaticString("\r\n")
         context.write(NIOAny(IOData.byteBuffer(response.headLines)), promise: nil)
-        let flushed: EventLoopFuture<Void>
         if writesBody, response.body.readableBytes > 0 {
             context.write(NIOAny(IOData.byteBuffer(tail)), promise: nil)
-            flushed = context.writeAndFlush(NIOAny(IOData.byteBuffer(response.body)))
+            end(with: .byteBuffer(response.body), closes: closes, context: context)
         } else {
-            flushed = context.writeAndFlush(NIOAny(IOData.byteBuffer(tail)))
-        }
-        context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
-        if closes {
-            flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            end(with: .byteBuffer(tail), closes: closes, context: context)
         }
     }
 
@@ -205,9 +200,18 @@ public struct HTTPConnection: Sendable {
                 last = part
             }
         }
-        let closes = response.closes
+        end(with: last, closes: response.closes, written: written, context: context)
+    }
+
+    /// Writes a response's last part and flushes, tells the handlers in front the response is
+    /// written (`ResponseWritten`), and once it has left runs `written` and closes if it must.
+    @inlinable
+    static func end(
+        with last: IOData, closes: Bool, written: (@Sendable () -> Void)? = nil, context: ChannelHandlerContext
+    ) {
         let flushed = context.writeAndFlush(NIOAny(last))
         context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        guard closes || written != nil else { return }
         flushed.assumeIsolated().whenComplete { _ in
             written?()
             if closes { context.close(promise: nil) }
