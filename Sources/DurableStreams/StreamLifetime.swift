@@ -146,4 +146,11 @@ public enum StreamLifetime: Hashable, Sendable {
         default: return false
         }
     }
+
+    /// A fork's lifetime (§4.2): the one it asked for, or else its source's, so that a fork of
+    /// a stream with a TTL or a deadline is never kept forever by accident.
+    public static func forFork(requested: StreamLifetime, source: StreamLifetime) -> StreamLifetime {
+        if case .unlimited = requested { return source }
+        return requested
+    }
 }

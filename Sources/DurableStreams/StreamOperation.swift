@@ -9,7 +9,9 @@ public enum StreamOperation: Sendable {
 
     /// `PUT`: create, or confirm an identical stream exists.
     public struct Create: Sendable {
-        public var contentType: ContentType
+        /// `nil` when the request sent none: `application/octet-stream` for a new stream, the
+        /// source's type for a fork (§4.2).
+        public var contentType: ContentType?
         public var lifetime: StreamLifetime
         public var closed: Bool
         /// The fork this `PUT` asks for (§4.2), if any.
@@ -69,7 +71,7 @@ public enum StreamOperation: Sendable {
         switch method {
         case "PUT":
             let fork = try ForkRequest(header: header)
-            var contentType = ContentType.octetStream
+            var contentType: ContentType?
             if let value = header("Content-Type") {
                 guard let parsed = ContentType(value) else {
                     throw ProtocolError(.badRequest, "malformed Content-Type")

@@ -144,13 +144,39 @@ final class StreamService: HTTPResponder {
     private func create(_ path: String, _ create: StreamOperation.Create, request: ServerRequest, loop: any EventLoop)
         -> EventLoopFuture<ServerReply>
     {
-        // A fork made as a plain empty stream would tell the client it succeeded while the
-        // inherited data is missing: refused plainly until forks are built (§4.2).
-        if create.fork != nil {
-            return loop.makeSucceededFuture(Self.errorReply(ProtocolError(.notImplemented, "stream forks are not supported by this server yet")))
+        var fork: ForkCommand?
+        if let asked = create.fork {
+            // The source is named by its URL path; one outside the stream routes names no stream.
+            guard let source = try? StreamPath.canonicalName(urlPath: Substring(asked.source), prefix: configuration.streamPathPrefix)
+            else {
+                return loop.makeSucceededFuture(Self.errorReply(ForkErrors.sourceNotFound))
+            }
+            fork = ForkCommand(source: source, offset: asked.offset, subOffset: asked.subOffset)
         }
-        let body = Body.framing(request.body, as: create.contentType, allowEmptyArray: true)
-        let command = CreateCommand(contentType: create.contentType, lifetime: create.lifetime, closed: create.closed, body: body)
+        guard let fork, create.contentType == nil, request.body.readableBytes > 0 else {
+            let type = create.contentType ?? (fork == nil ? .octetStream : nil)
+            return makeStream(path, create, type: type, fork: fork, request: request, loop: loop)
+        }
+        // A fork that takes its source's type with a body to append: the body is framed for
+        // that type (JSON or bytes), so the type is looked up first. The store checks it again.
+        return store.info(fork.source, on: loop).flatMap { info in
+            self.makeStream(path, create, type: info.contentType, fork: fork, request: request, loop: loop)
+        }.flatMapErrorThrowing { error in
+            guard let error = error as? ProtocolError else { throw error }
+            switch error.status {
+            case .notFound: return Self.errorReply(ForkErrors.sourceNotFound)
+            case .gone: return Self.errorReply(ForkErrors.sourceGone)
+            default: return Self.errorReply(error)
+            }
+        }
+    }
+
+    private func makeStream(
+        _ path: String, _ create: StreamOperation.Create, type: ContentType?, fork: ForkCommand?, request: ServerRequest,
+        loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
+        let body = Body.framing(request.body, as: type, allowEmptyArray: true)
+        let command = CreateCommand(contentType: type, lifetime: create.lifetime, closed: create.closed, body: body, fork: fork)
         let location = absoluteURL(for: request.head)
         return store.create(path, command, on: loop).map { [configuration, metrics] result in
             var extra: [(String, String)] = [

@@ -10,10 +10,12 @@ struct CommitJob {
         case create(FramedAppend)
         case append(AppendWrite)
         /// Remove the stream's metadata, then its files. Carries the stream, to be put back if
-        /// the commit fails.
-        case delete(removed: FileStream?)
+        /// the commit fails, and the source whose reference it gives back once it has committed.
+        case delete(removed: FileStream?, source: SourceLink?)
         /// Write the record only (a sliding TTL's access time).
         case touch
+        /// Write the record that says the stream is soft-deleted.
+        case softDelete
         /// Nothing to write: answers a retry once everything queued before it has committed.
         case barrier
 
@@ -69,9 +71,15 @@ struct CommitJob {
     var changesData: Bool {
         switch work {
         case .create, .append: return true
-        case .delete, .touch, .barrier: return false
+        case .delete, .touch, .barrier, .softDelete: return false
         }
     }
+}
+
+/// A fork's source as the file store finds it: by name, checked by id.
+struct SourceLink: Sendable, Hashable {
+    let key: StreamKey
+    let id: UInt64
 }
 
 /// The bytes and state one accepted append commits.
@@ -114,7 +122,8 @@ struct CommitBatch {
                 try files.createDirectory(job.stream, sync: false)
                 newEntries.insert(files.streamsDirectory)
                 if framed.bytes.readableBytes > 0 {
-                    try write(framed, stream: job.stream, segmentStart: 0, indexPosition: 0, into: &written)
+                    // A fork's first segment starts at its fork point.
+                    try write(framed, stream: job.stream, segmentStart: framed.start, indexPosition: 0, into: &written)
                     newEntries.insert(files.directory(job.stream))
                 }
             case .append(let append):
@@ -123,7 +132,7 @@ struct CommitBatch {
                 if append.newSegment || (append.indexPosition == 0 && !append.framed.ends.isEmpty) {
                     newEntries.insert(files.directory(job.stream))
                 }
-            case .delete, .touch, .barrier:
+            case .delete, .touch, .barrier, .softDelete:
                 break
             }
         }
@@ -196,7 +205,7 @@ struct CommitBatch {
                 try transaction.put(FileStoreRecovery.producersDatabase,
                                     RecordKey.producer(stream: job.stream, serial: serial), producer.encoded())
             }
-        case .touch, .barrier:
+        case .touch, .barrier, .softDelete:
             break
         }
         if let record = job.record {

@@ -78,7 +78,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         pool.start()
     }
 
-    public var streamCount: Int { lock.withLock { streams.values.filter(\.durable).count } }
+    public var streamCount: Int { lock.withLock { streams.values.count { $0.durable && !$0.record.softDeleted } } }
 
     /// Open segment and index files (for metrics and tests).
     public var openFileHandles: Int { files.handles.openCount }
@@ -109,13 +109,16 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         }
         let key = StreamKey(path)
         let promise = loop.makePromise(of: CreateResult.self)
-        let framed = FramedAppend(command.body, messages: messages, json: command.contentType.isJSON, at: 0)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let outcome: Result<CreateResult, ProtocolError>? = lock.withLock {
             guard !closing else { return .failure(Self.shuttingDown) }
             if let existing = lookup(key, now: now, woken: &woken) {
+                guard !existing.record.softDeleted else { return .failure(ForkErrors.nameTaken) }
+                let source = command.fork.flatMap { streams[StreamKey($0.source)] }.map {
+                    (tail: StreamOffset(position: $0.durableTail), lifetime: $0.record.lifetime)
+                }
                 guard command.matches(contentType: existing.record.contentType, lifetime: existing.record.lifetime,
-                                      closed: existing.record.closed)
+                                      closed: existing.record.closed, fork: existing.record.fork, source: source)
                 else {
                     let conflict = ProtocolError(.conflict, "stream exists with a different configuration")
                     if existing.inFlight == 0 { return .failure(conflict) }
@@ -128,22 +131,35 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 enqueue(CommitJob(stream: existing.id, key: key, work: .barrier, completion: .create(promise, result)))
                 return nil
             }
+            var record = StreamRecord(
+                name: path, contentType: command.contentType ?? .octetStream, lifetime: command.lifetime, lastAccess: now,
+                tail: 0, messageCount: 0, closed: command.closed, closedBy: nil, lastSeq: nil, nextProducerSerial: 0)
+            var source: SourceLink?
+            if let fork = command.fork {
+                switch forkRecord(fork, command, now: now, woken: &woken) {
+                case .failure(let error): return .failure(error)
+                case .success(let made):
+                    record = made.applied(to: record)
+                    source = made.source
+                }
+            }
+            let framed = FramedAppend(command.body, messages: messages, json: record.contentType.isJSON, at: record.base)
+            record.tail = framed.end
+            record.messageCount = UInt64(framed.ends.count)
             let id = nextStreamID
             nextStreamID += 1
-            let record = StreamRecord(
-                name: path, contentType: command.contentType, lifetime: command.lifetime, lastAccess: now,
-                tail: UInt64(framed.bytes.readableBytes), messageCount: UInt64(framed.ends.count), closed: command.closed,
-                closedBy: nil, lastSeq: nil, nextProducerSerial: 0)
-            var stream = FileStream(id: id, record: record, json: command.contentType.isJSON, hotTailBytes: options.hotTailBytes)
+            var stream = FileStream(id: id, record: record, json: record.contentType.isJSON, hotTailBytes: options.hotTailBytes)
             stream.durable = false
             stream.durableTail = record.tail
             stream.durableClosed = record.closed
             for end in framed.ends { stream.boundaries.append(end) }
-            if framed.bytes.readableBytes > 0 { stream.segments = [0] }
-            stream.hot.append(framed.bytes, at: 0)
+            if framed.bytes.readableBytes > 0 { stream.segments = [record.base] }
+            stream.hot.append(framed.bytes, at: record.base)
             hotBytes += stream.hot.byteCount
             stream.inFlight = 1
             streams[key] = stream
+            // The reference is taken with the fork's creation; a failed commit gives it back.
+            if let source { streams[source.key]!.forkCount += 1 }
             let result = CreateResult(created: true, info: stream.pendingInfo(incarnation))
             enqueue(CommitJob(
                 stream: id, key: key, work: .create(framed), record: record, completion: .create(promise, result)))
@@ -155,6 +171,53 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// What a fork takes from its source, checked against the source's committed state.
+    private struct MadeFork {
+        var source: SourceLink
+        var origin: ForkOrigin
+        var point: UInt64
+        var contentType: ContentType
+        var lifetime: StreamLifetime
+
+        func applied(to record: StreamRecord) -> StreamRecord {
+            var record = record
+            record.contentType = contentType
+            record.lifetime = lifetime
+            record.base = point
+            record.fork = origin
+            record.sourceID = source.id
+            return record
+        }
+    }
+
+    /// Resolves a fork request against its source (§4.2): 404 without one, 409 when it is
+    /// soft-deleted or of another type, 400 when the divergence point names no data. Under the lock.
+    private func forkRecord(_ fork: ForkCommand, _ command: CreateCommand, now: Double,
+                            woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Result<MadeFork, ProtocolError> {
+        let sourceKey = StreamKey(fork.source)
+        guard let source = lookup(sourceKey, now: now, woken: &woken), source.durable else {
+            return .failure(ForkErrors.sourceNotFound)
+        }
+        guard !source.record.softDeleted else { return .failure(ForkErrors.sourceGone) }
+        if let type = command.contentType, type != source.record.contentType { return .failure(ForkErrors.typeMismatch) }
+        let anchor = fork.offset ?? StreamOffset(position: source.durableTail)
+        let point = ForkLayers.forkPoint(
+            layers(sourceKey), tail: source.durableTail, anchor: anchor.position, subOffset: fork.subOffset,
+            json: source.record.contentType.isJSON)
+        return point.map { point in
+            MadeFork(
+                source: SourceLink(key: sourceKey, id: source.id),
+                origin: ForkOrigin(source: fork.source, anchor: anchor, subOffset: fork.subOffset), point: point,
+                contentType: source.record.contentType,
+                lifetime: StreamLifetime.forFork(requested: command.lifetime, source: source.record.lifetime))
+        }
+    }
+
+    /// The layers a read of `key` crosses, committed bytes only. Under the lock.
+    private func layers(_ key: StreamKey) -> [ForkLayer<StreamKey>] {
+        ForkLayers.collect(key) { streams[$0]?.layerFacts() }
+    }
+
     // MARK: - Append
 
     public func append(_ path: String, _ command: AppendCommand, on loop: any EventLoop) -> EventLoopFuture<AppendResult> {
@@ -164,7 +227,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let outcome: Result<AppendResult, ProtocolError>? = lock.withLock {
             guard !closing else { return .failure(Self.shuttingDown) }
-            guard lookup(key, now: now, woken: &woken) != nil else { return .failure(Self.notFound) }
+            guard let found = lookup(key, now: now, woken: &woken) else { return .failure(Self.notFound) }
+            guard !found.record.softDeleted else { return .failure(ForkErrors.gone) }
             let outcome: Result<AppendResult, ProtocolError>? = modify(key) { stream in
                 if stream.broken {
                     return .failure(ProtocolError(.internalServerError, "this stream's files could not be repaired after a storage error; restart the server"))
@@ -276,7 +340,17 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let plan: Result<ReadPlan, ProtocolError> = lock.withLock {
-            guard lookup(key, now: now, woken: &woken)?.durable == true else { return .failure(Self.notFound) }
+            guard let found = lookup(key, now: now, woken: &woken), found.durable else { return .failure(Self.notFound) }
+            guard !found.record.softDeleted else { return .failure(ForkErrors.gone) }
+            if found.sourceKey != nil {
+                if touch && found.record.lifetime.isSliding {
+                    modify(key) { stream in
+                        stream.record.lastAccess = now
+                        stream.accessDirty = true
+                    }
+                }
+                return planLayeredRead(key, from: start, maxBytes: maxBytes)
+            }
             return modify(key) { stream in
                 if touch && stream.record.lifetime.isSliding {
                     stream.record.lastAccess = now
@@ -294,7 +368,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                     }
                     stats.diskReads += 1
                 case .success(.ready): stats.memoryReads += 1
-                case .failure: break
+                case .success(.layered), .failure: break
                 }
                 return plan
             } ?? .failure(Self.notFound)
@@ -305,6 +379,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             return loop.makeFailedFuture(error)
         case .success(.ready(let result)):
             return loop.makeSucceededFuture(result)
+        case .success(.layered(let info, let from, let to, let parts)):
+            return readParts(parts, info: info, from: from, to: to, key: key, on: loop)
         case .success(.fromDisk(let id, let segments, let info, let from, let to)):
             let start = StreamOffset(position: from)
             let end = StreamOffset(position: to)
@@ -333,15 +409,75 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         }
     }
 
+    /// Plans a read of a fork across its layers: each part from the hot tail or block cache of
+    /// the stream that holds it, or from that stream's files. Under the lock.
+    private func planLayeredRead(_ key: StreamKey, from start: ReadStart, maxBytes: Int) -> Result<ReadPlan, ProtocolError> {
+        let stream = streams[key]!
+        return ForkLayers.plan(layers(key), tail: stream.durableTail, from: start, maxBytes: maxBytes).map { plan in
+            var parts: [ReadPart] = []
+            for (owner, range) in plan.pieces {
+                let holder = streams[owner]!
+                if let bytes = holder.hot.bytes(from: range.lowerBound, to: range.upperBound) {
+                    parts.append(.bytes([bytes]))
+                } else if let cached = blocks.bytes(holder.id, from: range.lowerBound, to: range.upperBound) {
+                    parts.append(.bytes(cached))
+                } else {
+                    parts.append(.disk(stream: holder.id, segments: holder.segments, base: holder.record.base,
+                                       tail: holder.durableTail, range: range))
+                }
+            }
+            stats.memoryReads += 1
+            return .layered(info: stream.info(incarnation), from: plan.start, to: plan.end, parts: parts)
+        }
+    }
+
+    /// Gathers a layered read's parts, reading those on disk on an I/O thread.
+    private func readParts(_ parts: [ReadPart], info: StreamInfo, from: UInt64, to: UInt64, key: StreamKey, on loop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        let result = ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: [])
+        let onDisk = parts.contains { if case .disk = $0 { return true } else { return false } }
+        guard onDisk else {
+            var ready = result
+            for case .bytes(let chunks) in parts { ready.chunks += chunks }
+            return loop.makeSucceededFuture(ready)
+        }
+        let files = self.files
+        let blocks = self.blocks
+        let promise = loop.makePromise(of: ReadResult.self)
+        pool.submit { state in
+            guard case .active = state else { return promise.fail(Self.shuttingDown) }
+            do {
+                var read = result
+                for part in parts {
+                    switch part {
+                    case .bytes(let chunks):
+                        read.chunks += chunks
+                    case .disk(let id, let segments, let base, let tail, let range):
+                        read.chunks += try Self.readThroughCache(
+                            blocks, files, id, segments: segments, from: range.lowerBound, to: range.upperBound, tail: tail, base: base)
+                    }
+                }
+                promise.succeed(read)
+            } catch {
+                let stillThere = self.lock.withLock { self.streams[key]?.id != nil && self.streams[key]?.record.softDeleted == false }
+                promise.fail(stillThere ? ProtocolError(.internalServerError, "storage error while reading: \(error)") : Self.notFound)
+            }
+        }
+        return promise.futureResult
+    }
+
     /// Reads `[from, to)` in whole blocks where they are committed, keeping them for the next
     /// reader; the part of the last block that is not whole yet is read as it is. On an I/O thread.
     private static func readThroughCache(
-        _ blocks: BlockCache, _ files: StreamFiles, _ id: UInt64, segments: [UInt64], from: UInt64, to: UInt64, tail: UInt64
+        _ blocks: BlockCache, _ files: StreamFiles, _ id: UInt64, segments: [UInt64], from: UInt64, to: UInt64, tail: UInt64,
+        base: UInt64 = 0
     ) throws -> [ByteBuffer] {
         let size = BlockCache.blockSize
         let firstBlock = from / size
         let lastWhole = tail / size  // blocks below this index are whole and committed
-        guard blocks.capacity > 0, firstBlock < lastWhole else {
+        // A fork's files start at its fork point: a block reaching below it is not in them.
+        guard blocks.capacity > 0, firstBlock < lastWhole, firstBlock * size >= base else {
             return try files.read(id, segments: segments, from: from, to: to)
         }
         let wholeEnd = min(((to + size - 1) / size), lastWhole) * size
@@ -363,13 +499,12 @@ public final class FileStore: StreamStore, @unchecked Sendable {
     public func info(_ path: String, on loop: any EventLoop) -> EventLoopFuture<StreamInfo> {
         let now = clock()
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
-        let info: StreamInfo? = lock.withLock {
-            guard let stream = lookup(StreamKey(path), now: now, woken: &woken), stream.durable else { return nil }
-            return stream.info(incarnation)
+        let info: Result<StreamInfo, ProtocolError> = lock.withLock {
+            guard let stream = lookup(StreamKey(path), now: now, woken: &woken), stream.durable else { return .failure(Self.notFound) }
+            return stream.record.softDeleted ? .failure(ForkErrors.gone) : .success(stream.info(incarnation))
         }
         StreamWaiters.wake(woken)
-        guard let info else { return loop.makeFailedFuture(Self.notFound) }
-        return loop.makeSucceededFuture(info)
+        return loop.makeCompletedFuture(info.mapError { $0 as any Error })
     }
 
     // MARK: - Delete
@@ -379,17 +514,17 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         let key = StreamKey(path)
         let promise = loop.makePromise(of: Void.self)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
-        let found: Bool = lock.withLock {
-            guard !closing, let stream = lookup(key, now: now, woken: &woken), stream.durable else { return false }
-            remove(key, woken: &woken, completion: .void(promise))
-            return true
+        let refusal: ProtocolError? = lock.withLock {
+            guard !closing else { return Self.shuttingDown }
+            guard let stream = lookup(key, now: now, woken: &woken), stream.durable else { return Self.notFound }
+            guard !stream.record.softDeleted else { return ForkErrors.gone }
+            retire(key, woken: &woken, completion: .void(promise))
+            return nil
         }
         StreamWaiters.wake(woken)
-        if !found { promise.fail(closingNow ? Self.shuttingDown : Self.notFound) }
+        if let refusal { promise.fail(refusal) }
         return promise.futureResult
     }
-
-    private var closingNow: Bool { lock.withLock { closing } }
 
     // MARK: - Waiting
 
@@ -402,7 +537,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             let id = nextWaiterID
             nextWaiterID += 1
             var registered = false
-            if lookup(key, now: now, woken: &woken)?.durable == true {
+            if let found = lookup(key, now: now, woken: &woken), found.durable, !found.record.softDeleted {
                 registered = modify(key) { stream -> Bool in
                     guard !stream.durableClosed, stream.durableTail <= offset.position else { return false }
                     stream.waiters.add(id, promise)
@@ -430,8 +565,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let removed: Int = lock.withLock {
             guard !closing else { return 0 }
-            let expired = streams.filter { $0.value.durable && $0.value.isExpired(at: now) }.map(\.key)
-            for key in expired { remove(key, woken: &woken, completion: .none) }
+            let expired = streams.filter { $0.value.durable && !$0.value.record.softDeleted && $0.value.isExpired(at: now) }.map(\.key)
+            for key in expired { retire(key, woken: &woken, completion: .none) }
             for key in streams.keys where streams[key]!.accessDirty && streams[key]!.durable {
                 streams[key]!.accessDirty = false
                 let stream = streams[key]!
@@ -483,14 +618,38 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 
     // MARK: - Under the lock
 
-    /// The stream at `key`, or `nil`; an expired one is removed on the way (its waiters woken).
+    /// The stream at `key` (soft-deleted ones included), or `nil`; one whose lifetime has ended
+    /// is retired on the way (its waiters woken).
     private func lookup(_ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> FileStream? {
         guard let stream = streams[key] else { return nil }
-        if stream.durable && stream.isExpired(at: now) {
-            remove(key, woken: &woken, completion: .none)
-            return nil
+        if stream.durable && !stream.record.softDeleted && stream.isExpired(at: now) {
+            retire(key, woken: &woken, completion: .none)
         }
-        return stream
+        return streams[key]
+    }
+
+    /// Deletes a stream (a client's DELETE, or its lifetime ended): soft-deletes it while forks
+    /// use its data (§4.2), removes it otherwise.
+    private func retire(_ key: StreamKey, woken: inout [EventLoopPromise<StoreWait.Outcome>], completion: CommitJob.Completion) {
+        guard let stream = streams[key] else { return }
+        guard stream.forkCount > 0 else { return remove(key, woken: &woken, completion: completion) }
+        modify(key) { stream in
+            stream.record.softDeleted = true
+            woken += stream.waiters.takeAll()
+        }
+        enqueue(CommitJob(stream: stream.id, key: key, work: .softDelete, record: streams[key]!.record, completion: completion))
+    }
+
+    /// Gives back a fork's reference on its source once the fork's removal has committed (or
+    /// its creation failed); a soft-deleted source left without forks is removed in turn, which
+    /// continues up the chain as each removal commits (§4.2's cascade).
+    private func release(_ source: SourceLink, woken: inout [EventLoopPromise<StoreWait.Outcome>]) {
+        guard streams[source.key]?.id == source.id else { return }
+        streams[source.key]!.forkCount -= 1
+        let stream = streams[source.key]!
+        if stream.forkCount <= 0 && stream.record.softDeleted {
+            remove(source.key, woken: &woken, completion: .none)
+        }
     }
 
     /// Runs `body` on the stream in place (a copy would share the in-memory tail and make the
@@ -507,7 +666,8 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         hotBytes -= stream.hot.byteCount
         stream.hot.drop()
         blocks.removeAll(stream: stream.id)
-        enqueue(CommitJob(stream: stream.id, key: key, work: .delete(removed: stream), completion: completion))
+        let source = stream.record.sourceID.flatMap { id in stream.sourceKey.map { SourceLink(key: $0, id: id) } }
+        enqueue(CommitJob(stream: stream.id, key: key, work: .delete(removed: stream, source: source), completion: completion))
     }
 
     private func enqueue(_ job: CommitJob) {
@@ -580,6 +740,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         lock.withLock {
             for job in jobs {
+                if case .delete(_, let source?) = job.work { release(source, woken: &woken) }
                 guard streams[job.key]?.id == job.stream else { continue }  // deleted since
                 modify(job.key) { stream in
                     switch job.work {
@@ -591,7 +752,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                         if write.closes { stream.durableClosed = true }
                         stream.inFlight -= 1
                         woken += stream.waiters.takeAll()
-                    case .delete, .touch, .barrier:
+                    case .delete, .touch, .barrier, .softDelete:
                         break
                     }
                 }
@@ -622,11 +783,17 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 case .append(let write):
                     modify(job.key) { $0.undo(write.undo) }
                 case .create:
-                    // It never existed.
+                    // It never existed, nor did its reference on a source.
                     let stream = streams.removeValue(forKey: job.key)!
                     woken += stream.waiters.all
                     hotBytes -= stream.hot.byteCount
                     abandoned.append(stream.id)
+                    if let id = stream.record.sourceID, let key = stream.sourceKey {
+                        release(SourceLink(key: key, id: id), woken: &woken)
+                    }
+                case .softDelete:
+                    // The client was told the delete failed: the stream is still there.
+                    modify(job.key) { $0.record.softDeleted = false }
                 case .delete, .touch, .barrier:
                     break
                 }
@@ -643,11 +810,12 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             // A delete that did not commit did not happen: the stream is back. If its name was
             // taken again meanwhile, the delete is retried with the next batch.
             for job in jobs {
-                guard case .delete(let removed?) = job.work else { continue }
+                guard case .delete(let removed?, let source) = job.work else { continue }
                 if streams[job.key] == nil {
                     streams[job.key] = removed
                 } else {
-                    retryDeletes.append(CommitJob(stream: job.stream, key: job.key, work: .delete(removed: nil), completion: .none))
+                    retryDeletes.append(CommitJob(
+                        stream: job.stream, key: job.key, work: .delete(removed: nil, source: source), completion: .none))
                 }
             }
         }
@@ -672,4 +840,12 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 enum ReadPlan {
     case ready(ReadResult)
     case fromDisk(stream: UInt64, segments: [UInt64], info: StreamInfo, from: UInt64, to: UInt64)
+    /// A fork's read: parts of several streams, in order.
+    case layered(info: StreamInfo, from: UInt64, to: UInt64, parts: [ReadPart])
+}
+
+/// One part of a layered read: bytes already in memory, or a range of one stream's files.
+enum ReadPart {
+    case bytes([ByteBuffer])
+    case disk(stream: UInt64, segments: [UInt64], base: UInt64, tail: UInt64, range: Range<UInt64>)
 }

@@ -98,18 +98,17 @@ enum FileStoreRecovery {
         for id in superseded { states[id] = nil }
         if let highest = states.keys.max() { nextID = max(nextID, highest &+ 1) }
 
+        let loaded = states.mapValues(\.record)
+        let (ended, forkCounts) = settleLifetimes(&states, now: now)
         var streams: [StreamKey: FileStream] = [:]
-        var expired: [UInt64] = []
+        var expired: [UInt64] = ended
         var repaired: [UInt64: StreamRecord] = [:]
         for (id, state) in states {
             var stream = FileStream(id: id, record: state.record, json: state.record.contentType.isJSON, hotTailBytes: options.hotTailBytes)
             stream.producers = state.producers
-            if stream.isExpired(at: now) {
-                expired.append(id)
-                continue
-            }
+            stream.forkCount = forkCounts[id] ?? 0
             try repair(&stream, files: files, report: &report)
-            if stream.record != state.record { repaired[id] = stream.record }
+            if stream.record != loaded[id] { repaired[id] = stream.record }
             stream.durableTail = stream.record.tail
             stream.durableClosed = stream.record.closed
             streams[StreamKey(stream.record.name)] = stream
@@ -136,6 +135,35 @@ enum FileStoreRecovery {
                          streams: streams, nextStreamID: nextID, recovery: report)
     }
 
+    /// Applies what happened to lifetimes while the server was down, and finishes cascades a
+    /// crash interrupted (§4.2): a stream whose lifetime ended is soft-deleted if forks still
+    /// use it and removed otherwise; a soft-deleted stream without forks is removed; removing
+    /// one may leave its source without forks, so this repeats until nothing changes. Takes the
+    /// removed streams out of `states`; returns them, and the fork count of each stream left.
+    static func settleLifetimes(_ states: inout [UInt64: CommittedState], now: Double) -> (removed: [UInt64], forkCounts: [UInt64: Int]) {
+        var removed: [UInt64] = []
+        while true {
+            var counts: [UInt64: Int] = [:]
+            for state in states.values {
+                if let source = state.record.sourceID { counts[source, default: 0] += 1 }
+            }
+            var changed = false
+            for (id, state) in states {
+                let record = state.record
+                let ended = record.lifetime.expiry(lastAccess: record.lastAccess).map { now >= $0 } ?? false
+                if !record.softDeleted && ended && counts[id, default: 0] > 0 {
+                    states[id]!.record.softDeleted = true
+                    changed = true
+                } else if (record.softDeleted || ended) && counts[id, default: 0] == 0 {
+                    states[id] = nil
+                    removed.append(id)
+                    changed = true
+                }
+            }
+            if !changed { return (removed, counts) }
+        }
+    }
+
     /// Matches a stream's files to its committed record: segment bytes beyond the committed end
     /// are cut; committed bytes that are missing shorten the stream (and are reported).
     private static func repair(_ stream: inout FileStream, files: StreamFiles, report: inout RecoveryReport) throws {
@@ -145,7 +173,7 @@ enum FileStoreRecovery {
         let names = StreamFiles.list(directory)
         let starts = names.compactMap(StreamFiles.segmentStart).sorted()
         var kept: [UInt64] = []
-        var available: UInt64 = 0  // contiguous committed bytes found on disk
+        var available = stream.record.base  // contiguous committed bytes found on disk (a fork's start at its fork point)
         for (index, start) in starts.enumerated() {
             let path = files.segmentPath(stream.id, start: start)
             let size = fileSize(path)
@@ -186,7 +214,7 @@ enum FileStoreRecovery {
                 try files.truncate(indexPath, to: UInt64(ends.count * 8))
             }
             // A JSON stream ends on a message boundary; if committed messages were lost, at the last whole one.
-            let lastEnd = ends.last ?? 0
+            let lastEnd = ends.last ?? stream.record.base
             if lastEnd < tail {
                 report.committedBytesMissing += tail - lastEnd
                 tail = lastEnd

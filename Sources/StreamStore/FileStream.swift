@@ -26,6 +26,17 @@ struct FileStream {
     var broken = false
     var hot: HotTail
     var waiters = StreamWaiters()
+    /// Forks whose creation was accepted and whose deletion has not committed: while any are,
+    /// deleting this stream only soft-deletes it. Not stored; recovery counts the fork records.
+    var forkCount = 0
+
+    /// The name of the stream this one was forked from.
+    var sourceKey: StreamKey? { record.fork.map { StreamKey($0.source) } }
+
+    /// What a read through this stream's layers needs to know of it (committed state only).
+    func layerFacts() -> ForkLayers.Facts<StreamKey> {
+        ForkLayers.Facts(base: record.base, tail: durableTail, boundaries: boundaries, source: sourceKey)
+    }
 
     init(id: UInt64, record: StreamRecord, json: Bool, hotTailBytes: Int) {
         self.id = id
@@ -84,8 +95,11 @@ struct FileStream {
     /// Takes back one append that will not commit (the newest not yet undone).
     mutating func undo(_ undo: AppendWrite.Undo) {
         let access = max(record.lastAccess, undo.record.lastAccess)
+        let softDeleted = record.softDeleted
         record = undo.record
         record.lastAccess = access
+        // A delete is its own job, undone (or not) on its own.
+        record.softDeleted = softDeleted
         if let (key, slot) = undo.producer { producers[key] = slot }
     }
 

@@ -17,9 +17,15 @@ struct MemoryLog {
     /// For JSON streams, where each message ends.
     private var boundaries: MessageBoundaries
 
-    init(framed: Bool) {
+    /// `base`: where the log's first byte sits in the stream (a fork's own bytes start at its
+    /// fork point; everything below is its source's).
+    init(framed: Bool, base: UInt64 = 0) {
         boundaries = MessageBoundaries(framed: framed)
+        openStart = base
     }
+
+    /// The message ends, for reads that cross into this log from a fork.
+    var messageBoundaries: MessageBoundaries { boundaries }
 
     /// For JSON streams: the end position of every message, ascending. `nil` for byte streams,
     /// where any position is a valid chunk boundary.

@@ -33,6 +33,16 @@ public final class MemoryStore: StreamStore {
         /// The producer request that closed the stream, so its retry is recognised.
         var closedBy: ProducerClaim?
         var waiters = StreamWaiters()
+        /// Where its own bytes start: its fork point (0 unless it is a fork).
+        var base: UInt64 = 0
+        /// How it was forked, and from which stream (whose name cannot be reused while this
+        /// fork holds a reference to it).
+        var fork: ForkOrigin?
+        var sourceKey: StreamKey?
+        /// Forks that read this stream's bytes; while any do, deleting it only soft-deletes it.
+        var forkCount = 0
+        /// Deleted (or expired) while forks still use its data: 410 for every direct operation.
+        var softDeleted = false
 
         var tail: StreamOffset { StreamOffset(position: log.length) }
 
@@ -84,29 +94,119 @@ public final class MemoryStore: StreamStore {
         var nextID: UInt64 = 1
         var nextWaiterID: UInt64 = 1
 
-        /// The live stream at `path`; an expired one is removed (its waiters returned for waking).
+        /// The stream at `path`, soft-deleted ones included; one whose lifetime has ended is
+        /// retired first (its waiters returned for waking).
         mutating func lookup(_ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>]) -> Stream? {
             guard let stream = streams[key] else { return nil }
-            if stream.isExpired(at: now) {
-                woken += streams.removeValue(forKey: key)!.waiters.all
-                return nil
+            if !stream.softDeleted && stream.isExpired(at: now) {
+                retire(key, woken: &woken)
             }
-            return stream
+            return streams[key]
+        }
+
+        /// The stream at `path` if a client may use it: 404 when there is none, 410 when it is
+        /// soft-deleted.
+        mutating func live(_ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>])
+            -> Result<Stream, ProtocolError>
+        {
+            guard let stream = lookup(key, now: now, woken: &woken) else { return .failure(MemoryStore.notFound) }
+            return stream.softDeleted ? .failure(ForkErrors.gone) : .success(stream)
         }
 
         /// Runs `body` on the live stream at `key` in place. Mutating a copy instead would share
         /// the log's open segment with the dictionary and make the next write copy it whole.
         mutating func modify<R>(
-            _ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>], _ body: (inout Stream) -> R
-        ) -> R? {
-            guard lookup(key, now: now, woken: &woken) != nil else { return nil }
-            return body(&streams[key]!)
+            _ key: StreamKey, now: Double, woken: inout [EventLoopPromise<StoreWait.Outcome>], _ body: (inout Stream) -> Result<R, ProtocolError>
+        ) -> Result<R, ProtocolError> {
+            switch live(key, now: now, woken: &woken) {
+            case .failure(let error): return .failure(error)
+            case .success: return body(&streams[key]!)
+            }
+        }
+
+        /// Deletes a stream (a client's DELETE, or its lifetime ended): soft-deletes it while
+        /// forks use its data, removes it otherwise.
+        mutating func retire(_ key: StreamKey, woken: inout [EventLoopPromise<StoreWait.Outcome>]) {
+            guard let stream = streams[key] else { return }
+            if stream.forkCount > 0 {
+                streams[key]!.softDeleted = true
+                woken += streams[key]!.waiters.takeAll()
+            } else {
+                remove(key, woken: &woken)
+            }
+        }
+
+        /// Removes a stream and gives back its reference on its source; a soft-deleted source
+        /// left without forks goes too, and so on up the chain (§4.2's cascade).
+        private mutating func remove(_ key: StreamKey, woken: inout [EventLoopPromise<StoreWait.Outcome>]) {
+            var next: StreamKey? = key
+            while let current = next, let removed = streams.removeValue(forKey: current) {
+                woken += removed.waiters.all
+                next = nil
+                if let source = removed.sourceKey, streams[source] != nil {
+                    streams[source]!.forkCount -= 1
+                    if streams[source]!.forkCount == 0 && streams[source]!.softDeleted { next = source }
+                }
+            }
+        }
+
+        /// The layers a read of `key` crosses: its source's bytes below its fork point (and
+        /// theirs), then its own.
+        func layers(_ key: StreamKey) -> [ForkLayer<StreamKey>] {
+            ForkLayers.collect(key) { key in
+                streams[key].map {
+                    ForkLayers.Facts(base: $0.base, tail: $0.log.length, boundaries: $0.log.messageBoundaries, source: $0.sourceKey)
+                }
+            }
+        }
+
+        /// A read of a fork: planned over its layers, each part's bytes from the stream that holds them.
+        func layeredRead(_ key: StreamKey, from start: ReadStart, maxBytes: Int) -> Result<ReadResult, ProtocolError> {
+            let stream = streams[key]!
+            let planned = ForkLayers.plan(layers(key), tail: stream.log.length, from: start, maxBytes: maxBytes)
+            return planned.map { plan in
+                ReadResult(
+                    info: stream.info(), start: StreamOffset(position: plan.start), end: StreamOffset(position: plan.end),
+                    chunks: plan.pieces.flatMap { streams[$0.owner]!.log.bytes(from: $0.range.lowerBound, to: $0.range.upperBound) })
+            }
+        }
+
+        /// Makes a fork of the stream at `command.fork.source` at `key`.
+        mutating func createFork(
+            _ key: StreamKey, _ command: CreateCommand, _ fork: ForkCommand, messages: [Range<Int>], id: String, now: Double,
+            woken: inout [EventLoopPromise<StoreWait.Outcome>]
+        ) -> Result<CreateResult, ProtocolError> {
+            let sourceKey = StreamKey(fork.source)
+            guard let source = lookup(sourceKey, now: now, woken: &woken) else { return .failure(ForkErrors.sourceNotFound) }
+            guard !source.softDeleted else { return .failure(ForkErrors.sourceGone) }
+            if let type = command.contentType, type != source.contentType { return .failure(ForkErrors.typeMismatch) }
+            let anchor = fork.offset ?? source.tail
+            let point = ForkLayers.forkPoint(
+                layers(sourceKey), tail: source.log.length, anchor: anchor.position, subOffset: fork.subOffset,
+                json: source.contentType.isJSON)
+            switch point {
+            case .failure(let error):
+                return .failure(error)
+            case .success(let point):
+                var stream = Stream(
+                    id: id, contentType: source.contentType,
+                    lifetime: StreamLifetime.forFork(requested: command.lifetime, source: source.lifetime),
+                    log: MemoryLog(framed: source.contentType.isJSON, base: point), lastAccess: now)
+                stream.base = point
+                stream.fork = ForkOrigin(source: fork.source, anchor: anchor, subOffset: fork.subOffset)
+                stream.sourceKey = sourceKey
+                stream.write(command.body, messages: messages)
+                stream.closed = command.closed
+                streams[key] = stream
+                streams[sourceKey]!.forkCount += 1
+                return .success(CreateResult(created: true, info: stream.info()))
+            }
         }
     }
 
     private static let notFound = ProtocolError(.notFound, "stream not found")
 
-    public var streamCount: Int { state.withLockedValue { $0.streams.count } }
+    public var streamCount: Int { state.withLockedValue { $0.streams.values.count { !$0.softDeleted } } }
 
     public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
         let now = clock()
@@ -122,15 +222,24 @@ public final class MemoryStore: StreamStore {
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<CreateResult, ProtocolError> = state.withLockedValue { state in
             if let existing = state.lookup(key, now: now, woken: &woken) {
-                guard command.matches(contentType: existing.contentType, lifetime: existing.lifetime, closed: existing.closed) else {
+                guard !existing.softDeleted else { return .failure(ForkErrors.nameTaken) }
+                let source = command.fork.flatMap { state.streams[StreamKey($0.source)] }.map { (tail: $0.tail, lifetime: $0.lifetime) }
+                guard command.matches(contentType: existing.contentType, lifetime: existing.lifetime, closed: existing.closed,
+                                      fork: existing.fork, source: source)
+                else {
                     return .failure(ProtocolError(.conflict, "stream exists with a different configuration"))
                 }
                 return .success(CreateResult(created: false, info: existing.info()))
             }
-            var stream = Stream(
-                id: "\(incarnation)-\(state.nextID)", contentType: command.contentType, lifetime: command.lifetime,
-                log: MemoryLog(framed: command.contentType.isJSON), lastAccess: now)
+            let id = "\(incarnation)-\(state.nextID)"
             state.nextID += 1
+            if let fork = command.fork {
+                return state.createFork(key, command, fork, messages: messages, id: id, now: now, woken: &woken)
+            }
+            let contentType = command.contentType ?? .octetStream
+            var stream = Stream(
+                id: id, contentType: contentType, lifetime: command.lifetime,
+                log: MemoryLog(framed: contentType.isJSON), lastAccess: now)
             stream.write(command.body, messages: messages)
             stream.closed = command.closed
             state.streams[key] = stream
@@ -153,7 +262,7 @@ public final class MemoryStore: StreamStore {
                     appended = stream.waiters.takeAll()
                 }
                 return outcome
-            } ?? .failure(Self.notFound)
+            }
             woken += appended
             return outcome
         }
@@ -191,10 +300,15 @@ public final class MemoryStore: StreamStore {
         let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let result: Result<ReadResult, ProtocolError> = state.withLockedValue { state in
-            state.modify(key, now: now, woken: &woken) { stream in
+            let touched = state.modify(key, now: now, woken: &woken) { stream -> Result<Bool, ProtocolError> in
                 if touch { stream.touch(now) }
-                return stream.read(from: start, maxBytes: maxBytes)
-            } ?? .failure(Self.notFound)
+                return .success(stream.sourceKey != nil)
+            }
+            switch touched {
+            case .failure(let error): return .failure(error)
+            case .success(true): return state.layeredRead(key, from: start, maxBytes: maxBytes)
+            case .success(false): return state.streams[key]!.read(from: start, maxBytes: maxBytes)
+            }
         }
         StreamWaiters.wake(woken)
         return loop.makeCompletedFuture(result.mapError { $0 as any Error })
@@ -204,23 +318,20 @@ public final class MemoryStore: StreamStore {
         let now = clock()
         let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
-        let info = state.withLockedValue { $0.lookup(key, now: now, woken: &woken)?.info() }
+        let info = state.withLockedValue { $0.live(key, now: now, woken: &woken).map { $0.info() } }
         StreamWaiters.wake(woken)
-        guard let info else { return loop.makeFailedFuture(Self.notFound) }
-        return loop.makeSucceededFuture(info)
+        return loop.makeCompletedFuture(info.mapError { $0 as any Error })
     }
 
     public func delete(_ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let now = clock()
         let key = StreamKey(path)
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
-        let found: Bool = state.withLockedValue { state in
-            guard state.lookup(key, now: now, woken: &woken) != nil else { return false }
-            woken += state.streams.removeValue(forKey: key)!.waiters.all
-            return true
+        let found: Result<Void, ProtocolError> = state.withLockedValue { state in
+            state.live(key, now: now, woken: &woken).map { _ in state.retire(key, woken: &woken) }
         }
         StreamWaiters.wake(woken)
-        return found ? loop.makeSucceededVoidFuture() : loop.makeFailedFuture(Self.notFound)
+        return loop.makeCompletedFuture(found.mapError { $0 as any Error })
     }
 
     public func waitForChange(_ path: String, after offset: StreamOffset, on loop: any EventLoop) -> StoreWait {
@@ -231,12 +342,12 @@ public final class MemoryStore: StreamStore {
         let id: UInt64 = state.withLockedValue { state in
             let id = state.nextWaiterID
             state.nextWaiterID += 1
-            let registered = state.modify(key, now: now, woken: &woken) { stream -> Bool in
-                guard !stream.closed, stream.log.length <= offset.position else { return false }
+            let registered = state.modify(key, now: now, woken: &woken) { stream -> Result<Bool, ProtocolError> in
+                guard !stream.closed, stream.log.length <= offset.position else { return .success(false) }
                 stream.waiters.add(id, promise)
-                return true
+                return .success(true)
             }
-            if registered != true { woken.append(promise) }
+            if (try? registered.get()) != true { woken.append(promise) }
             return id
         }
         StreamWaiters.wake(woken)
@@ -248,15 +359,16 @@ public final class MemoryStore: StreamStore {
         promise?.succeed(.cancelled)
     }
 
-    /// Removes expired streams and wakes their waiters; returns how many were removed. Expiry is
-    /// also enforced lazily on every access, so this only reclaims memory.
+    /// Retires streams whose lifetime has ended (soft-deleting those that forks still use) and
+    /// wakes their waiters; returns how many. Expiry is also enforced lazily on every access, so
+    /// this only reclaims memory.
     @discardableResult
     public func sweepExpired() -> Int {
         let now = clock()
         var woken: [EventLoopPromise<StoreWait.Outcome>] = []
         let removed: Int = state.withLockedValue { state in
-            let expired = state.streams.filter { $0.value.isExpired(at: now) }.map(\.key)
-            for key in expired { woken += state.streams.removeValue(forKey: key)!.waiters.all }
+            let expired = state.streams.filter { !$0.value.softDeleted && $0.value.isExpired(at: now) }.map(\.key)
+            for key in expired { state.retire(key, woken: &woken) }
             return expired.count
         }
         StreamWaiters.wake(woken)

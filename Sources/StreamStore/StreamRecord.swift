@@ -19,8 +19,16 @@ struct StreamRecord: Sendable, Equatable {
     var lastSeq: String?
     /// The serial the next new producer of this stream gets (its LMDB key).
     var nextProducerSerial: UInt64
+    /// Where the stream's own bytes start: its fork point, 0 unless it is a fork.
+    var base: UInt64 = 0
+    /// For a fork: how it was made, and its source's stream id.
+    var fork: ForkOrigin?
+    var sourceID: UInt64?
+    /// Deleted (or expired) while forks still use its data.
+    var softDeleted = false
 
-    private static let version: UInt8 = 1
+    /// Version 2 added the fork fields; version 1 records read as streams that are not forks.
+    private static let version: UInt8 = 2
 
     func encoded() -> [UInt8] {
         var buffer = ByteBuffer()
@@ -57,13 +65,24 @@ struct StreamRecord: Sendable, Equatable {
             buffer.writeInteger(UInt8(0))
         }
         buffer.writeInteger(nextProducerSerial)
+        buffer.writeInteger(base)
+        buffer.writeInteger(UInt8(softDeleted ? 1 : 0))
+        if let fork, let sourceID {
+            buffer.writeInteger(UInt8(1))
+            buffer.writeInteger(sourceID)
+            buffer.writeLengthPrefixed(fork.source)
+            buffer.writeInteger(fork.anchor.position)
+            buffer.writeInteger(fork.subOffset)
+        } else {
+            buffer.writeInteger(UInt8(0))
+        }
         return Array(buffer.readableBytesView)
     }
 
     /// `nil` when the bytes are not a record this version wrote.
     init?(decoding bytes: [UInt8]) {
         var buffer = ByteBuffer(bytes: bytes)
-        guard buffer.readInteger(as: UInt8.self) == Self.version,
+        guard let version = buffer.readInteger(as: UInt8.self), version == 1 || version == Self.version,
             let name = buffer.readLengthPrefixed(),
             let typeText = buffer.readLengthPrefixed(), let contentType = ContentType(typeText),
             let kind = buffer.readInteger(as: UInt8.self)
@@ -100,6 +119,21 @@ struct StreamRecord: Sendable, Equatable {
             lastSeq = nil
         }
         guard let serial = buffer.readInteger(as: UInt64.self) else { return nil }
+        if version >= 2 {
+            guard let base = buffer.readInteger(as: UInt64.self), let soft = buffer.readInteger(as: UInt8.self),
+                let hasFork = buffer.readInteger(as: UInt8.self)
+            else { return nil }
+            self.base = base
+            self.softDeleted = soft == 1
+            if hasFork == 1 {
+                guard let sourceID = buffer.readInteger(as: UInt64.self), let source = buffer.readLengthPrefixed(),
+                    let anchor = buffer.readInteger(as: UInt64.self), anchor <= StreamOffset.maxPosition,
+                    let subOffset = buffer.readInteger(as: UInt64.self)
+                else { return nil }
+                self.sourceID = sourceID
+                self.fork = ForkOrigin(source: source, anchor: StreamOffset(position: anchor), subOffset: subOffset)
+            }
+        }
         self.name = name
         self.contentType = contentType
         self.lastAccess = Double(bitPattern: access)

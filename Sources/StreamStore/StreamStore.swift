@@ -91,26 +91,91 @@ public struct StoreStatistics: Sendable, Equatable {
 
 /// What `PUT` asks the store to do.
 public struct CreateCommand: Sendable {
-    public var contentType: ContentType
+    /// `nil` only for a fork that takes its source's type (§4.2).
+    public var contentType: ContentType?
+    /// For a fork, the lifetime asked for; `.unlimited` takes the source's (§4.2's table).
     public var lifetime: StreamLifetime
     public var closed: Bool
     /// Initial content, split into messages (one for byte streams; JSON messages for JSON mode).
     public var body: Body
+    /// The stream to fork and where, for a fork.
+    public var fork: ForkCommand?
 
-    public init(contentType: ContentType, lifetime: StreamLifetime, closed: Bool, body: Body) {
+    public init(contentType: ContentType?, lifetime: StreamLifetime, closed: Bool, body: Body, fork: ForkCommand? = nil) {
         self.contentType = contentType
         self.lifetime = lifetime
         self.closed = closed
         self.body = body
+        self.fork = fork
+    }
+}
+
+/// Which stream a fork inherits from and where it diverges (§4.2).
+public struct ForkCommand: Sendable, Hashable {
+    /// The source's name in the store (the same form as every other path the store is given).
+    public var source: String
+    /// The divergence point; `nil` = the source's tail when the fork is made.
+    public var offset: StreamOffset?
+    /// Bytes (JSON: messages) past `offset` the fork also inherits.
+    public var subOffset: UInt64
+
+    public init(source: String, offset: StreamOffset?, subOffset: UInt64) {
+        self.source = source
+        self.offset = offset
+        self.subOffset = subOffset
+    }
+}
+
+/// How an existing fork was made, kept to tell a repeated `PUT` (200) from a different one (409).
+public struct ForkOrigin: Sendable, Hashable {
+    public var source: String
+    /// The fork offset as resolved when the fork was made (the source's tail if none was sent).
+    public var anchor: StreamOffset
+    public var subOffset: UInt64
+
+    public init(source: String, anchor: StreamOffset, subOffset: UInt64) {
+        self.source = source
+        self.anchor = anchor
+        self.subOffset = subOffset
+    }
+
+    /// Whether `command` asks for this fork: same source, offset (an omitted offset is the
+    /// source's tail now, `sourceTail`) and sub-offset.
+    func matches(_ command: ForkCommand, sourceTail: StreamOffset?) -> Bool {
+        source == command.source && subOffset == command.subOffset && anchor == (command.offset ?? sourceTail)
     }
 }
 
 extension CreateCommand {
     /// Whether an existing stream is the one this `PUT` describes, so that repeating it answers
-    /// 200 rather than 409 (§5.1): same content type, lifetime and closure.
-    func matches(contentType: ContentType, lifetime: StreamLifetime, closed: Bool) -> Bool {
-        self.contentType == contentType && lifetime.matches(self.lifetime) && self.closed == closed
+    /// 200 rather than 409 (§5.1): same content type, lifetime and closure, and for a fork the
+    /// same source and divergence point. `source` is the fork source's tail and lifetime now,
+    /// when the command is a fork and the source is still there.
+    func matches(contentType: ContentType, lifetime: StreamLifetime, closed: Bool, fork: ForkOrigin?,
+                 source: (tail: StreamOffset, lifetime: StreamLifetime)? = nil) -> Bool {
+        guard self.contentType.map({ $0 == contentType }) ?? (self.fork != nil), self.closed == closed else { return false }
+        switch (self.fork, fork) {
+        case (nil, nil):
+            return lifetime.matches(self.lifetime)
+        case (let asked?, let made?):
+            guard made.matches(asked, sourceTail: source?.tail) else { return false }
+            let wanted = source.map { StreamLifetime.forFork(requested: self.lifetime, source: $0.lifetime) } ?? self.lifetime
+            return lifetime.matches(wanted)
+        default:
+            return false
+        }
     }
+}
+
+/// The statuses every store gives for forks and soft-deleted streams, worded once.
+public enum ForkErrors {
+    /// Any direct operation on a stream deleted while forks still use its data (§4.2).
+    public static let gone = ProtocolError(.gone, "stream was deleted; its forks still use its data")
+    /// `PUT` on a soft-deleted stream's name.
+    public static let nameTaken = ProtocolError(.conflict, "a deleted stream's name stays taken while forks use its data")
+    public static let sourceNotFound = ProtocolError(.notFound, "fork source not found")
+    public static let sourceGone = ProtocolError(.conflict, "fork source was deleted")
+    public static let typeMismatch = ProtocolError(.conflict, "Content-Type differs from the fork source's")
 }
 
 /// What `POST` asks the store to do.
