@@ -109,7 +109,8 @@ final class EdgeService: HTTPResponder {
             return forward(request, kind: .write, live: nil, loop: loop)
         case .delete?:
             return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
-                if reply.status == .noContent || reply.status == .notFound {
+                // 204 for a delete or a soft delete (§4.2), 404 or 410 when it was gone already.
+                if reply.status == .noContent || reply.status == .notFound || reply.status == .gone {
                     cache.purge(stream: stream)
                     tails.forget(stream)
                     lifetimes.forget(stream)

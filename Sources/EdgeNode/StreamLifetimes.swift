@@ -30,10 +30,11 @@ final class StreamLifetimes: Sendable {
     }
 
     /// Records what an upstream answer to a read (GET or HEAD) of `stream`, received at `now`,
-    /// says of its lifetime: a 404 means it is gone; a 200 carries its lifetime, or none.
+    /// says of its lifetime: a 404 means it is gone, and so does a 410 (deleted while forks
+    /// still use its data, §4.2); a 200 carries its lifetime, or none.
     func observe(_ stream: String, status: HTTPResponseStatus, _ headers: HTTPHeaders, now: Double) {
         switch status {
-        case .notFound:
+        case .notFound, .gone:
             return expire(stream, now: now)
         case .ok:
             break
@@ -80,7 +81,7 @@ final class StreamLifetimes: Sendable {
         }
     }
 
-    /// The stream is gone (the upstream answered 404): its cached answers must not be served.
+    /// The stream is gone (the upstream answered 404 or 410): its cached answers must not be served.
     func expire(_ stream: String, now: Double) {
         streams.withLockedValue { streams in
             if streams[stream] == nil, streams.count >= capacity { streams.removeAll(keepingCapacity: true) }
