@@ -199,6 +199,9 @@ public final class FileStore: StreamStore, @unchecked Sendable {
             return .failure(ForkErrors.sourceNotFound)
         }
         guard !source.record.softDeleted else { return .failure(ForkErrors.sourceGone) }
+        guard ForkLayers.depth(of: sourceKey, source: { streams[$0]?.sourceKey }) < ForkLayers.maxDepth else {
+            return .failure(ForkLayers.tooDeep)
+        }
         if let type = command.contentType, type != source.record.contentType { return .failure(ForkErrors.typeMismatch) }
         let anchor = fork.offset ?? StreamOffset(position: source.durableTail)
         let point = ForkLayers.forkPoint(
@@ -426,7 +429,11 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                                        tail: holder.durableTail, range: range))
                 }
             }
-            stats.memoryReads += 1
+            if parts.contains(where: { if case .disk = $0 { return true } else { return false } }) {
+                stats.diskReads += 1
+            } else {
+                stats.memoryReads += 1
+            }
             return .layered(info: stream.info(incarnation), from: plan.start, to: plan.end, parts: parts)
         }
     }

@@ -22,6 +22,25 @@ struct LayeredRead<Owner> {
 
 /// The pure rules for reading and addressing a stream made of layers, shared by every store.
 enum ForkLayers {
+    /// How many forks deep a chain may go. Every read of a fork walks its chain, so a client
+    /// forking forks without end would make each read slower; no real use comes near this.
+    static let maxDepth = 256
+
+    /// The refusal of a fork that would be deeper than `maxDepth`.
+    static let tooDeep = ProtocolError(.badRequest, "fork chain too deep: at most \(maxDepth) forks of forks")
+
+    /// How many forks deep `owner` is (0 for a stream that is not a fork), counting at most
+    /// `maxDepth + 1` steps.
+    static func depth<Owner>(of owner: Owner, source: (Owner) -> Owner?) -> Int {
+        var depth = 0
+        var next = source(owner)
+        while let current = next, depth <= maxDepth {
+            depth += 1
+            next = source(current)
+        }
+        return depth
+    }
+
     /// What `collect` needs to know of one stream of a chain.
     struct Facts<Owner> {
         /// Where its own bytes start (its fork point; 0 for a stream that is not a fork).
@@ -79,6 +98,10 @@ enum ForkLayers {
         var read = LayeredRead<Owner>(start: from, end: from, pieces: [])
         var remaining = UInt64(max(maxBytes, 1))
         for layer in layers where layer.range.upperBound > read.end && remaining > 0 {
+            // Layers cover the stream from 0; a gap means a source's data is missing (damage).
+            guard layer.range.lowerBound <= read.end else {
+                return .failure(ProtocolError(.internalServerError, "a fork's inherited data is missing"))
+            }
             let end = layer.boundaries.readEnd(from: read.end, maxBytes: Int(clamping: remaining), length: layer.range.upperBound)
             // Only the first part may exceed the budget (one message larger than it).
             if !read.pieces.isEmpty && end - read.end > remaining { break }

@@ -179,6 +179,9 @@ public final class MemoryStore: StreamStore {
             let sourceKey = StreamKey(fork.source)
             guard let source = lookup(sourceKey, now: now, woken: &woken) else { return .failure(ForkErrors.sourceNotFound) }
             guard !source.softDeleted else { return .failure(ForkErrors.sourceGone) }
+            guard ForkLayers.depth(of: sourceKey, source: { streams[$0]?.sourceKey }) < ForkLayers.maxDepth else {
+                return .failure(ForkLayers.tooDeep)
+            }
             if let type = command.contentType, type != source.contentType { return .failure(ForkErrors.typeMismatch) }
             let anchor = fork.offset ?? source.tail
             let point = ForkLayers.forkPoint(
