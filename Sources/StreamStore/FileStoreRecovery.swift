@@ -148,20 +148,36 @@ enum FileStoreRecovery {
                 if let source = state.record.sourceID { counts[source, default: 0] += 1 }
             }
             var changed = false
-            for (id, state) in states {
-                let record = state.record
-                let ended = record.lifetime.expiry(lastAccess: record.lastAccess).map { now >= $0 } ?? false
-                if !record.softDeleted && ended && counts[id, default: 0] > 0 {
+            for id in Array(states.keys) {
+                let forks = counts[id, default: 0]
+                switch settle(softDeleted: states[id]!.record.softDeleted, ended: hasEnded(states[id]!.record, now: now), forks: forks) {
+                case .keep:
+                    continue
+                case .softDelete:
                     states[id]!.record.softDeleted = true
-                    changed = true
-                } else if (record.softDeleted || ended) && counts[id, default: 0] == 0 {
+                case .remove:
                     states[id] = nil
                     removed.append(id)
-                    changed = true
                 }
+                changed = true
             }
             if !changed { return (removed, counts) }
         }
+    }
+
+    /// What recovery does with one stream, given whether it is soft-deleted, whether its
+    /// lifetime has ended and how many forks use it.
+    enum Settlement { case keep, softDelete, remove }
+
+    static func settle(softDeleted: Bool, ended: Bool, forks: Int) -> Settlement {
+        if softDeleted { return forks == 0 ? .remove : .keep }
+        guard ended else { return .keep }
+        return forks > 0 ? .softDelete : .remove
+    }
+
+    private static func hasEnded(_ record: StreamRecord, now: Double) -> Bool {
+        guard let expiry = record.lifetime.expiry(lastAccess: record.lastAccess) else { return false }
+        return now >= expiry
     }
 
     /// Matches a stream's files to its committed record: segment bytes beyond the committed end
