@@ -232,6 +232,80 @@ final class StoreHarness {
         String(decoding: try contents(path), as: UTF8.self)
     }
 
+    // MARK: Forks
+
+    /// A fork `PUT`: `type` is the Content-Type sent (`nil` takes the source's, §4.2). The body
+    /// is framed by the type the fork will have, as the server frames it.
+    static func forkCommand(from source: String, offset: StreamOffset?, subOffset: UInt64, type: String?,
+                            framedAs framing: String, lifetime: StreamLifetime, closed: Bool, body: [UInt8]) -> CreateCommand {
+        CreateCommand(contentType: type.flatMap { ContentType($0) }, lifetime: lifetime, closed: closed,
+                      body: self.body(body, type: framing, allowEmptyArray: true),
+                      fork: ForkCommand(source: source, offset: offset, subOffset: subOffset))
+    }
+
+    /// The type a fork's body is framed as: the one sent, else the source's (bytes if it has none).
+    private func forkFraming(_ source: String, _ type: String?) -> String {
+        type ?? (try? info(source).contentType.headerValue) ?? "application/octet-stream"
+    }
+
+    @discardableResult
+    func fork(_ path: String, from source: String = "s", offset: StreamOffset? = nil, subOffset: UInt64 = 0,
+              type: String? = nil, lifetime: StreamLifetime = .unlimited, closed: Bool = false, body: String = "") throws -> CreateResult {
+        let command = Self.forkCommand(from: source, offset: offset, subOffset: subOffset, type: type,
+                                       framedAs: forkFraming(source, type), lifetime: lifetime, closed: closed, body: Array(body.utf8))
+        return try store.create(path, command, on: loop).wait()
+    }
+
+    func forkError(_ path: String, from source: String = "s", offset: StreamOffset? = nil, subOffset: UInt64 = 0,
+                   type: String? = nil, lifetime: StreamLifetime = .unlimited, closed: Bool = false, body: String = "") -> ProtocolError? {
+        let command = Self.forkCommand(from: source, offset: offset, subOffset: subOffset, type: type,
+                                       framedAs: forkFraming(source, type), lifetime: lifetime, closed: closed, body: Array(body.utf8))
+        return failure(of: store.create(path, command, on: loop))
+    }
+
+    /// A JSON stream as a client receives it whole: one array.
+    func json(_ path: String = "s", from start: ReadStart = .beginning) throws -> String {
+        try read(path, from: start, touch: false).body.map { String(buffer: $0) }.joined()
+    }
+
+    /// Reads a stream page by page from the beginning (offset -1), `maxBytes` at a time, as a
+    /// client catching up would: the stored bytes of every page, in order, and each page's range.
+    func readAll(_ path: String = "s", maxBytes: Int) throws -> (bytes: [UInt8], pages: [Range<UInt64>]) {
+        var bytes: [UInt8] = []
+        var pages: [Range<UInt64>] = []
+        var start = ReadStart.beginning
+        while pages.count < 1_000_000 {
+            let page = try read(path, from: start, maxBytes: maxBytes, touch: false)
+            bytes += page.bytes
+            pages.append(page.start.position..<page.end.position)
+            if page.upToDate { break }
+            guard !page.isEmpty else {
+                Issue.record("an empty page short of the tail at \(page.start)")
+                break
+            }
+            start = .offset(page.end)
+        }
+        return (bytes, pages)
+    }
+
+    /// Lets the file store's commit queue run past everything queued so far: a scratch stream
+    /// created and deleted commits after it. A cascade removes one level of a chain per commit
+    /// (§4.2), so it may take a few. The memory store does everything at once.
+    func drainCommits() throws {
+        guard fileStore != nil else { return }
+        try create("__drain__")
+        try delete("__drain__")
+    }
+
+    /// Whether `condition` holds, draining the commit queue between tries (at most `rounds`).
+    func eventually(rounds: Int = 8, _ condition: () throws -> Bool) throws -> Bool {
+        for _ in 0..<rounds {
+            if try condition() { return true }
+            try drainCommits()
+        }
+        return try condition()
+    }
+
     // MARK: Waits
 
     func wait(_ path: String = "s", after offset: StreamOffset) -> (StoreWait, OutcomeBox) {
