@@ -17,6 +17,26 @@ It also checks that everything verified after an earlier restart is still there,
 the start of the stream (offsets are stable), that no bytes other than whole records exist,
 and, after the last cycle, that a clean shutdown (SIGTERM) and restart changes nothing.
 
+Forks (Durable Streams §4.2), unless --forks 0: while the producers append, two more threads
+make --forks N forks per cycle (default 3), one after another each: forks of the producer
+streams (at an offset a catch-up read returned, or at the tail: no Stream-Fork-Offset), forks of
+dedicated extra source streams, forks of forks; they append a few records of the same kind to
+forks and extra sources (single writer each, idempotent), DELETE forks, and now and then DELETE
+an extra source that forks still use (a soft delete; the producer streams are never deleted).
+Every fork made stays in the model across cycles until deleted, and after each restart, before
+anything new happens:
+
+4. An acknowledged fork (201) exists and reads exactly, byte for byte, its source's bytes below
+   the fork point, then its own acknowledged appends in order. A fork at a producer stream's
+   tail must lie within what survived of the source, on a record boundary.
+5. A fork PUT, append or DELETE whose answer was lost either happened entirely or not at all: a
+   fork is absent or reads right, and the identical PUT then answers 201 or 200 accordingly; an
+   append is present whole or absent, its retry answering 204 or 200 (as in 3); a DELETE left
+   the stream readable as before, or gone.
+6. An acknowledged DELETE stays: 404 for a stream no live fork uses; 410 for GET and HEAD and
+   409 for a PUT of its name while forks use it (soft delete), and 404 once the last of those
+   forks is deleted (acknowledged): the cascade, which recovery finishes if a kill cut it short.
+
 Every record is self-describing, `#<stream>|<producer>|<epoch>|<seq>|<length>|<payload>\\n`,
 with a payload of 1..2000 bytes whose length and content derive from --seed and the tuple, so
 any record found can be regenerated and compared byte for byte: a torn write, a record spliced
@@ -25,11 +45,12 @@ so the checker resynchronises on the next `#` after a bad patch and reports ever
 
 Run it from the repository root once the server is built:
 
-    loadtest/crash-harness.py                              # 10 cycles, 4 streams x 2 producers
+    loadtest/crash-harness.py                              # 10 cycles, 4 streams x 2 producers, 3 forks
     loadtest/crash-harness.py --cycles 200 --fsync batch --seed 7 --time-limit 1800
     loadtest/crash-harness.py --binary .build/debug/durable-streams --keep -v
 
-One line is printed per cycle and a summary line at the end:
+One line is printed per cycle (with forks: `forks: made X, deleted Y, checked Z (R read, S at
+410, G at 404[, C by a cascade]); in doubt: ...`) and a summary line at the end:
 `crash-harness: N cycles, M acknowledged appends, V violations`. Exit status: 0 = all cycles
 completed without a violation; 1 = violations (each printed with stream, producer, seq, what
 was expected and what was found; the data directory and the server log are kept); 2 = the
@@ -44,6 +65,7 @@ loop is bounded in count and in time.
 import argparse
 import hashlib
 import http.client
+import itertools
 import os
 import random
 import re
@@ -194,6 +216,8 @@ class Stream:
         # restart must still start with exactly these.
         self.verified = b""
         self.tail = None
+        # How many bytes it held after the last restart, before the retries appended more.
+        self.restart_len = 0
 
 
 class Violations:
@@ -249,36 +273,51 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def read_stream(port, stream, start="-1"):
-    """The stream's bytes from `start` to its end and the tail offset, or (None, None) on 404."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=READ_TIMEOUT)
+def read_all(port, path, name, start="-1", conn=None):
+    """(status, bytes, tail offset): every byte of the stream at `path` from `start` to its end
+    (status 200), or the status and body of a first answer that is not a 200 (404 for a missing
+    stream, 410 for a soft-deleted one) with tail None. On `conn` if given (left open)."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(HOST, port, timeout=READ_TIMEOUT)
     deadline = time.monotonic() + READ_STREAM_SECONDS
     chunks, offset = [], start
     try:
         for _ in range(MAX_READ_REQUESTS):
             try:
-                status, headers, body = request(conn, "GET", f"{stream.path}?offset={offset}")
+                status, headers, body = request(conn, "GET", f"{path}?offset={offset}")
             except (OSError, http.client.HTTPException) as error:
-                raise ServerFailure(f"GET {stream.name}?offset={offset}: {type(error).__name__}: {error}")
-            if status == 404 and offset == start:
-                return None, None
+                raise ServerFailure(f"GET {name}?offset={offset}: {type(error).__name__}: {error}")
+            if status != 200 and not chunks:
+                return status, body, None
             if status != 200:
-                raise ServerFailure(f"GET {stream.name}?offset={offset} answered {answer_text(status, headers, body)}")
+                raise ServerFailure(f"GET {name}?offset={offset} answered {answer_text(status, headers, body)}")
             chunks.append(body)
             next_offset = headers.get("stream-next-offset")
             if not next_offset:
-                raise ServerFailure(f"GET {stream.name}?offset={offset} answered 200 without Stream-Next-Offset")
+                raise ServerFailure(f"GET {name}?offset={offset} answered 200 without Stream-Next-Offset")
             if headers.get("stream-up-to-date", "").lower() == "true":
-                return b"".join(chunks), next_offset
+                return 200, b"".join(chunks), next_offset
             if not body and next_offset == offset:
-                raise ServerFailure(f"GET {stream.name}?offset={offset}: no data, same offset, and not up to date")
+                raise ServerFailure(f"GET {name}?offset={offset}: no data, same offset, and not up to date")
             offset = next_offset
             if time.monotonic() > deadline:
                 break
     finally:
-        conn.close()
-    raise ServerFailure(f"reading {stream.name} did not reach Stream-Up-To-Date within "
+        if own:
+            conn.close()
+    raise ServerFailure(f"reading {name} did not reach Stream-Up-To-Date within "
                         f"{MAX_READ_REQUESTS} requests / {READ_STREAM_SECONDS:.0f} s")
+
+
+def read_stream(port, stream, start="-1"):
+    """The stream's bytes from `start` to its end and the tail offset, or (None, None) on 404."""
+    status, data, tail = read_all(port, stream.path, stream.name, start)
+    if status == 404:
+        return None, None
+    if status != 200:
+        raise ServerFailure(f"GET {stream.name}?offset={start} answered {status} {data[:160]!r}")
+    return data, tail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +500,7 @@ def produce(producer, port, seed, cycle, killed, deadline, violations):
         conn.close()
 
 
-def run_phase(cycle, server, streams, seed, run_ms, violations):
+def run_phase(cycle, server, streams, seed, run_ms, violations, forks=None):
     producers = [producer for stream in streams for producer in stream.producers]
     for producer in producers:
         producer.cycle_acked = producer.cycle_bytes = 0
@@ -470,6 +509,9 @@ def run_phase(cycle, server, streams, seed, run_ms, violations):
     deadline = time.monotonic() + run_ms / 1000 + 15
     threads = [threading.Thread(target=produce, args=(producer, server.port, seed, cycle, killed, deadline, violations),
                                 daemon=True, name=producer.id) for producer in producers]
+    if forks is not None:
+        forks.start_cycle()
+        threads += forks.threads(server.port, cycle, run_ms, killed, deadline, violations)
     for thread in threads:
         thread.start()
     time.sleep(run_ms / 1000)
@@ -482,7 +524,7 @@ def run_phase(cycle, server, streams, seed, run_ms, violations):
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()) + APPEND_TIMEOUT)
     if any(thread.is_alive() for thread in threads):
-        raise HarnessError("producer threads did not stop after the kill")
+        raise HarnessError("producer (or fork) threads did not stop after the kill")
     return sum(p.cycle_acked for p in producers), sum(p.cycle_bytes for p in producers)
 
 
@@ -571,6 +613,7 @@ def verify(cycle, server, streams, seed, violations):
                 violations.add(cycle, stream.name, None, None, "the stream (its creation was acknowledged)",
                                "404: it is gone")
             content = b""
+        stream.restart_len = len(content)
         check_stream(cycle, stream, content, seed, violations)
 
         conn = http.client.HTTPConnection(HOST, server.port, timeout=APPEND_TIMEOUT)
@@ -658,6 +701,625 @@ def final_clean_restart(cycle, server, streams, violations):
 
 
 # ---------------------------------------------------------------------------------------------
+# Forks (§4.2): made, appended to and deleted during the run phase, checked after each restart
+
+FORK_EPOCH = 1
+# Forks of forks go this deep at most (a producer stream or an extra source is depth 0).
+MAX_FORK_DEPTH = 3
+# A removed stream is checked (404) after this many restarts, then forgotten.
+GONE_CHECKS = 2
+# How many older verified tails of a producer stream stay candidate fork points.
+KEPT_STREAM_OFFSETS = 6
+
+
+class StopForks(Exception):
+    """The fork thread stops: the server was killed, or it answered wrongly (already reported)."""
+
+
+def offset_position(offset):
+    """The byte position of an offset `<16 digits>_<16 digits>`, or None if it is not one."""
+    match = re.fullmatch(r"\d{16}_(\d{16})", offset or "")
+    return int(match.group(1)) if match else None
+
+
+class Node:
+    """A stream the fork phase made: an extra source (parent None) or a fork of a producer
+    stream, of an extra source or of another fork. Its bytes are `base` (the source's bytes
+    below the fork point) followed by its own appends, records of its single writer."""
+
+    def __init__(self, name, parent, depth, lane):
+        self.name = name
+        self.path = PREFIX + name
+        self.parent = parent  # a Stream, a Node, or None
+        self.depth = depth
+        self.lane = lane  # the fork thread that owns its tree
+        self.children = []  # Nodes forked from this one, not yet forgotten
+        self.soft = False  # deleted while forks used its data: its removal is a cascade's
+        self.writer = f"{name}.w"
+        self.headers = {}  # the creating PUT's headers: a retry sends the same
+        # The source's bytes below the fork point. None: a fork of a producer stream at its tail
+        # (no Stream-Fork-Offset): the bytes are taken from the source after the next restart,
+        # when they are known to be durable.
+        self.base = b""
+        self.point = 0  # the fork point's byte position
+        self.min_point = 0  # no-offset fork: what the source already held before the PUT
+        self.own = b""  # its own acknowledged appends
+        self.seqs = 0
+        self.offsets = []  # (offset, byte position) the server handed out for this stream
+        self.state = "pending"  # -> "live" once created, "deleted" once its DELETE is acknowledged
+        self.gone_checks = 0
+        self.soft_checks = 0
+
+    def content(self):
+        return self.base + self.own
+
+    def gone(self):
+        """Deleted, and no fork uses its data any more: must be 404 (after a restart)."""
+        return self.state == "deleted" and all(child.gone() for child in self.children)
+
+
+class ForkPhase:
+    """Two fork threads ("lanes") run while the producers append, each on fork trees of its own:
+    one forks the producer streams (and forks those forks), the other makes extra source streams,
+    forks them and soft-deletes them. Each runs its operations one after another, so each leaves
+    at most one operation in doubt at the kill, and the two never touch the same streams."""
+
+    LANES = ("streams", "sources")
+
+    def __init__(self, tag, seed, per_cycle, streams):
+        self.tag = tag
+        self.seed = seed
+        self.streams = streams
+        # Forks per cycle in each lane.
+        self.quota = {"streams": (per_cycle + 1) // 2, "sources": per_cycle // 2}
+        self.lanes = {lane: [] for lane in self.LANES}  # its streams, parents before their forks
+        self.counter = itertools.count(1)
+        # Per lane, the one operation whose answer was lost to the kill: (kind, node, seq).
+        self.unknowns = {}
+        self.op_ms = {lane: 40.0 for lane in self.LANES}
+        # Per producer stream: (offset, byte position) of tails verified after restarts, and
+        # what this run phase read of it so far.
+        self.stream_offsets = defaultdict(list)
+        self.run_seen = {}
+        self.run_offsets = defaultdict(list)
+        # Acknowledged this cycle, per lane; deleted extra sources counted apart.
+        self.made, self.deleted = Counter(), Counter()
+        self.total_made = self.total_deleted = self.total_sources_deleted = self.total_cascades = 0
+        self._boundary_cache = {}
+
+    @property
+    def nodes(self):
+        return [node for lane in self.LANES for node in self.lanes[lane]]
+
+    # --- the model
+
+    def _new(self, kind, parent, depth, lane):
+        node = Node(f"crash-{self.tag}-{kind}{next(self.counter)}", parent, depth, lane)
+        self.lanes[lane].append(node)
+        if isinstance(parent, Node):
+            parent.children.append(node)
+        return node
+
+    def _forget(self, node):
+        if node in self.lanes[node.lane]:
+            self.lanes[node.lane].remove(node)
+        if isinstance(node.parent, Node) and node in node.parent.children:
+            node.parent.children.remove(node)
+        for child in list(node.children):
+            self._forget(child)
+
+    def forget_all(self):
+        """--keep-going after a violation: the model may be wrong; start afresh with new names."""
+        self.lanes = {lane: [] for lane in self.LANES}
+        self.unknowns = {}
+        self.stream_offsets.clear()
+
+    def _live(self, lane, sources=None):
+        return [node for node in self.lanes[lane] if node.state == "live"
+                and (sources is None or (node.parent is None) == sources)]
+
+    # --- the run phase (one thread per lane)
+
+    def _plan(self, lane, rng):
+        """The lane's operations for one cycle, forks interleaved with appends and deletes (each
+        waits for a sync, so a short run ends the plan early). Deletes keep the lane at about
+        3 live forks per fork made per cycle, so checks stay cheap however long the run."""
+        forks = self.quota[lane]
+        if not forks and not self.lanes[lane]:
+            return []
+        start = [] if lane == "streams" or self._live(lane, sources=True) else ["source", "append"]
+        others = ["append"] * max(1, forks // 2 + (lane == "sources"))
+        live_cap = max(3, 3 * forks)
+        others += ["delete"] * (max(1, (forks + 1) // 2) + max(0, len(self._live(lane, sources=False)) + forks - live_cap))
+        if lane == "sources" and rng.random() < 0.5:
+            others.append("delete-source")
+        rng.shuffle(others)
+        plan = []
+        while forks or others:
+            if forks and (not others or rng.random() < 0.6):
+                plan.append("fork")
+                forks -= 1
+            else:
+                plan.append(others.pop())
+        return start + plan
+
+    def start_cycle(self):
+        self.made.clear()
+        self.deleted.clear()
+        self.run_seen.clear()
+        self.run_offsets.clear()
+
+    def threads(self, port, cycle, run_ms, killed, deadline, violations):
+        return [threading.Thread(target=self.work, args=(lane, port, cycle, run_ms, killed, deadline, violations),
+                                 daemon=True, name=f"forks-{lane}") for lane in self.LANES]
+
+    def work(self, lane, port, cycle, run_ms, killed, deadline, violations):
+        """One fork thread: runs the lane's plan, one operation after another, until the kill
+        or the plan's end; leaves at most one operation with an unknown outcome."""
+        rng = random.Random(f"{self.seed}/forks/{lane}/{cycle}")
+        plan = self._plan(lane, rng)
+        # Half the cycles the plan starts early and mostly completes; the other half it starts
+        # late enough to end about when the kill comes, which then finds an operation in flight.
+        planned_ms = len(plan) * self.op_ms[lane]
+        if rng.random() < 0.5:
+            delay_ms = rng.uniform(0, min(30, run_ms / 4))
+        else:
+            delay_ms = max(0.0, run_ms - planned_ms + rng.uniform(-0.5, 1.5) * self.op_ms[lane])
+        conn = http.client.HTTPConnection(HOST, port, timeout=APPEND_TIMEOUT)
+        timed = []
+        try:
+            if killed.wait(delay_ms / 1000):
+                return
+            for op in plan:
+                if killed.is_set() or time.monotonic() > deadline:
+                    return
+                began = time.monotonic()
+                getattr(self, "_op_" + op.replace("-", "_"))(lane, rng, conn, port, cycle, killed, violations)
+                timed.append(time.monotonic() - began)
+        except StopForks:
+            pass
+        finally:
+            conn.close()
+            # How long an operation takes here (each waits for a sync), for the next plan.
+            if timed:
+                self.op_ms[lane] = 0.5 * self.op_ms[lane] + 0.5 * 1000 * sum(timed) / len(timed)
+
+    def _call(self, conn, cycle, killed, violations, method, node, body, headers, unknown):
+        """One request of the fork thread; on no answer, notes `unknown` and stops the thread."""
+        try:
+            return request(conn, method, node.path, body, headers)
+        except ConnectionRefusedError:
+            # Nothing was sent: a stream about to be created simply does not exist.
+            if node.state == "pending":
+                self._forget(node)
+            if not killed.is_set():
+                violations.add(cycle, node.name, None, None, "connections accepted until the kill",
+                               "connection refused before the kill")
+            raise StopForks()
+        except (OSError, http.client.HTTPException) as error:
+            self.unknowns[node.lane] = unknown
+            if not killed.is_set():
+                violations.add(cycle, node.name, None, None, f"an answer to {method} (the server was not killed yet)",
+                               f"{type(error).__name__}: {error}")
+            raise StopForks()
+
+    def _refused(self, cycle, node, violations, method, expected, status, headers, answer):
+        """A wrong answer while the server runs: reported; the operation counts as not done
+        (as in doubt if a 5xx: it may have been)."""
+        if status >= 500:
+            self.unknowns[node.lane] = ("delete" if method == "DELETE" else "create" if node.parent is None else "fork",
+                                        node, None)
+        elif node.state == "pending":
+            self._forget(node)
+        violations.add(cycle, node.name, None, None, f"{expected} for {method}", answer_text(status, headers, answer))
+        raise StopForks()
+
+    def _op_source(self, lane, rng, conn, port, cycle, killed, violations):
+        node = self._new("s", None, 0, lane)
+        status, headers, answer = self._call(conn, cycle, killed, violations, "PUT", node, b"",
+                                             {"Content-Type": "application/octet-stream"}, ("create", node, None))
+        if status != 201:
+            self._refused(cycle, node, violations, "PUT", "201 (a new stream)", status, headers, answer)
+        node.state = "live"
+        node.offsets = [(headers.get("stream-next-offset"), 0)]
+
+    def _op_append(self, lane, rng, conn, port, cycle, killed, violations):
+        candidates = self._live(lane)
+        if not candidates:
+            return
+        node = rng.choice(candidates)
+        seq = node.seqs
+        record = make_record(self.seed, node.name, node.writer, FORK_EPOCH, seq)
+        status, headers, answer = self._call(conn, cycle, killed, violations, "POST", node, record,
+                                             append_headers(node.writer, FORK_EPOCH, seq), ("append", node, seq))
+        if status not in (200, 204):
+            if status >= 500:
+                self.unknowns[lane] = ("append", node, seq)
+            violations.add(cycle, node.name, node.writer, seq, "200 for the next seq in order",
+                           answer_text(status, headers, answer))
+            raise StopForks()
+        if status == 204:
+            violations.add(cycle, node.name, node.writer, seq, "200 for a first delivery",
+                           f"{answer_text(status, headers, answer)}: a duplicate of an append never sent")
+        self._appended(node, record, headers.get("stream-next-offset"), cycle, violations)
+
+    def _appended(self, node, record, next_offset, cycle, violations):
+        node.own += record
+        node.seqs += 1
+        position = node.point + len(node.own)
+        if offset_position(next_offset) != position:
+            violations.add(cycle, node.name, node.writer, node.seqs - 1,
+                           f"Stream-Next-Offset at byte {position} after the append", repr(next_offset))
+        else:
+            node.offsets.append((next_offset, position))
+
+    def _catch_up(self, stream, port, cycle, killed, violations):
+        """Reads what a producer stream gained since it was last read; returns its bytes."""
+        offset, known = self.run_seen.get(stream.name) or (stream.tail or "-1", stream.verified if stream.tail else b"")
+        try:
+            status, data, tail = read_all(port, stream.path, stream.name, offset)
+        except ServerFailure as failure:
+            if not killed.is_set():
+                violations.add(cycle, stream.name, None, None, "a catch-up read until the kill", str(failure))
+            raise StopForks()
+        if status != 200:
+            if not killed.is_set():
+                violations.add(cycle, stream.name, None, None, f"200 for a catch-up read from {offset}",
+                               f"{status} {data[:160]!r}")
+            raise StopForks()
+        known += data
+        if offset_position(tail) != len(known):
+            violations.add(cycle, stream.name, None, None, f"Stream-Next-Offset at byte {len(known)} after a catch-up read",
+                           repr(tail))
+            raise StopForks()
+        self.run_seen[stream.name] = (tail, known)
+        self.run_offsets[stream.name].append((tail, len(known)))
+        return known
+
+    def _op_fork(self, lane, rng, conn, port, cycle, killed, violations):
+        forks = [node for node in self._live(lane, sources=False) if node.base is not None and node.depth < MAX_FORK_DEPTH]
+        if lane == "streams":
+            roots = [stream for stream in self.streams if stream.created and not stream.missing]
+        else:
+            roots = self._live(lane, sources=True)
+        if not roots and not forks:
+            return
+        parent = rng.choice(forks if forks and (rng.random() < 0.25 or not roots) else roots)
+        explicit = rng.random() < 0.7
+        node = self._new("f", parent, parent.depth + 1 if isinstance(parent, Node) else 1, lane)
+        headers = {"Stream-Forked-From": parent.path}
+        if isinstance(parent, Node):
+            offsets = [pair for pair in parent.offsets if pair[0]] if explicit else None
+            if offsets:
+                offset, node.point = offsets[-1] if rng.random() < 0.6 else rng.choice(offsets)
+                headers["Stream-Fork-Offset"] = offset
+            else:
+                node.point = len(parent.content())
+            node.base = parent.content()[:node.point]
+        elif explicit:
+            known = self._catch_up(parent, port, cycle, killed, violations)
+            offsets = self.stream_offsets[parent.name] + self.run_offsets[parent.name]
+            offset, node.point = offsets[-1] if rng.random() < 0.6 else rng.choice(offsets)
+            headers["Stream-Fork-Offset"] = offset
+            node.base = known[:node.point]
+        else:
+            node.base = None
+            node.min_point = len(self.run_seen.get(parent.name, (None, parent.verified))[1])
+        node.headers = headers
+        status, answer_headers, answer = self._call(conn, cycle, killed, violations, "PUT", node, b"", headers,
+                                                    ("fork", node, None))
+        if status != 201:
+            self._refused(cycle, node, violations, "PUT", "201 (a new fork)", status, answer_headers, answer)
+        next_offset = answer_headers.get("stream-next-offset")
+        position = offset_position(next_offset)
+        node.state = "live"
+        self.made[lane] += 1
+        if node.base is None:
+            if position is None or position < node.min_point:
+                violations.add(cycle, node.name, None, None,
+                               f"Stream-Next-Offset at the source's tail (at least byte {node.min_point}) with the 201",
+                               repr(next_offset))
+                self._forget(node)
+                raise StopForks()
+            node.point = position
+        elif position != node.point:
+            violations.add(cycle, node.name, None, None, f"Stream-Next-Offset at the fork point (byte {node.point}) with the 201",
+                           repr(next_offset))
+            self._forget(node)
+            raise StopForks()
+        node.offsets = [(next_offset, node.point)]
+
+    def _delete(self, node, conn, cycle, killed, violations):
+        status, headers, answer = self._call(conn, cycle, killed, violations, "DELETE", node, None, {},
+                                             ("delete", node, None))
+        if status not in (200, 204):
+            self._refused(cycle, node, violations, "DELETE", "204", status, headers, answer)
+        self._deleted(node)
+        self.deleted["extra sources" if node.parent is None else node.lane] += 1
+
+    def _deleted(self, node):
+        node.state = "deleted"
+        node.soft = any(not child.gone() for child in node.children)
+
+    def _op_delete(self, lane, rng, conn, port, cycle, killed, violations):
+        candidates = self._live(lane, sources=False)
+        if candidates:
+            # Forks of deleted streams first, so that cascades happen.
+            weights = [4 if isinstance(node.parent, Node) and node.parent.state == "deleted" else 1 for node in candidates]
+            self._delete(rng.choices(candidates, weights)[0], conn, cycle, killed, violations)
+
+    def _op_delete_source(self, lane, rng, conn, port, cycle, killed, violations):
+        sources = self._live(lane, sources=True)
+        used = [node for node in sources if any(not child.gone() for child in node.children)]
+        if used or sources:
+            self._delete(rng.choice(used or sources), conn, cycle, killed, violations)
+
+    # --- after a restart
+
+    def verify(self, cycle, port, violations):
+        """The fork contract after a restart, before anything new happens. Returns the cycle's
+        part of the per-cycle line: made, deleted, checked, and what became of operations in doubt."""
+        self._boundary_cache = {}
+        self._settle_tail_forks(cycle, violations)
+        doubts = [self._resolve(cycle, port, self.unknowns.pop(lane), violations)
+                  for lane in self.LANES if lane in self.unknowns]
+        checked = self.check_all(cycle, port, violations)
+        for stream in self.streams:
+            if stream.tail:
+                kept = self.stream_offsets[stream.name]
+                kept.append((stream.tail, len(stream.verified)))
+                del kept[:-KEPT_STREAM_OFFSETS]
+        made, deleted = sum(self.made.values()), sum(self.deleted[lane] for lane in self.LANES)
+        self.total_made += made
+        self.total_deleted += deleted
+        self.total_sources_deleted += self.deleted["extra sources"]
+        self.total_cascades += checked["cascade"]
+        cascades = f", {checked['cascade']} by a cascade" if checked["cascade"] else ""
+        doubt = "; ".join(doubt for doubt in doubts if doubt)
+        return (f"made {made}, deleted {deleted}, checked {checked['read'] + checked['410'] + checked['404']} "
+                f"({checked['read']} read, {checked['410']} at 410, {checked['404']} at 404{cascades})"
+                + (f"; in doubt: {doubt}" if doubt else ""))
+
+    def _boundaries(self, stream):
+        """Where the producer stream's records start, and its end."""
+        key = (stream.name, len(stream.verified))
+        if key not in self._boundary_cache:
+            records, _ = parse_records(stream.verified, self.seed)
+            self._boundary_cache[key] = {0, len(stream.verified)} | {record[0] for record in records}
+        return self._boundary_cache[key]
+
+    def _tail_fork_fits(self, node, point, surviving):
+        stream = node.parent
+        return node.min_point <= point <= surviving and point in self._boundaries(stream)
+
+    def _settle_tail_forks(self, cycle, violations):
+        """Forks of producer streams made at the tail: the source's bytes below the fork point
+        are now known (they must have survived: the fork was acknowledged)."""
+        for node in list(self.nodes):
+            if node.base is not None or node.state == "pending":
+                continue
+            stream = node.parent
+            if self._tail_fork_fits(node, node.point, stream.restart_len):
+                node.base = stream.verified[:node.point]
+            elif node.state == "live":
+                violations.add(cycle, node.name, None, None,
+                               f"the fork point (byte {node.point}, acknowledged with the 201) within the source's "
+                               f"{stream.restart_len} bytes that survived the restart, at a record boundary, "
+                               f"at or after byte {node.min_point}",
+                               "it is not")
+                self._forget(node)
+            else:
+                node.base = b""  # deleted, and never forked: only its status is checked
+
+    def _retry_put(self, conn, cycle, node, expected, violations):
+        try:
+            status, headers, answer = request(conn, "PUT", node.path, b"", node.headers)
+        except (OSError, http.client.HTTPException) as error:
+            raise ServerFailure(f"retry of PUT {node.name}: {type(error).__name__}: {error}")
+        if status != expected:
+            violations.add(cycle, node.name, None, None, f"{expected} for the retry of the PUT in flight at the kill",
+                           answer_text(status, headers, answer))
+        return status, headers.get("stream-next-offset")
+
+    def _resolve(self, cycle, port, unknown, violations):
+        kind, node, seq = unknown
+        if node not in self.lanes[node.lane]:
+            return ""
+        status, data, _ = read_all(port, node.path, node.name)
+        conn = http.client.HTTPConnection(HOST, port, timeout=APPEND_TIMEOUT)
+        try:
+            if kind == "create":
+                present = status == 200
+                if status not in (200, 404) or data:
+                    violations.add(cycle, node.name, None, None, "an empty stream or 404 (its PUT was in flight at the kill)",
+                                   f"{status}, {len(data)} bytes")
+                retried, next_offset = self._retry_put(conn, cycle, node, 200 if present else 201, violations)
+                if retried in (200, 201):
+                    node.state, node.offsets = "live", [(next_offset, 0)]
+                else:
+                    self._forget(node)
+                return f"create {'done' if present else 'not done'}"
+            if kind == "fork":
+                return self._resolve_fork(conn, cycle, node, status, data, violations)
+            if kind == "append":
+                record = make_record(self.seed, node.name, node.writer, FORK_EPOCH, seq)
+                expected = node.content()
+                present = status == 200 and data == expected + record
+                if status != 200 or (not present and data != expected):
+                    # The content check reports what is wrong; the retry would only add to it.
+                    return "append, stream wrong"
+                for attempt, want in enumerate((204 if present else 200, 204)):
+                    try:
+                        retried, headers, answer = request(conn, "POST", node.path, record,
+                                                           append_headers(node.writer, FORK_EPOCH, seq))
+                    except (OSError, http.client.HTTPException) as error:
+                        raise ServerFailure(f"retry of {node.writer} seq {seq}: {type(error).__name__}: {error}")
+                    if retried != want:
+                        violations.add(cycle, node.name, node.writer, seq,
+                                       f"{want} for the retry of the append in flight at the kill, "
+                                       f"{'present' if present else 'absent'} after the restart" if attempt == 0 else
+                                       f"{want} for a second retry of the append in flight at the kill",
+                                       answer_text(retried, headers, answer))
+                    if attempt == 0 and retried in (200, 204):
+                        self._appended(node, record, headers.get("stream-next-offset"), cycle, violations)
+                    elif attempt == 0:
+                        break
+                return f"append {'present' if present else 'absent'}"
+            # A DELETE in flight at the kill: it happened (404 or 410, whichever the forks make
+            # due; check_all sees to that) or not (the stream reads as before).
+            if status == 200:
+                return "delete not done"
+            if status in (404, 410):
+                self._deleted(node)
+                return "delete done"
+            violations.add(cycle, node.name, None, None, "200, 404 or 410 (its DELETE was in flight at the kill)",
+                           f"{status} {data[:160]!r}")
+            self._forget(node)
+            return "delete wrong status"
+        finally:
+            conn.close()
+
+    def _resolve_fork(self, conn, cycle, node, status, data, violations):
+        parent = node.parent
+        at_stream_tail = node.base is None
+        if status == 404:
+            present = False
+        elif status == 200:
+            present = True
+            if at_stream_tail:
+                if data == parent.verified[:len(data)] and self._tail_fork_fits(node, len(data), parent.restart_len):
+                    node.base, node.point = data, len(data)
+                else:
+                    violations.add(cycle, node.name, None, None,
+                                   f"the fork in flight at the kill to read the source's first bytes up to a record "
+                                   f"boundary at or after byte {node.min_point} ({parent.restart_len} survived)",
+                                   f"{len(data)} bytes, differing from the source from byte "
+                                   f"{first_difference(data, parent.verified)}")
+                    self._forget(node)
+                    return "fork wrong"
+            elif data != node.base:
+                at = first_difference(data, node.base)
+                violations.add(cycle, node.name, None, None,
+                               f"the fork in flight at the kill absent or reading its source's {len(node.base)} bytes "
+                               f"below the fork point",
+                               f"{len(data)} bytes, differing from byte {at}: {data[at:at + 40]!r}")
+                self._forget(node)
+                return "fork wrong"
+        else:
+            violations.add(cycle, node.name, None, None, "200 or 404 (its fork PUT was in flight at the kill)",
+                           f"{status} {data[:160]!r}")
+            self._forget(node)
+            return "fork wrong status"
+        if present and at_stream_tail:
+            # Sent again, the same PUT would fork at the source's tail now: a different fork.
+            node.state, node.offsets = "live", []
+            return "fork present"
+        retried, next_offset = self._retry_put(conn, cycle, node, 200 if present else 201, violations)
+        if retried not in (200, 201):
+            self._forget(node)
+            return f"fork {'present' if present else 'absent'}, retry refused"
+        position = offset_position(next_offset)
+        if at_stream_tail:
+            # A fork at the tail now: after the retries of the producers, all acknowledged.
+            if position != len(parent.verified):
+                violations.add(cycle, node.name, None, None,
+                               f"Stream-Next-Offset at the source's tail (byte {len(parent.verified)}) with the 201",
+                               repr(next_offset))
+                self._forget(node)
+                return "fork absent, retry wrong"
+            node.base, node.point = parent.verified, position
+        elif position != node.point:
+            violations.add(cycle, node.name, None, None,
+                           f"Stream-Next-Offset at the fork point (byte {node.point}) with the retry's {retried}",
+                           repr(next_offset))
+        node.state, node.offsets = "live", [(next_offset, node.point)]
+        return f"fork {'present' if present else 'absent, made by the retry'}"
+
+    def check_all(self, cycle, port, violations):
+        """Every stream of the model against what it must be now. Returns a Counter of what was
+        checked: "read" (live, read in full), "410" (soft-deleted), "404" (removed), "cascade"
+        (removed as the last fork using its data went)."""
+        checked = Counter()
+        conn = http.client.HTTPConnection(HOST, port, timeout=READ_TIMEOUT)
+        try:
+            for node in list(self.nodes):
+                if node not in self.lanes[node.lane] or node.state == "pending":
+                    continue
+                what = "fork" if node.parent is not None else "extra source"
+                if node.state == "live":
+                    checked["read"] += 1
+                    self._check_live(cycle, port, conn, node, what, violations)
+                    continue
+                if node.gone():
+                    checked["404"] += 1
+                    checked["cascade"] += node.soft and node.gone_checks == 0
+                    status, _, _ = self._ask(conn, "HEAD", node)
+                    if status != 404:
+                        violations.add(cycle, node.name, None, None,
+                                       f"404 for HEAD: the {what}'s DELETE was acknowledged and no fork uses its data",
+                                       str(status))
+                    node.gone_checks += 1
+                    if node.gone_checks >= GONE_CHECKS:
+                        self._forget(node)
+                    continue
+                checked["410"] += 1
+                users = sum(1 for child in node.children if not child.gone())
+                # GET after every restart; HEAD, POST, DELETE and PUT of its name once.
+                node.soft_checks += 1
+                asks = (("GET", 410),)
+                if node.soft_checks == 1:
+                    asks += (("HEAD", 410), ("POST", 410), ("DELETE", 410), ("PUT", 409))
+                for method, expected in asks:
+                    status, headers, answer = self._ask(conn, method, node)
+                    if status != expected:
+                        violations.add(cycle, node.name, None, None,
+                                       f"{expected} for {method}: the {what} is deleted (acknowledged) but "
+                                       f"{users} fork(s) still use its data",
+                                       answer_text(status, headers, answer))
+        finally:
+            conn.close()
+        return checked
+
+    def _ask(self, conn, method, node):
+        """One request to a deleted stream: GET, HEAD, DELETE, PUT (a plain create of its name)
+        or POST (the writer's next append, which must be refused)."""
+        path = node.path + ("?offset=-1" if method == "GET" else "")
+        body, headers = None, {}
+        if method == "PUT":
+            body, headers = b"", {"Content-Type": "application/octet-stream"}
+        elif method == "POST":
+            body = make_record(self.seed, node.name, node.writer, FORK_EPOCH, node.seqs)
+            headers = append_headers(node.writer, FORK_EPOCH, node.seqs)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise ServerFailure(f"{method} {node.name}: {type(error).__name__}: {error}")
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, answer
+
+    def _check_live(self, cycle, port, conn, node, what, violations):
+        expected = node.content()
+        status, data, tail = read_all(port, node.path, node.name, conn=conn)
+        if status != 200:
+            violations.add(cycle, node.name, None, None,
+                           f"the {what} ({len(expected)} bytes; its creation was acknowledged, no DELETE was)",
+                           f"{status} {data[:160]!r}")
+            return
+        if data != expected:
+            at = first_difference(data, expected)
+            part = (f"below the fork point (byte {node.point}): the source's bytes" if at < node.point
+                    else "in its own appends")
+            violations.add(cycle, node.name, None, None,
+                           f"the {what}'s {len(expected)} bytes ({node.point} of its source, {node.seqs} own appends)",
+                           f"{len(data)} bytes, differing from byte {at} {part}: expected {expected[at:at + 24]!r}, "
+                           f"found {data[at:at + 24]!r}")
+        elif offset_position(tail) != len(expected):
+            violations.add(cycle, node.name, None, None, f"Stream-Next-Offset at byte {len(expected)} at the end",
+                           repr(tail))
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def default_binary():
@@ -670,7 +1332,8 @@ def default_binary():
 def parse_arguments():
     parser = argparse.ArgumentParser(
         description="kill -9 a durable Durable Streams origin at random instants and check that every "
-                    "acknowledged append survives exactly once, byte-exact, in order.")
+                    "acknowledged append survives exactly once, byte-exact, in order, and every acknowledged "
+                    "fork (and fork delete) as acknowledged.")
     parser.add_argument("--binary", default=None,
                         help="the durable-streams binary (default: .build/release/durable-streams if built, else debug)")
     parser.add_argument("--cycles", type=int, default=10, help="kill/restart cycles (default 10)")
@@ -680,6 +1343,8 @@ def parse_arguments():
     parser.add_argument("--data-dir", default=None,
                         help="the server's data directory (default: a fresh temporary one, removed after a clean run)")
     parser.add_argument("--fsync", default=None, help="passed through as --fsync (always, batch or never)")
+    parser.add_argument("--forks", type=int, default=3,
+                        help="forks made per cycle while the producers append (default 3; 0: no fork phase)")
     parser.add_argument("--min-run-ms", type=int, default=50, help="shortest time from the start of the append phase to the kill (default 50)")
     parser.add_argument("--max-run-ms", type=int, default=400, help="longest time from the start of the append phase to the kill (default 400)")
     parser.add_argument("--time-limit", type=float, default=600, help="overall bound in seconds, checked before each cycle; stop early and report (default 600)")
@@ -694,6 +1359,8 @@ def parse_arguments():
     args = parser.parse_args()
     if args.cycles < 1 or args.streams < 1 or args.producers_per_stream < 1:
         parser.error("--cycles, --streams and --producers-per-stream must be at least 1")
+    if args.forks < 0:
+        parser.error("--forks must be at least 0")
     if not 0 <= args.min_run_ms <= args.max_run_ms:
         parser.error("need 0 <= --min-run-ms <= --max-run-ms")
     if args.no_data_dir and args.data_dir:
@@ -726,10 +1393,12 @@ def main():
     # A random tag keeps names (and so producer state) apart when a --data-dir is reused.
     tag = os.urandom(3).hex()
     streams = [Stream(f"crash-{tag}-{index}", args.producers_per_stream) for index in range(args.streams)]
+    forks = ForkPhase(tag, seed, args.forks, streams) if args.forks else None
     server = Server(binary, data_dir, args.fsync, log_path, args.start_timeout)
     violations = Violations()
     print(f"crash-harness: {binary} origin{' --data-dir ' + data_dir if data_dir else ' (IN MEMORY: self-test)'}"
           f"{' --fsync ' + args.fsync if args.fsync else ''}; {args.streams} streams x {args.producers_per_stream} producers; "
+          f"{f'{args.forks} forks per cycle' if forks else 'no forks'}; "
           f"seed {seed}; log {log_path}", flush=True)
 
     completed = total_acked = 0
@@ -744,16 +1413,19 @@ def main():
                 break
             create_streams(cycle, server, streams, violations)
             run_ms = rng.randint(args.min_run_ms, args.max_run_ms)
-            acked, acked_bytes = run_phase(cycle, server, streams, seed, run_ms, violations)
+            acked, acked_bytes = run_phase(cycle, server, streams, seed, run_ms, violations, forks)
             total_acked += acked
             start_seconds = server.start()
             present, absent = verify(cycle, server, streams, seed, violations)
+            fork_text = ""
+            if forks is not None:
+                fork_text = f"forks: {forks.verify(cycle, server.port, violations)}; "
             completed = cycle
             new = violations.items[reported:]
             reported = len(violations.items)
             print(f"cycle {cycle}/{args.cycles}: killed after {run_ms} ms; {acked} appends acknowledged, "
                   f"{acked_bytes} bytes; restart {start_seconds * 1000:.0f} ms; unknowns resolved: {present} present, "
-                  f"{absent} absent; violations: {len(new)}", flush=True)
+                  f"{absent} absent; {fork_text}violations: {len(new)}", flush=True)
             shown = new if args.verbose else new[:MAX_PRINTED_VIOLATIONS]
             for item in shown:
                 print(f"  VIOLATION {item}")
@@ -764,12 +1436,21 @@ def main():
                     stopped_because = "stopped after the first cycle with violations (--keep-going continues)"
                     break
                 adopt_server_state(streams, seed)
+                if forks is not None:
+                    forks.forget_all()
         if completed == args.cycles and not violations.items:
             final_clean_restart(completed, server, streams, violations)
+            if forks is not None:
+                forks.check_all(completed, server.port, violations)
             for item in violations.items[reported:]:
                 print(f"  VIOLATION {item}")
+            fork_totals = ""
+            if forks is not None:
+                fork_totals = (f" (forks too; in all {forks.total_made} forks made, {forks.total_deleted} deleted; "
+                               f"{forks.total_sources_deleted} extra sources deleted, "
+                               f"{forks.total_cascades} removals by a cascade)")
             print(f"final: clean shutdown and restart: "
-                  f"{'streams unchanged' if len(violations) == reported else 'VIOLATIONS'}", flush=True)
+                  f"{'streams unchanged' if len(violations) == reported else 'VIOLATIONS'}{fork_totals}", flush=True)
     except ServerFailure as failure:
         violations.add(completed + 1, None, None, None, "the restarted server to answer", str(failure))
         print(f"  VIOLATION {violations.items[-1]}")
