@@ -7,6 +7,8 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
     public var bytes: UInt64 = 0
     /// Streams whose lifetime ended while the server was down, removed.
     public var expiredRemoved = 0
+    /// Soft-deleted streams whose last fork had gone (a cascade the stop interrupted), removed.
+    public var cascadeRemoved = 0
     /// Older records of a name recorded twice, removed.
     public var supersededRemoved = 0
     /// Stream directories with no metadata (a crash during a create or delete), removed.
@@ -22,6 +24,7 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
         var text = "recovered \(streams) streams (\(bytes) bytes) in \(String(format: "%.3f", seconds)) s"
         if uncommittedBytesCut > 0 { text += "; cut \(uncommittedBytesCut) uncommitted bytes" }
         if expiredRemoved > 0 { text += "; removed \(expiredRemoved) expired streams" }
+        if cascadeRemoved > 0 { text += "; removed \(cascadeRemoved) deleted streams whose last fork had gone" }
         if supersededRemoved > 0 { text += "; removed \(supersededRemoved) superseded records of re-created names" }
         if orphansRemoved > 0 { text += "; removed \(orphansRemoved) unfinished create/delete leftovers" }
         if committedBytesMissing > 0 { text += "; WARNING: \(committedBytesMissing) committed bytes were missing on disk" }
@@ -128,7 +131,8 @@ enum FileStoreRecovery {
             }
         }
         for id in expired { files.removeDirectory(id) }
-        report.expiredRemoved = expired.count - superseded.count
+        report.cascadeRemoved = ended.count { loaded[$0]?.softDeleted == true }
+        report.expiredRemoved = ended.count - report.cascadeRemoved
         report.supersededRemoved = superseded.count
         report.seconds = Date().timeIntervalSince(started)
         return FileStore(options: options, clock: clock, files: files, lmdb: lmdb, incarnation: incarnation,

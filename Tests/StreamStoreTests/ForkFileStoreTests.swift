@@ -199,6 +199,29 @@ struct ForkFileStoreTests {
         #expect(report.streams == 0)
     }
 
+    // A stop between a fork's removal and its source's (the cascade's second commit) leaves a
+    // soft-deleted stream that nothing uses: start-up removes it and says so.
+    @Test func startUpFinishesAnInterruptedCascade() throws {
+        let h = try fileHarness()
+        try h.create("a", body: "abc")
+        try h.fork("b", from: "a", body: "def")
+        try h.delete("a")
+        let forkID = try #require(try h.info("b").id.split(separator: "-").last.flatMap { UInt64($0) })
+        h.shutDownStore()
+        // What a crash right after the fork's delete committed leaves in LMDB: no fork record.
+        let lmdb = try LMDBEnvironment(
+            path: h.fileOptions!.directory + "/meta",
+            databases: [FileStoreRecovery.streamsDatabase, FileStoreRecovery.producersDatabase, FileStoreRecovery.storeDatabase])
+        try lmdb.write { try $0.delete(FileStoreRecovery.streamsDatabase, RecordKey.stream(forkID)) }
+        lmdb.close()
+        let report = try h.reopen()
+        #expect(report.cascadeRemoved == 1 && report.expiredRemoved == 0)
+        #expect(report.description.contains("removed 1 deleted streams whose last fork had gone"))
+        #expect(h.infoError("a")?.status == .notFound)
+        #expect(try streamDirectories(h).isEmpty)
+        try h.create("a", body: "new")
+    }
+
     // A source that expired while the server was down is soft-deleted at start-up if a fork uses it;
     // both go once the fork has expired too.
     @Test func expiryWhileDownSoftDeletesThenRemoves() throws {
@@ -213,7 +236,8 @@ struct ForkFileStoreTests {
         #expect(h.store.streamCount == 1)
         h.clock.advance(by: 1000)
         let second = try h.reopen()
-        #expect(second.expiredRemoved == 2)
+        // The fork expired; its source, soft-deleted since the first start, went with it.
+        #expect(second.expiredRemoved == 1 && second.cascadeRemoved == 1)
         #expect(h.infoError("a")?.status == .notFound)
         #expect(h.infoError("b")?.status == .notFound)
         #expect(try streamDirectories(h).isEmpty)
