@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // Protocol vocabulary: offsets, cursors, ETags, JSON framing, SSE encoding, request parsing. No I/O.
@@ -59,6 +61,21 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        // Who may do what: API keys, JWT bearer tokens (jwt-kit), the access rule of each request,
+        // and a responder that puts them in front of either server.
+        .target(
+            name: "StreamAuth",
+            dependencies: [
+                "DurableStreams",
+                "ServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // The origin's HTTP/1.1 server on SwiftNIO.
         .target(
             name: "OriginServer",
@@ -66,6 +83,7 @@ let package = Package(
                 "DurableStreams",
                 "StreamStore",
                 "ServerSupport",
+                "StreamAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -164,6 +182,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "StreamAuthTests",
+            dependencies: [
+                "StreamAuth", "ServerSupport", "DurableStreams",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "FuzzTargetsTests",
             dependencies: ["FuzzTargets"]
         ),
@@ -193,7 +221,8 @@ let package = Package(
         .testTarget(
             name: "OriginServerTests",
             dependencies: [
-                "OriginServer", "ServerSupport", "TestSupport", "EdgeNode",
+                "OriginServer", "ServerSupport", "TestSupport", "EdgeNode", "StreamAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]

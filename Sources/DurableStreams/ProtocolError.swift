@@ -4,6 +4,7 @@ public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible 
     /// The HTTP status code classes the protocol uses for rejections.
     public enum Status: Int, Sendable {
         case badRequest = 400
+        case unauthorized = 401
         case forbidden = 403
         case notFound = 404
         case methodNotAllowed = 405

@@ -1,5 +1,6 @@
 import NIOCore
 import ServerSupport
+import StreamAuth
 
 extension OriginConfiguration {
     /// Settings a configuration file may hold; the storage keys (`data_dir`, `fsync`,
@@ -10,6 +11,7 @@ extension OriginConfiguration {
         "fsync", "max_file_handles",
     ])
         .union(ConnectionLimits.fileKeys)
+        .union(AuthSettings.fileKeys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -36,5 +38,6 @@ extension OriginConfiguration {
         if let value = try file.bool("compression") { compression = value }
         if let value = try file.int("compression_threshold_bytes") { compressionThresholdBytes = max(0, value) }
         try limits.apply(file)
+        try auth.apply(file)
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import ServerSupport
+import StreamAuth
 
 /// Everything an origin server can be told. Defaults are what `durable-streams origin` uses.
 public struct OriginConfiguration: Sendable {
@@ -26,6 +27,8 @@ public struct OriginConfiguration: Sendable {
     public var streamPathPrefix = "/v1/stream/"
     /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
     public var limits = ConnectionLimits()
+    /// Who may do what (API keys, JWTs); off unless a credential source is configured.
+    public var auth = AuthSettings()
     /// Event loop threads when the server creates its own group.
     public var eventLoopThreads = System.coreCount
 

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServerSupport
+import StreamAuth
 import StreamStore
 
 /// A Durable Streams origin: an HTTP/1.1 server over a `StreamStore`.
@@ -75,9 +76,16 @@ public final class OriginServer: Sendable {
     public func start() async throws {
         let configuration = self.configuration
         // Replies are compressed before the connection handler sees them, not in the pipeline.
-        let service: any HTTPResponder = configuration.compression
+        var service: any HTTPResponder = configuration.compression
             ? CompressingResponder(self.service, compression: ResponseCompression(thresholdBytes: configuration.compressionThresholdBytes))
             : self.service
+        // Credentials are checked before anything else looks at the request.
+        if let authenticator = try await configuration.auth.makeAuthenticator() {
+            service = AuthorizingResponder(
+                service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
+                metricsScope: configuration.auth.metricsScope)
+        }
+        let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
@@ -87,7 +95,7 @@ public final class OriginServer: Sendable {
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
-            let handler = HTTPServerHandler(responder: service, bodyBudget: bodyBudget)
+            let handler = HTTPServerHandler(responder: responder, bodyBudget: bodyBudget)
             try sync.addHandler(handler)
             self?.connections.track(channel, handler)
         }

@@ -54,6 +54,12 @@ struct OriginCommand: AsyncParsableCommand {
         let server = OriginServer(configuration: configuration, store: store)
         try await server.start()
         print("durable-streams origin listening on \(server.baseURL!) (streams under \(configuration.streamPathPrefix), metrics at /metrics)")
+        if !configuration.auth.isEnabled && !Self.isLoopback(configuration.host) {
+            FileHandle.standardError.write(Data((
+                "warning: authentication is off and the origin listens on \(configuration.host): anyone who can reach it "
+                    + "can create, append to and delete any stream. Set api_keys_file or a jwt_* key file in the "
+                    + "configuration (see README, Production), or listen on 127.0.0.1.\n").utf8))
+        }
         print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
         await Signals.waitForTermination()
         print("shutting down…")
@@ -91,6 +97,11 @@ struct OriginCommand: AsyncParsableCommand {
         }
         if let compression { configuration.compression = compression == .on }
         return (configuration, storeOptions)
+    }
+
+    /// Whether `host` is reachable from this machine only.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     static func duration(_ text: String, _ flag: String) throws -> TimeAmount {

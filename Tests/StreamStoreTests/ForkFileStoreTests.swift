@@ -212,7 +212,7 @@ struct ForkFileStoreTests {
         let lmdb = try LMDBEnvironment(
             path: h.fileOptions!.directory + "/meta",
             databases: [FileStoreRecovery.streamsDatabase, FileStoreRecovery.producersDatabase, FileStoreRecovery.storeDatabase])
-        try lmdb.write { try $0.delete(FileStoreRecovery.streamsDatabase, RecordKey.stream(forkID)) }
+        _ = try lmdb.write { try $0.delete(FileStoreRecovery.streamsDatabase, RecordKey.stream(forkID)) }
         lmdb.close()
         let report = try h.reopen()
         #expect(report.cascadeRemoved == 1 && report.expiredRemoved == 0)

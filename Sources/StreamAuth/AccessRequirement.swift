@@ -1,0 +1,58 @@
+import DurableStreams
+
+/// What a request needs its credentials to allow, decided from its method, path and headers
+/// alone: pure, so every case is testable without a server.
+public struct AccessRequirement: Equatable, Sendable {
+    /// Each (scope, stream) the request touches; `stream == nil` is the server's own endpoints.
+    public var needs: [Need]
+    /// No credentials needed (CORS preflights, health checks, public metrics).
+    public var isPublic: Bool { needs.isEmpty }
+
+    public struct Need: Equatable, Sendable {
+        public var scope: AccessScope
+        public var stream: String?
+    }
+
+    public static let open = AccessRequirement(needs: [])
+
+    /// - Parameters:
+    ///   - metricsScope: what `/metrics` needs; `nil` leaves it public.
+    ///   - header: a request header by name (case-insensitive).
+    public static func of(
+        method: String, path: Substring, prefix: String, metricsScope: AccessScope?, header: (String) -> String?
+    ) -> AccessRequirement {
+        // A browser's preflight carries no credentials by design; it reveals nothing.
+        if method == "OPTIONS" { return .open }
+        guard path.hasPrefix(prefix) else {
+            if path == "/metrics", let metricsScope { return AccessRequirement(needs: [Need(scope: metricsScope, stream: nil)]) }
+            return .open
+        }
+        // A path that names no stream is refused by the server itself (400); whoever asks may
+        // learn that, as long as the request needs at least read access to the whole server.
+        guard let stream = try? StreamPath.canonicalName(urlPath: path, prefix: prefix) else {
+            return AccessRequirement(needs: [Need(scope: .read, stream: "")])
+        }
+        switch method {
+        case "GET", "HEAD":
+            return AccessRequirement(needs: [Need(scope: .read, stream: stream)])
+        case "PUT":
+            var needs = [Need(scope: .write, stream: stream)]
+            // A fork reads its source: creating one must not reveal a stream the caller may not read.
+            if let source = header(ForkRequest.sourceHeader) {
+                let name = try? StreamPath.canonicalName(urlPath: Substring(source), prefix: prefix)
+                needs.append(Need(scope: .read, stream: name ?? ""))
+            }
+            return AccessRequirement(needs: needs)
+        case "POST":
+            return AccessRequirement(needs: [Need(scope: .write, stream: stream)])
+        default:
+            // DELETE, and anything else (the server answers 405 to what it does not know).
+            return AccessRequirement(needs: [Need(scope: .admin, stream: stream)])
+        }
+    }
+
+    /// Whether `principal` may make the request.
+    public func isSatisfied(by principal: Principal) -> Bool {
+        needs.allSatisfy { principal.allows($0.scope, on: $0.stream) }
+    }
+}

@@ -1,0 +1,49 @@
+import NIOCore
+
+/// Who a request's `Authorization` header says made it: an API key's owner or a verified JWT's
+/// subject. Keys and tokens verified before answer without waiting; a new token is verified
+/// off the event loop.
+public final class Authenticator: Sendable {
+    public let apiKeys: APIKeys?
+    public let jwt: JWTAuthority?
+    /// The realm named in `WWW-Authenticate`.
+    public let realm: String
+
+    public init(apiKeys: APIKeys?, jwt: JWTAuthority?, realm: String = "durable-streams") {
+        self.apiKeys = apiKeys
+        self.jwt = jwt
+        self.realm = realm
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case principal(Principal)
+        /// No credentials were sent.
+        case missing
+        /// Credentials were sent and are not accepted, for this reason.
+        case invalid(String)
+    }
+
+    public func authenticate(_ header: String?, on loop: any EventLoop) -> EventLoopFuture<Outcome> {
+        guard let header else { return loop.makeSucceededFuture(.missing) }
+        guard let credential = BearerCredential(header: header) else {
+            return loop.makeSucceededFuture(.invalid("Authorization must be a bearer token"))
+        }
+        switch credential {
+        case .apiKey(let key):
+            return loop.makeSucceededFuture(apiKeys?.principal(forKey: key).map(Outcome.principal) ?? .invalid("unknown API key"))
+        case .jwt(let token):
+            // An API key may look like a token; the cheap lookup goes first.
+            if let principal = apiKeys?.principal(forKey: token) { return loop.makeSucceededFuture(.principal(principal)) }
+            guard let jwt else { return loop.makeSucceededFuture(.invalid("unknown API key")) }
+            if let principal = jwt.cached(token) { return loop.makeSucceededFuture(.principal(principal)) }
+            let promise = loop.makePromise(of: Outcome.self)
+            promise.completeWithTask {
+                switch await jwt.verify(token) {
+                case .success(let principal): return .principal(principal)
+                case .failure(let failure): return .invalid(failure.reason)
+                }
+            }
+            return promise.futureResult
+        }
+    }
+}

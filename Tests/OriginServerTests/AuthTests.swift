@@ -1,0 +1,183 @@
+import Foundation
+import JWTKit
+import StreamAuth
+import Testing
+import TestSupport
+
+/// Key files for an origin with authentication, in a temporary directory.
+private struct AuthFiles {
+    let directory: String
+    let keysPath: String
+    let secretPath: String
+    static let secret = "origin-test-hs256-secret-0123456789abcdef"
+    static let reader = "reader-key-0123456789"
+    static let writer = "writer-key-0123456789"
+    static let admin = "admin-key-0123456789ab"
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-origin-auth-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        keysPath = directory + "/keys.toml"
+        secretPath = directory + "/jwt.secret"
+        try """
+            [[key]]
+            name = "reader"
+            sha256 = "\(APIKeys.digest(Self.reader))"
+            scope = "read"
+            prefix = "pub/"
+
+            [[key]]
+            name = "writer"
+            secret = "\(Self.writer)"
+            scope = "write"
+            prefix = "pub/"
+
+            [[key]]
+            name = "admin"
+            secret = "\(Self.admin)"
+            scope = "admin"
+            """.write(toFile: keysPath, atomically: true, encoding: .utf8)
+        try Self.secret.write(toFile: secretPath, atomically: true, encoding: .utf8)
+    }
+
+    var settings: AuthSettings {
+        var settings = AuthSettings()
+        settings.apiKeysFile = keysPath
+        settings.jwtKeys.hs256Secret = secretPath
+        return settings
+    }
+
+    func token(scope: String, expiresIn seconds: Double = 3600, secret: String = AuthFiles.secret) async throws -> String {
+        struct Claims: JWTPayload {
+            var sub: SubjectClaim
+            var exp: ExpirationClaim
+            var scope: String
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        return try await keys.sign(Claims(
+            sub: SubjectClaim(value: "tester"), exp: ExpirationClaim(value: Date().addingTimeInterval(seconds)), scope: scope))
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+private func bearer(_ credential: String) -> [(String, String)] { [("Authorization", "Bearer \(credential)")] }
+
+@Suite("Authentication on the origin")
+struct AuthTests {
+    // Without credentials a protected request is 401 with a Bearer challenge, and changes nothing.
+    @Test func noCredentialsIsAChallengedUnauthorized() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let put = try await origin.request(.PUT, "/v1/stream/pub/a", headers: [("Content-Type", "text/plain")])
+            #expect(put.status == 401)
+            #expect(put.header("WWW-Authenticate") == "Bearer realm=\"durable-streams\"")
+            #expect(try await origin.request(.HEAD, "/v1/stream/pub/a", headers: bearer(AuthFiles.admin)).status == 404)
+            #expect(try await origin.request(.GET, "/v1/stream/pub/a?offset=-1").status == 401)
+        }
+    }
+
+    // Unknown keys, malformed headers and repeated headers never get through.
+    @Test func badCredentialsAreRefused() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let unknown = try await origin.request(.GET, "/v1/stream/pub/a", headers: bearer("no-such-key-0000"))
+            #expect(unknown.status == 401)
+            #expect(unknown.header("WWW-Authenticate")?.contains("error=\"invalid_token\"") == true)
+            #expect(try await origin.request(.GET, "/v1/stream/pub/a", headers: [("Authorization", "Basic YTpi")]).status == 401)
+            let twice = try await origin.request(
+                .GET, "/v1/stream/pub/a", headers: bearer(AuthFiles.admin) + bearer(AuthFiles.reader))
+            #expect(twice.status == 400)
+        }
+    }
+
+    // Each key works within its scope and prefix and gets 403 outside them.
+    @Test func keysAreHeldToTheirScopeAndPrefix() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let path = "/v1/stream/pub/k-\(UInt32.random(in: 0...UInt32.max))"
+            let created = try await origin.request(.PUT, path, headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")])
+            #expect(created.status == 201)
+            #expect(try await origin.request(.POST, path, headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")], text: "hi").status == 204)
+            let read = try await origin.request(.GET, path + "?offset=-1", headers: bearer(AuthFiles.reader))
+            #expect(read.status == 200 && read.text == "hi")
+            let denied = try await origin.request(.POST, path, headers: bearer(AuthFiles.reader) + [("Content-Type", "text/plain")], text: "x")
+            #expect(denied.status == 403)
+            #expect(denied.header("WWW-Authenticate")?.contains("insufficient_scope") == true)
+            #expect(try await origin.request(.DELETE, path, headers: bearer(AuthFiles.writer)).status == 403)
+            #expect(try await origin.request(.GET, "/v1/stream/private/x?offset=-1", headers: bearer(AuthFiles.reader)).status == 403)
+            #expect(try await origin.request(.PUT, "/v1/stream/private/x", headers: bearer(AuthFiles.writer)).status == 403)
+            // Nothing refused changed the stream.
+            #expect(try await origin.request(.GET, path + "?offset=-1", headers: bearer(AuthFiles.admin)).text == "hi")
+            #expect(try await origin.request(.DELETE, path, headers: bearer(AuthFiles.admin)).status == 204)
+        }
+    }
+
+    // A fork reads its source, so making one needs read access to the source as well.
+    @Test func forkingNeedsReadOnTheSource() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let id = UInt32.random(in: 0...UInt32.max)
+            #expect(try await origin.request(.PUT, "/v1/stream/secret/\(id)", headers: bearer(AuthFiles.admin) + [("Content-Type", "text/plain")], text: "s").status == 201)
+            let fork = try await origin.request(
+                .PUT, "/v1/stream/pub/f-\(id)", headers: bearer(AuthFiles.writer) + [("Stream-Forked-From", "/v1/stream/secret/\(id)")])
+            #expect(fork.status == 403)
+            let token = try await files.token(scope: "write:pub/ read:secret/")
+            let allowed = try await origin.request(
+                .PUT, "/v1/stream/pub/f-\(id)", headers: bearer(token) + [("Stream-Forked-From", "/v1/stream/secret/\(id)")])
+            #expect(allowed.status == 201)
+        }
+    }
+
+    // JWTs grant what their scope claim says, until they expire; a token signed with another key is refused.
+    @Test func tokensGrantTheirScopesUntilTheyExpire() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let path = "/v1/stream/pub/t-\(UInt32.random(in: 0...UInt32.max))"
+            let writer = try await files.token(scope: "write:pub/")
+            #expect(try await origin.request(.PUT, path, headers: bearer(writer) + [("Content-Type", "text/plain")], text: "j").status == 201)
+            let reader = try await files.token(scope: "read:pub/")
+            #expect(try await origin.request(.GET, path + "?offset=-1", headers: bearer(reader)).text == "j")
+            #expect(try await origin.request(.POST, path, headers: bearer(reader) + [("Content-Type", "text/plain")], text: "x").status == 403)
+            let expired = try await files.token(scope: "admin", expiresIn: -30)
+            let late = try await origin.request(.GET, path + "?offset=-1", headers: bearer(expired))
+            #expect(late.status == 401)
+            #expect(late.text.contains("expired"))
+            let forged = try await files.token(scope: "admin", secret: "another-secret-that-is-long-enough-000")
+            #expect(try await origin.request(.DELETE, path, headers: bearer(forged)).status == 401)
+            #expect(try await origin.request(.HEAD, path, headers: bearer(reader)).status == 200)
+        }
+    }
+
+    // Preflights and health checks need no credentials; metrics are public unless a scope is set.
+    @Test func preflightHealthAndMetrics() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let preflight = try await origin.request(
+                .OPTIONS, "/v1/stream/pub/a", headers: [("Origin", "https://app.test"), ("Access-Control-Request-Method", "GET")])
+            #expect(preflight.status < 300)
+        }
+        guard !Topology.throughEdge else { return }  // /healthz and /metrics are then the edge's own
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            #expect(try await origin.request(.GET, "/healthz").status == 200)
+            #expect(try await origin.request(.GET, "/metrics").status == 200)
+        }
+        try await withOrigin(configure: {
+            $0.auth = files.settings
+            $0.auth.metricsScope = .admin
+        }) { (origin: Origin) async throws in
+            #expect(try await origin.request(.GET, "/metrics").status == 401)
+            #expect(try await origin.request(.GET, "/metrics", headers: bearer(AuthFiles.reader)).status == 403)
+            #expect(try await origin.request(.GET, "/metrics", headers: bearer(AuthFiles.admin)).status == 200)
+            #expect(try await origin.request(.GET, "/healthz").status == 200)
+        }
+    }
+}

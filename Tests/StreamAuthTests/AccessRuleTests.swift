@@ -1,0 +1,75 @@
+import DurableStreams
+import Testing
+@testable import StreamAuth
+
+@Suite("Access rules")
+struct AccessRuleTests {
+    private func requirement(_ method: String, _ path: String, headers: [String: String] = [:], metrics: AccessScope? = nil)
+        -> AccessRequirement
+    {
+        AccessRequirement.of(method: method, path: Substring(path), prefix: "/v1/stream/", metricsScope: metrics, header: { headers[$0] })
+    }
+
+    @Test func eachMethodNeedsItsScopeOnItsStream() {
+        #expect(requirement("GET", "/v1/stream/chat/1").needs == [.init(scope: .read, stream: "chat/1")])
+        #expect(requirement("HEAD", "/v1/stream/chat/1").needs == [.init(scope: .read, stream: "chat/1")])
+        #expect(requirement("POST", "/v1/stream/chat/1").needs == [.init(scope: .write, stream: "chat/1")])
+        #expect(requirement("PUT", "/v1/stream/chat/1").needs == [.init(scope: .write, stream: "chat/1")])
+        #expect(requirement("DELETE", "/v1/stream/chat/1").needs == [.init(scope: .admin, stream: "chat/1")])
+        // Unknown methods are never cheaper than a delete.
+        #expect(requirement("PATCH", "/v1/stream/chat/1").needs == [.init(scope: .admin, stream: "chat/1")])
+    }
+
+    @Test func aForkAlsoNeedsReadOnItsSource() {
+        let fork = requirement("PUT", "/v1/stream/mine/copy", headers: ["Stream-Forked-From": "/v1/stream/theirs/data"])
+        #expect(fork.needs == [.init(scope: .write, stream: "mine/copy"), .init(scope: .read, stream: "theirs/data")])
+        let writerOfMine = Principal(name: "w", grants: [Grant(.write, prefix: "mine/")])
+        #expect(!fork.isSatisfied(by: writerOfMine))
+        let alsoReader = Principal(name: "w", grants: [Grant(.write, prefix: "mine/"), Grant(.read, prefix: "theirs/")])
+        #expect(fork.isSatisfied(by: alsoReader))
+        // A source outside the stream routes can only be named by someone who may read everything.
+        let odd = requirement("PUT", "/v1/stream/mine/copy", headers: ["Stream-Forked-From": "/elsewhere"])
+        #expect(!odd.isSatisfied(by: alsoReader))
+    }
+
+    @Test func preflightsHealthAndPublicMetricsNeedNothing() {
+        #expect(requirement("OPTIONS", "/v1/stream/a").isPublic)
+        #expect(requirement("GET", "/healthz").isPublic)
+        #expect(requirement("GET", "/metrics").isPublic)
+        #expect(requirement("GET", "/metrics", metrics: .admin).needs == [.init(scope: .admin, stream: nil)])
+    }
+
+    @Test func anUndecodableStreamNameNeedsReadOnEverything() {
+        let bad = requirement("GET", "/v1/stream/a/../b")
+        #expect(bad.needs == [.init(scope: .read, stream: "")])
+        #expect(!bad.isSatisfied(by: Principal(name: "p", grants: [Grant(.admin, prefix: "a/")])))
+        #expect(bad.isSatisfied(by: Principal(name: "p", grants: [Grant(.read)])))
+    }
+
+    @Test func scopesIncludeTheLowerOnesAndPrefixesBound() {
+        let writer = Grant(.write, prefix: "logs/")
+        #expect(writer.allows(.read, on: "logs/a"))
+        #expect(writer.allows(.write, on: "logs/a"))
+        #expect(!writer.allows(.admin, on: "logs/a"))
+        #expect(!writer.allows(.read, on: "log"))
+        #expect(!writer.allows(.read, on: nil))  // server endpoints need a grant on everything
+        #expect(Grant(.admin).allows(.admin, on: nil))
+    }
+
+    @Test func tokenScopesGrantOnlyWhatTheyName() {
+        #expect(TokenScopes.grants("read write:chat/ admin:ops/ openid profile") == [
+            Grant(.read), Grant(.write, prefix: "chat/"), Grant(.admin, prefix: "ops/"),
+        ])
+        #expect(TokenScopes.grants("").isEmpty)
+        #expect(TokenScopes.grants("reader write_all").isEmpty)
+    }
+
+    @Test func bearerCredentialsAreParsedStrictly() {
+        #expect(BearerCredential(header: "Bearer abc.def.ghi") == .jwt("abc.def.ghi"))
+        #expect(BearerCredential(header: "bearer  key-123") == .apiKey("key-123"))
+        #expect(BearerCredential(header: "Basic dXNlcjpwdw==") == nil)
+        #expect(BearerCredential(header: "Bearer ") == nil)
+        #expect(BearerCredential(header: "Bearer a b") == nil)
+        #expect(BearerCredential(header: "Bearer " + String(repeating: "a", count: 9000)) == nil)
+    }
+}
