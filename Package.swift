@@ -99,6 +99,7 @@ let package = Package(
             dependencies: [
                 "DurableStreams",
                 "ServerSupport",
+                "StreamAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -206,7 +207,8 @@ let package = Package(
         .testTarget(
             name: "EdgeNodeTests",
             dependencies: [
-                "EdgeNode", "OriginServer", "StreamStore", "TestSupport",
+                "EdgeNode", "OriginServer", "StreamStore", "TestSupport", "StreamAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import ServerSupport
+import StreamAuth
 
 /// Everything an edge node can be told. Defaults are what `durable-streams edge` uses.
 public struct EdgeConfiguration: Sendable {
@@ -10,6 +11,12 @@ public struct EdgeConfiguration: Sendable {
         case partition
         /// Never cache requests that carry `Authorization` (they still collapse per credential).
         case bypass
+        /// Check credentials at the edge (the same API keys and JWT keys as the origin, from
+        /// `auth`), refuse what they do not allow, and serve every authorised reader from one
+        /// shared cache entry per stream and offset, collapsing readers across users. Reads go
+        /// upstream with the edge's own credential (`upstreamAuthorizationFile`); writes keep the
+        /// client's, for the origin to check as well.
+        case verify
     }
 
     public var host = "127.0.0.1"
@@ -37,6 +44,11 @@ public struct EdgeConfiguration: Sendable {
     /// Serve a stale entry this long past its max-age when the upstream fails.
     public var staleIfError: TimeAmount = .seconds(600)
     public var credentials = CredentialPolicy.partition
+    /// The keys `credentials = verify` checks requests with (the same settings as the origin's).
+    public var auth = AuthSettings()
+    /// A file holding the credential (an API key or a token, without `Bearer `) the edge sends
+    /// upstream for the reads it has authorised, when the upstream requires one.
+    public var upstreamAuthorizationFile: String?
     /// Keep the `X-Forwarded-Host` a request arrives with instead of replacing it with the
     /// request's `Host`. Only for an edge whose clients are other edges (an inner tier): a
     /// client's value would otherwise end up in the URLs the origin builds (`Location`).
@@ -65,9 +77,10 @@ public struct EdgeConfiguration: Sendable {
         "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
-        "trust_forwarded_host",
+        "trust_forwarded_host", "upstream_authorization_file",
     ])
         .union(ConnectionLimits.fileKeys)
+        .union(AuthSettings.fileKeys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -112,7 +125,7 @@ public struct EdgeConfiguration: Sendable {
         if let value = try file.duration("stale_if_error") { staleIfError = value }
         if let value = try file.string("credentials") {
             guard let policy = CredentialPolicy(rawValue: value) else {
-                throw file.problem("credentials", "'credentials' must be \"partition\" or \"bypass\"")
+                throw file.problem("credentials", "'credentials' must be \"partition\", \"bypass\" or \"verify\"")
             }
             credentials = policy
         }
@@ -123,7 +136,12 @@ public struct EdgeConfiguration: Sendable {
                 self[keyPath: path] = value
             }
         }
+        if let value = try file.string("upstream_authorization_file") { upstreamAuthorizationFile = value }
         try limits.apply(file)
+        try auth.apply(file)
+        if credentials == .verify && !auth.isEnabled {
+            throw file.problem("credentials", "'credentials = \"verify\"' needs api_keys_file or a jwt_* key file to check credentials with")
+        }
     }
 
     /// `HOST:PORT` (IPv6 in brackets).

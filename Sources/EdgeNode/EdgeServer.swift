@@ -1,9 +1,11 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServerSupport
+import StreamAuth
 
 /// A Durable Streams edge node: caches, collapses and relays reads in front of an upstream
 /// (an origin or another edge), and passes writes through.
@@ -79,8 +81,33 @@ public final class EdgeServer: Sendable {
     /// Cache statistics, for tests and tools.
     public var cacheStats: ResponseCache.Stats { service.cache.stats }
 
+    /// The `Authorization` value for a credential file's content. Blocking read, at start.
+    static func readCredential(_ path: String) throws -> String {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw AuthConfigurationError("cannot read upstream_authorization_file \(path): \(error.localizedDescription)")
+        }
+        guard !text.isEmpty, BearerCredential(header: "Bearer " + text) != nil else {
+            throw AuthConfigurationError("upstream_authorization_file \(path) must hold one API key or token")
+        }
+        return "Bearer " + text
+    }
+
     public func start() async throws {
-        let service = self.service
+        var service: any HTTPResponder = self.service
+        if configuration.credentials == .verify {
+            guard let authenticator = try await configuration.auth.makeAuthenticator() else {
+                throw AuthConfigurationError("credentials = verify needs api_keys_file or a jwt_* key file")
+            }
+            service = AuthorizingResponder(
+                service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
+                operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
+                operationalScope: configuration.auth.metricsScope,
+                readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
+        }
+        let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
@@ -90,7 +117,7 @@ public final class EdgeServer: Sendable {
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) {
             [weak self] channel, sync in
-            let handler = HTTPServerHandler(responder: service, bodyBudget: bodyBudget)
+            let handler = HTTPServerHandler(responder: responder, bodyBudget: bodyBudget)
             try sync.addHandler(handler)
             self?.connections.track(channel, handler)
         }

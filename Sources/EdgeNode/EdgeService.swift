@@ -42,7 +42,13 @@ final class EdgeService: HTTPResponder {
     func connectionClosed() { metrics.openConnections.decrement() }
 
     func refusal(_ error: ProtocolError) -> ServerReply {
-        Self.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS")
+        var reply = Self.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS")
+        // The headers the refusal names (`WWW-Authenticate`, `Allow`, …) go with it.
+        if case .response(var head, let body) = reply, !error.headers.isEmpty {
+            for (name, value) in error.headers { head.headers.replaceOrAdd(name: name, value: value) }
+            reply = .response(head, body: body)
+        }
+        return reply
     }
 
     func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {

@@ -83,7 +83,7 @@ public final class OriginServer: Sendable {
         if let authenticator = try await configuration.auth.makeAuthenticator() {
             service = AuthorizingResponder(
                 service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
-                metricsScope: configuration.auth.metricsScope)
+                operationalScope: configuration.auth.metricsScope)
         }
         let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))

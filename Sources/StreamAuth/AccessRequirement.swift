@@ -16,15 +16,19 @@ public struct AccessRequirement: Equatable, Sendable {
     public static let open = AccessRequirement(needs: [])
 
     /// - Parameters:
-    ///   - metricsScope: what `/metrics` needs; `nil` leaves it public.
+    ///   - operationalPaths: the server's own endpoints that `operationalScope` protects
+    ///     (`/metrics`; at an edge also its stats and dashboard); `nil` scope leaves them public.
     ///   - header: a request header by name (case-insensitive).
     public static func of(
-        method: String, path: Substring, prefix: String, metricsScope: AccessScope?, header: (String) -> String?
+        method: String, path: Substring, prefix: String, operationalPaths: Set<String> = ["/metrics"],
+        operationalScope: AccessScope?, header: (String) -> String?
     ) -> AccessRequirement {
         // A browser's preflight carries no credentials by design; it reveals nothing.
         if method == "OPTIONS" { return .open }
         guard path.hasPrefix(prefix) else {
-            if path == "/metrics", let metricsScope { return AccessRequirement(needs: [Need(scope: metricsScope, stream: nil)]) }
+            if let operationalScope, operationalPaths.contains(String(path)) {
+                return AccessRequirement(needs: [Need(scope: operationalScope, stream: nil)])
+            }
             return .open
         }
         // A path that names no stream is refused by the server itself (400); whoever asks may

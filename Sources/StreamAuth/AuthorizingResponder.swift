@@ -11,14 +11,32 @@ public struct AuthorizingResponder: HTTPResponder {
     public let inner: any HTTPResponder
     public let authenticator: Authenticator
     public let streamPathPrefix: String
-    /// What `/metrics` needs; `nil`: public.
-    public let metricsScope: AccessScope?
+    /// The server's own endpoints, and what they need (`nil`: public).
+    public let operationalPaths: Set<String>
+    public let operationalScope: AccessScope?
+    /// What an authorised read carries on to `inner`.
+    public let readCredential: ReadCredential
 
-    public init(_ inner: any HTTPResponder, authenticator: Authenticator, streamPathPrefix: String, metricsScope: AccessScope?) {
+    /// What happens to the `Authorization` of a read once it is authorised.
+    public enum ReadCredential: Sendable, Equatable {
+        /// It stays (the origin: nothing further looks at it).
+        case keep
+        /// It is replaced by this value, or removed when `nil` (an edge that checks credentials
+        /// itself: every authorised reader then shares one cache entry and one upstream request,
+        /// made with the edge's own credential).
+        case replace(String?)
+    }
+
+    public init(
+        _ inner: any HTTPResponder, authenticator: Authenticator, streamPathPrefix: String,
+        operationalPaths: Set<String> = ["/metrics"], operationalScope: AccessScope?, readCredential: ReadCredential = .keep
+    ) {
         self.inner = inner
         self.authenticator = authenticator
         self.streamPathPrefix = streamPathPrefix
-        self.metricsScope = metricsScope
+        self.operationalPaths = operationalPaths
+        self.operationalScope = operationalScope
+        self.readCredential = readCredential
     }
 
     public var maxBodyBytes: Int { inner.maxBodyBytes }
@@ -30,14 +48,14 @@ public struct AuthorizingResponder: HTTPResponder {
         let head = request.head
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let requirement = AccessRequirement.of(
-            method: head.method.rawValue, path: path, prefix: streamPathPrefix, metricsScope: metricsScope,
-            header: { head.headers.first(name: $0) })
+            method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
+            operationalScope: operationalScope, header: { head.headers.first(name: $0) })
         guard !requirement.isPublic else { return inner.respond(to: request, live: live, on: loop) }
         let presented = head.headers["Authorization"]
         guard presented.count <= 1 else {
             return loop.makeSucceededFuture(inner.refusal(ProtocolError(.badRequest, "more than one Authorization header")))
         }
-        return authenticator.authenticate(presented.first, on: loop).flatMap { [inner, authenticator] outcome in
+        return authenticator.authenticate(presented.first, on: loop).flatMap { [inner, authenticator, readCredential] outcome in
             let realm = "Bearer realm=\"\(authenticator.realm)\""
             switch outcome {
             case .missing:
@@ -52,7 +70,13 @@ public struct AuthorizingResponder: HTTPResponder {
                         .forbidden, "credentials do not allow this request",
                         headers: [("WWW-Authenticate", "\(realm), error=\"insufficient_scope\"")])))
                 }
-                return inner.respond(to: request, live: live, on: loop)
+                guard case .replace(let credential) = readCredential, head.method == .GET || head.method == .HEAD else {
+                    return inner.respond(to: request, live: live, on: loop)
+                }
+                var authorised = request
+                authorised.head.headers.remove(name: "Authorization")
+                if let credential { authorised.head.headers.add(name: "Authorization", value: credential) }
+                return inner.respond(to: authorised, live: live, on: loop)
             }
         }
     }

@@ -58,7 +58,7 @@ struct OriginCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((
                 "warning: authentication is off and the origin listens on \(configuration.host): anyone who can reach it "
                     + "can create, append to and delete any stream. Set api_keys_file or a jwt_* key file in the "
-                    + "configuration (see README, Production), or listen on 127.0.0.1.\n").utf8))
+                    + "configuration (see README, Authentication), or listen on 127.0.0.1.\n").utf8))
         }
         print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
         await Signals.waitForTermination()

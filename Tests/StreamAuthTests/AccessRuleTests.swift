@@ -7,7 +7,7 @@ struct AccessRuleTests {
     private func requirement(_ method: String, _ path: String, headers: [String: String] = [:], metrics: AccessScope? = nil)
         -> AccessRequirement
     {
-        AccessRequirement.of(method: method, path: Substring(path), prefix: "/v1/stream/", metricsScope: metrics, header: { headers[$0] })
+        AccessRequirement.of(method: method, path: Substring(path), prefix: "/v1/stream/", operationalScope: metrics, header: { headers[$0] })
     }
 
     @Test func eachMethodNeedsItsScopeOnItsStream() {
