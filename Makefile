@@ -32,7 +32,8 @@ origin: release
 # Every test; the end-to-end protocol suite again through an edge node, and again on the
 # durable file store; then a short crash run: kill -9 of a file-backed origin at random
 # instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py),
-# and a real full disk (a 4 MiB tmpfs) under a file-backed origin (loadtest/disk-full-check.sh).
+# and a real full disk (a 4 MiB tmpfs) under a file-backed origin (loadtest/disk-full-check.sh);
+# and the systemd units under deploy/ through systemd-analyze verify.
 CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
@@ -42,6 +43,7 @@ test: deps
 	python3 loadtest/crash-harness.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" \
 		--cycles $(CRASH_CYCLES) --time-limit 600
 	loadtest/disk-full-check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
+	deploy/verify-units.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh
