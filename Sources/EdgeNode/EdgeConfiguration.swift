@@ -61,6 +61,8 @@ public struct EdgeConfiguration: Sendable {
     public var eventLoopThreads = System.coreCount
     /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
     public var limits = ConnectionLimits()
+    /// Where one JSON line per request is appended (`-`: standard output); `nil`: no access log.
+    public var accessLog: String?
 
     /// Seconds since 1970: when streams expire (their `Stream-Expires-At`, or a sliding
     /// `Stream-TTL` renewed by a read). Injectable so tests need not wait.
@@ -77,7 +79,7 @@ public struct EdgeConfiguration: Sendable {
         "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
-        "trust_forwarded_host", "upstream_authorization_file",
+        "trust_forwarded_host", "upstream_authorization_file", "access_log",
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
@@ -137,6 +139,7 @@ public struct EdgeConfiguration: Sendable {
             }
         }
         if let value = try file.string("upstream_authorization_file") { upstreamAuthorizationFile = value }
+        if let value = try file.string("access_log") { accessLog = value }
         try limits.apply(file)
         try auth.apply(file)
         if credentials == .verify && !auth.isEnabled {

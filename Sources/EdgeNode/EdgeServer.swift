@@ -29,6 +29,10 @@ public final class EdgeServer: Sendable {
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
+    /// Answers /readyz: ready until a drain begins.
+    public let readiness = Readiness()
+    /// Written until the server stops, and flushed then.
+    private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
     private struct RunState {
         var channel: (any Channel)?
@@ -107,6 +111,12 @@ public final class EdgeServer: Sendable {
                 operationalScope: configuration.auth.metricsScope,
                 readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
         }
+        service = ReadinessResponder(service, readiness: readiness)
+        if let path = configuration.accessLog {
+            let log = try AccessLog(path: path)
+            accessLog.withLockedValue { $0 = log }
+            service = AccessLogResponder(service, log: log)
+        }
         let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
@@ -140,8 +150,10 @@ public final class EdgeServer: Sendable {
             defer { state.channel = nil }
             return state.channel
         }
+        readiness.beginDraining()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
+        accessLog.withLockedValue { $0 }?.flush()
         await upstream.shutdown()
         await liveUpstream.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

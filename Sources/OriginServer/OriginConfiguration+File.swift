@@ -8,7 +8,7 @@ extension OriginConfiguration {
     public static let fileKeys: Set<String> = Set<String>([
         "host", "port", "long_poll_timeout", "sse_reconnect_interval", "cursor_interval", "max_chunk_bytes",
         "max_body_bytes", "compression", "compression_threshold_bytes", "data_dir",
-        "fsync", "max_file_handles",
+        "fsync", "max_file_handles", "access_log",
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
@@ -37,6 +37,7 @@ extension OriginConfiguration {
         }
         if let value = try file.bool("compression") { compression = value }
         if let value = try file.int("compression_threshold_bytes") { compressionThresholdBytes = max(0, value) }
+        if let value = try file.string("access_log") { accessLog = value }
         try limits.apply(file)
         try auth.apply(file)
     }

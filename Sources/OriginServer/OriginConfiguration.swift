@@ -27,6 +27,8 @@ public struct OriginConfiguration: Sendable {
     public var streamPathPrefix = "/v1/stream/"
     /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
     public var limits = ConnectionLimits()
+    /// Where one JSON line per request is appended (`-`: standard output); `nil`: no access log.
+    public var accessLog: String?
     /// Who may do what (API keys, JWTs); off unless a credential source is configured.
     public var auth = AuthSettings()
     /// Event loop threads when the server creates its own group.

@@ -28,6 +28,10 @@ public final class OriginServer: Sendable {
     private let service: StreamService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
+    /// Answers /readyz: ready until a drain begins.
+    public let readiness = Readiness()
+    /// Written until the server stops, and flushed then.
+    private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
     private struct RunState {
         var channel: (any Channel)?
@@ -85,6 +89,13 @@ public final class OriginServer: Sendable {
                 service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
                 operationalScope: configuration.auth.metricsScope)
         }
+        // Outermost: /readyz answers even while auth is required, and every request is logged.
+        service = ReadinessResponder(service, readiness: readiness)
+        if let path = configuration.accessLog {
+            let log = try AccessLog(path: path)
+            accessLog.withLockedValue { $0 = log }
+            service = AccessLogResponder(service, log: log)
+        }
         let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
@@ -126,9 +137,11 @@ public final class OriginServer: Sendable {
             }
             return (state.channel, state.sweeper)
         }
+        readiness.beginDraining()
         sweeper?.cancel()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
+        accessLog.withLockedValue { $0 }?.flush()
         // Every accepted append is committed before the files close.
         await store.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

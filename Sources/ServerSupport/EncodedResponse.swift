@@ -49,4 +49,14 @@ public struct ExtraHeaderLines: Sendable {
     public mutating func add(name: String, value: String) {
         ResponseHeadEncoder.writeHeader(name: name, value: value, into: &bytes)
     }
+
+    /// The value of the first line named `name` (ASCII case-insensitive), for logs.
+    public func value(of name: String) -> String? {
+        let text = String(decoding: bytes.readableBytesView, as: UTF8.self)
+        for line in text.split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name.lowercased() else { continue }
+            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return nil
+    }
 }

@@ -6,13 +6,18 @@ public enum BearerCredential: Equatable, Sendable {
 
     /// `nil` when the header is not a well-formed bearer credential.
     public init?(header: String) {
-        let trimmed = header.drop { $0 == " " }
-        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = trimmed.dropFirst(7).drop { $0 == " " }
+        let trimmed = header.utf8.drop { $0 == UInt8(ascii: " ") }
+        // "Bearer " in any case, compared byte by byte (this runs on every request).
+        guard trimmed.count > 7, zip(trimmed.prefix(7), "bearer ".utf8).allSatisfy({ Self.lowercased($0) == $1 }) else { return nil }
+        let token = Substring(trimmed.dropFirst(7).drop { $0 == UInt8(ascii: " ") })
         // RFC 6750's b64token characters, at most 8 KiB: nothing else reaches a verifier.
         guard !token.isEmpty, token.utf8.count <= 8192, token.utf8.allSatisfy(Self.isTokenByte) else { return nil }
         let dots = token.utf8.count { $0 == UInt8(ascii: ".") }
         self = dots == 2 ? .jwt(token) : .apiKey(token)
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     private static func isTokenByte(_ byte: UInt8) -> Bool {

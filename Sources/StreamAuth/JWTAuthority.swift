@@ -80,10 +80,11 @@ public final class JWTAuthority: Sendable {
     /// The principal of a token verified before and still valid, without waiting.
     public func cached(_ token: Substring) -> Principal? {
         let now = clock()
+        let key = String(token)
         return verified.withLockedValue { cache in
-            guard let principal = cache[String(token)] else { return nil }
+            guard let principal = cache[key] else { return nil }
             if let expiry = principal.expiresAt, now >= expiry {
-                cache[String(token)] = nil
+                cache[key] = nil
                 return nil
             }
             return principal

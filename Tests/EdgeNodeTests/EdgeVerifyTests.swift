@@ -183,3 +183,23 @@ struct EdgeVerifyTests {
         }
     }
 }
+
+@Suite("Edge: readiness and access log")
+struct EdgeOperationsTests {
+    // The edge answers /readyz itself and logs each request with its cache outcome.
+    @Test func readyzAndAccessLogWithCacheOutcome() async throws {
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("ds-edge-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        try await withEdges(edge: { $0.accessLog = logPath }) { edges in
+            #expect(try await edges.request(.GET, "/readyz").text == "ready\n")
+            _ = try await edges.request(.PUT, "/v1/stream/logged", headers: [("Content-Type", "text/plain")], body: "x")
+            _ = try await edges.request(.GET, "/v1/stream/logged?offset=-1")
+            #expect(try await edges.request(.GET, "/v1/stream/logged?offset=-1").header("X-Cache") == "HIT")
+            edges.edge.readiness.beginDraining()
+            #expect(try await edges.request(.GET, "/readyz").status == 503)
+        }
+        let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 5)
+        #expect(lines.filter { $0.contains("/v1/stream/logged?offset=-1") }.map { $0.contains("\"cache\":\"HIT\"") } == [false, true])
+    }
+}

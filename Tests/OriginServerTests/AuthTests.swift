@@ -181,3 +181,37 @@ struct AuthTests {
         }
     }
 }
+
+@Suite("Readiness and access log")
+struct OperationsTests {
+    // /readyz is ready while serving and needs no credentials; the access log gets every request.
+    @Test func readyzAndTheAccessLog() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        let logPath = files.directory + "/access.log"
+        try await withOrigin(configure: {
+            $0.auth = files.settings
+            $0.accessLog = logPath
+        }) { (origin: Origin) async throws in
+            guard !Topology.throughEdge else { return }  // /readyz would be the edge's own
+            #expect(try await origin.request(.GET, "/readyz").text == "ready\n")
+            #expect(try await origin.request(.GET, "/v1/stream/pub/a?offset=-1").status == 401)
+            #expect(try await origin.request(.PUT, "/v1/stream/pub/a", headers: bearer(AuthFiles.writer)).status == 201)
+        }
+        guard !Topology.throughEdge else { return }
+        let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.contains { $0.contains("\"uri\":\"/v1/stream/pub/a?offset=-1\"") && $0.contains("\"status\":401") })
+        #expect(lines.contains { $0.contains("\"method\":\"PUT\"") && $0.contains("\"status\":201") })
+    }
+
+    // Once a drain begins /readyz says 503, so a load balancer stops sending new requests.
+    @Test func readyzTurnsUnavailableWhenDraining() async throws {
+        try await withOrigin { (origin: Origin) async throws in
+            guard !Topology.throughEdge else { return }
+            origin.server.readiness.beginDraining()
+            let answer = try await origin.request(.GET, "/readyz")
+            #expect(answer.status == 503 && answer.text == "draining\n")
+        }
+    }
+}
