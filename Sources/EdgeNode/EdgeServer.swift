@@ -31,6 +31,8 @@ public final class EdgeServer: Sendable {
     private let connections = ConnectionRegistry()
     /// Answers /readyz: ready until a drain begins.
     public let readiness = Readiness()
+    /// With credentials = verify: who may do what; `reloadAuth` replaces it.
+    private let auth = AuthPolicy(AuthPolicy.Current(authenticator: nil, operationalScope: nil))
     /// Written until the server stops, and flushed then.
     private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
@@ -99,16 +101,24 @@ public final class EdgeServer: Sendable {
         return "Bearer " + text
     }
 
+    /// With `credentials = verify`: loads `settings`' key files and puts them in force for every
+    /// request from now on. On an error nothing changes; settings without keys are refused
+    /// (verify must always have something to verify with).
+    public func reloadAuth(_ settings: AuthSettings) async throws {
+        let loaded = try await AuthPolicy.load(settings)
+        guard loaded.authenticator != nil else {
+            throw AuthConfigurationError("credentials = verify needs api_keys_file or a jwt_* key file")
+        }
+        auth.replace(with: loaded)
+    }
+
     public func start() async throws {
         var service: any HTTPResponder = self.service
         if configuration.credentials == .verify {
-            guard let authenticator = try await configuration.auth.makeAuthenticator() else {
-                throw AuthConfigurationError("credentials = verify needs api_keys_file or a jwt_* key file")
-            }
+            try await reloadAuth(configuration.auth)
             service = AuthorizingResponder(
-                service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
+                service, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
                 operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
-                operationalScope: configuration.auth.metricsScope,
                 readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
         }
         service = ReadinessResponder(service, readiness: readiness)

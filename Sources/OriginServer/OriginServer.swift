@@ -30,6 +30,8 @@ public final class OriginServer: Sendable {
     private let connections = ConnectionRegistry()
     /// Answers /readyz: ready until a drain begins.
     public let readiness = Readiness()
+    /// Who may do what; `reloadAuth` replaces it.
+    private let auth = AuthPolicy(AuthPolicy.Current(authenticator: nil, operationalScope: nil))
     /// Written until the server stops, and flushed then.
     private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
@@ -83,12 +85,10 @@ public final class OriginServer: Sendable {
         var service: any HTTPResponder = configuration.compression
             ? CompressingResponder(self.service, compression: ResponseCompression(thresholdBytes: configuration.compressionThresholdBytes))
             : self.service
-        // Credentials are checked before anything else looks at the request.
-        if let authenticator = try await configuration.auth.makeAuthenticator() {
-            service = AuthorizingResponder(
-                service, authenticator: authenticator, streamPathPrefix: configuration.streamPathPrefix,
-                operationalScope: configuration.auth.metricsScope)
-        }
+        // Credentials are checked before anything else looks at the request. Always in place, so
+        // that a reload can turn authentication on, rotate its keys, or turn it off.
+        auth.replace(with: try await AuthPolicy.load(configuration.auth))
+        service = AuthorizingResponder(service, policy: auth, streamPathPrefix: configuration.streamPathPrefix)
         // Outermost: /readyz answers even while auth is required, and every request is logged.
         service = ReadinessResponder(service, readiness: readiness)
         if let path = configuration.accessLog {
@@ -125,6 +125,12 @@ public final class OriginServer: Sendable {
             $0.bodyBudget = bodyBudget
         }
         logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+    }
+
+    /// Loads `settings`' key files and puts them in force for every request from now on. On an
+    /// error nothing changes.
+    public func reloadAuth(_ settings: AuthSettings) async throws {
+        auth.replace(with: try await AuthPolicy.load(settings))
     }
 
     /// Stops accepting connections, ends in-flight long-polls (204) and SSE responses, waits for

@@ -38,6 +38,14 @@ public struct ConfigurationFile {
         }
     }
 
+    /// Settings whose values differ between two files (a key in one only counts), sorted: what
+    /// a reload would change.
+    public func changedKeys(from other: ConfigurationFile) -> [String] {
+        Set(table.keys).union(other.table.keys).filter { key in
+            table[key].map { "\($0)" } != other.table[key].map { "\($0)" }
+        }.sorted()
+    }
+
     /// Refuses keys this program does not know, naming the first one's line.
     public func rejectUnknownKeys(_ known: Set<String>) throws {
         for key in table.keys.sorted() where !known.contains(key) {

@@ -9,11 +9,11 @@ import ServerSupport
 /// (RFC 6750); with credentials that do not cover it, 403.
 public struct AuthorizingResponder: HTTPResponder {
     public let inner: any HTTPResponder
-    public let authenticator: Authenticator
+    /// Who may do what, now (replaceable on reload).
+    public let policy: AuthPolicy
     public let streamPathPrefix: String
     /// The server's own endpoints, and what they need (`nil`: public).
     public let operationalPaths: Set<String>
-    public let operationalScope: AccessScope?
     /// What an authorised read carries on to `inner`.
     public let readCredential: ReadCredential
 
@@ -28,14 +28,13 @@ public struct AuthorizingResponder: HTTPResponder {
     }
 
     public init(
-        _ inner: any HTTPResponder, authenticator: Authenticator, streamPathPrefix: String,
-        operationalPaths: Set<String> = ["/metrics"], operationalScope: AccessScope?, readCredential: ReadCredential = .keep
+        _ inner: any HTTPResponder, policy: AuthPolicy, streamPathPrefix: String,
+        operationalPaths: Set<String> = ["/metrics"], readCredential: ReadCredential = .keep
     ) {
         self.inner = inner
-        self.authenticator = authenticator
+        self.policy = policy
         self.streamPathPrefix = streamPathPrefix
         self.operationalPaths = operationalPaths
-        self.operationalScope = operationalScope
         self.readCredential = readCredential
     }
 
@@ -45,11 +44,13 @@ public struct AuthorizingResponder: HTTPResponder {
     public func connectionClosed() { inner.connectionClosed() }
 
     public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        let policy = self.policy.current
+        guard let authenticator = policy.authenticator else { return inner.respond(to: request, live: live, on: loop) }
         let head = request.head
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let requirement = AccessRequirement.of(
             method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
-            operationalScope: operationalScope, header: { head.headers.first(name: $0) })
+            operationalScope: policy.operationalScope, header: { head.headers.first(name: $0) })
         guard !requirement.isPublic else { return inner.respond(to: request, live: live, on: loop) }
         let presented = head.headers["Authorization"]
         guard presented.count <= 1 else {

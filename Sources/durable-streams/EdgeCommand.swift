@@ -30,7 +30,17 @@ struct EdgeCommand: AsyncParsableCommand {
         try await edge.start()
         print("durable-streams edge listening on \(edge.baseURL!) in front of http://\(configuration.upstreamHost):\(configuration.upstreamPort)")
         print("Dashboard: \(edge.baseURL!)\(configuration.dashboardPath)  Metrics: \(edge.baseURL!)\(configuration.metricsPath)")
-        print("Stop with Ctrl-C (SIGINT) or SIGTERM.")
+        print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings (credentials = verify).")
+        let started = config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+        if configuration.credentials == .verify {
+            Signals.onHangup { [config] in
+                Reload.run(server: "edge", path: config, started: started, settings: { file in
+                    var reloaded = EdgeConfiguration()
+                    try reloaded.apply(file)
+                    return reloaded.auth
+                }, apply: { try await edge.reloadAuth($0) })
+            }
+        }
         await Signals.waitForTermination()
         print("shutting down…")
         try await edge.shutdown()

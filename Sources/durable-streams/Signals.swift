@@ -19,6 +19,15 @@ enum Signals {
         }
     }
 
+    /// Runs `reload` on every SIGHUP (on a queue of its own) until the process exits.
+    static func onHangup(_ reload: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "durable-streams.reload"))
+        source.setEventHandler(handler: reload)
+        source.resume()
+        Sources.keep(source)
+    }
+
     /// Resumes the continuation the first time only (both signals may arrive).
     private final class Once: @unchecked Sendable {
         private var continuation: CheckedContinuation<Void, Never>?

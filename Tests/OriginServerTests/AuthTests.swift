@@ -215,3 +215,35 @@ struct OperationsTests {
         }
     }
 }
+
+@Suite("Reloading authentication")
+struct AuthReloadTests {
+    // A reload puts new keys in force for the next request; one that cannot load changes nothing.
+    @Test func reloadRotatesKeysAndABadOneChangesNothing() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let path = "/v1/stream/pub/r-\(UInt32.random(in: 0...UInt32.max))"
+            #expect(try await origin.request(.PUT, path, headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")]).status == 201)
+            let rotated = files.directory + "/rotated.toml"
+            try "[[key]]\nname = \"new\"\nsecret = \"rotated-key-0123456789\"\nscope = \"write\"\n"
+                .write(toFile: rotated, atomically: true, encoding: .utf8)
+            var settings = files.settings
+            settings.apiKeysFile = rotated
+            try await origin.server.reloadAuth(settings)
+            #expect(try await origin.request(.POST, path, headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")], text: "a").status == 401)
+            let first = try await origin.request(.POST, path, headers: bearer("rotated-key-0123456789") + [("Content-Type", "text/plain")], text: "a")
+            #expect(first.status == 204, "\(first.status) \(first.text)")
+            // A key file that does not load: the error is reported and the rotated key still works.
+            try "[[key]]\nscope = \"write\"\n".write(toFile: rotated, atomically: true, encoding: .utf8)
+            await #expect(throws: AuthConfigurationError.self) { try await origin.server.reloadAuth(settings) }
+            #expect(try await origin.request(.POST, path, headers: bearer("rotated-key-0123456789") + [("Content-Type", "text/plain")], text: "b").status == 204)
+            // Authentication can be turned off by a reload, and on again.
+            try await origin.server.reloadAuth(AuthSettings())
+            #expect(try await origin.request(.GET, path + "?offset=-1").text == "ab")
+            try await origin.server.reloadAuth(files.settings)
+            // (HEAD: an edge in front may have cached the open read of a moment ago.)
+            #expect(try await origin.request(.HEAD, path).status == 401)
+        }
+    }
+}
