@@ -13,6 +13,9 @@ the same data directory and, before anything new is appended, checks the durabil
    204) or entirely absent (its retry answers 200, and then it is there) - never torn, never
    partly present, never a false 409.
 
+Every third cycle (--term-every) stops the server with SIGTERM instead, while the producers are
+still appending: a drain must keep the same promises, and the server must exit by itself.
+
 It also checks that everything verified after an earlier restart is still there, unchanged, at
 the start of the stream (offsets are stable), that no bytes other than whole records exist,
 and, after the last cycle, that a clean shutdown (SIGTERM) and restart changes nothing.
@@ -500,7 +503,7 @@ def produce(producer, port, seed, cycle, killed, deadline, violations):
         conn.close()
 
 
-def run_phase(cycle, server, streams, seed, run_ms, violations, forks=None):
+def run_phase(cycle, server, streams, seed, run_ms, violations, forks=None, graceful=False):
     producers = [producer for stream in streams for producer in stream.producers]
     for producer in producers:
         producer.cycle_acked = producer.cycle_bytes = 0
@@ -517,10 +520,18 @@ def run_phase(cycle, server, streams, seed, run_ms, violations, forks=None):
     time.sleep(run_ms / 1000)
     # Set before the signal: any failure a producer sees after this may be the kill's doing.
     killed.set()
-    died_on_its_own = server.kill()
-    if died_on_its_own is not None:
-        violations.add(cycle, None, None, None, "the server running until the kill",
-                       f"it had exited with status {died_on_its_own}; see {server.log_path}")
+    if graceful:
+        # A drain under traffic: the same promises must hold, and the server must stop by itself.
+        if not server.running():
+            violations.add(cycle, None, None, None, "the server running until SIGTERM", f"it had exited; see {server.log_path}")
+        elif not server.stop(timeout=20):
+            violations.add(cycle, None, None, None, "the server draining and exiting on SIGTERM",
+                           f"it was still running 20 s later and was killed; see {server.log_path}")
+    else:
+        died_on_its_own = server.kill()
+        if died_on_its_own is not None:
+            violations.add(cycle, None, None, None, "the server running until the kill",
+                           f"it had exited with status {died_on_its_own}; see {server.log_path}")
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()) + APPEND_TIMEOUT)
     if any(thread.is_alive() for thread in threads):
@@ -1337,6 +1348,9 @@ def parse_arguments():
     parser.add_argument("--binary", default=None,
                         help="the durable-streams binary (default: .build/release/durable-streams if built, else debug)")
     parser.add_argument("--cycles", type=int, default=10, help="kill/restart cycles (default 10)")
+    parser.add_argument("--term-every", type=int, default=3,
+                        help="every Nth cycle stops the server with SIGTERM (a drain under traffic) instead of SIGKILL; "
+                             "the same checks apply, and the server must exit by itself (default 3; 0: never)")
     parser.add_argument("--streams", type=int, default=4, help="streams (default 4)")
     parser.add_argument("--producers-per-stream", type=int, default=2, help="idempotent producers per stream (default 2)")
     parser.add_argument("--seed", type=int, default=None, help="seed for payloads and kill times (default: random, printed)")
@@ -1413,7 +1427,8 @@ def main():
                 break
             create_streams(cycle, server, streams, violations)
             run_ms = rng.randint(args.min_run_ms, args.max_run_ms)
-            acked, acked_bytes = run_phase(cycle, server, streams, seed, run_ms, violations, forks)
+            graceful = args.term_every > 0 and cycle % args.term_every == 0
+            acked, acked_bytes = run_phase(cycle, server, streams, seed, run_ms, violations, forks, graceful=graceful)
             total_acked += acked
             start_seconds = server.start()
             present, absent = verify(cycle, server, streams, seed, violations)
@@ -1423,7 +1438,7 @@ def main():
             completed = cycle
             new = violations.items[reported:]
             reported = len(violations.items)
-            print(f"cycle {cycle}/{args.cycles}: killed after {run_ms} ms; {acked} appends acknowledged, "
+            print(f"cycle {cycle}/{args.cycles}: {'drained (SIGTERM)' if graceful else 'killed'} after {run_ms} ms; {acked} appends acknowledged, "
                   f"{acked_bytes} bytes; restart {start_seconds * 1000:.0f} ms; unknowns resolved: {present} present, "
                   f"{absent} absent; {fork_text}violations: {len(new)}", flush=True)
             shown = new if args.verbose else new[:MAX_PRINTED_VIOLATIONS]
