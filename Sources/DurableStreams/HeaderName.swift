@@ -18,7 +18,7 @@ public enum HeaderName {
     public static let exposedToBrowsers = [
         nextOffset, cursor, upToDate, closed, ttl, expiresAt, sseDataEncoding,
         producerEpoch, producerSeq, producerExpectedSeq, producerReceivedSeq,
-        "ETag", "Location", "Content-Type",
+        "ETag", "Location", "Content-Type", "WWW-Authenticate",
     ]
 
     /// Every request header a browser client may send (CORS `Access-Control-Allow-Headers`).

@@ -119,7 +119,8 @@ public final class EdgeServer: Sendable {
             service = AuthorizingResponder(
                 service, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
                 operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
-                readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
+                readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)),
+                otherPathsScope: .admin)
         }
         service = ReadinessResponder(service, readiness: readiness)
         if let path = configuration.accessLog {

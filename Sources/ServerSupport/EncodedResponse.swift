@@ -50,6 +50,14 @@ public struct ExtraHeaderLines: Sendable {
         ResponseHeadEncoder.writeHeader(name: name, value: value, into: &bytes)
     }
 
+    /// Every line as a name and a value.
+    public var pairs: [(String, String)] {
+        String(decoding: bytes.readableBytesView, as: UTF8.self).split(separator: "\r\n").compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+    }
+
     /// The value of the first line named `name` (ASCII case-insensitive), for logs.
     public func value(of name: String) -> String? {
         let text = String(decoding: bytes.readableBytesView, as: UTF8.self)

@@ -54,6 +54,13 @@ public struct APIKeys: Sendable {
                     prefixes.append(prefix)
                 }
             }
+            if fields["prefixes"] != nil && prefixes.isEmpty {
+                // An empty list reads as "none"; taking it for "all" would be a quiet escalation.
+                throw AuthConfigurationError("API key file: \(label) prefixes is empty (omit it for every stream)")
+            }
+            if prefixes.contains("") {
+                throw AuthConfigurationError("API key file: \(label) has an empty prefix (omit prefixes for every stream)")
+            }
             if prefixes.isEmpty { prefixes = [""] }
             let digest: String
             switch (fields["sha256"]?.string, fields["secret"]?.string) {

@@ -41,7 +41,9 @@ public struct Grant: Hashable, Sendable {
     public func allows(_ scope: AccessScope, on stream: String?) -> Bool {
         guard self.scope >= scope else { return false }
         guard let stream else { return prefix.isEmpty }
-        return stream.hasPrefix(prefix)
+        // Bytes, as stream names are compared everywhere else (String.hasPrefix would take
+        // canonically equivalent spellings for equal).
+        return stream.utf8.starts(with: prefix.utf8)
     }
 }
 

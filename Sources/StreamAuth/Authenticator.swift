@@ -19,6 +19,8 @@ public final class Authenticator: Sendable {
         case principal(Principal)
         /// No credentials were sent.
         case missing
+        /// Credentials in a scheme other than Bearer.
+        case otherScheme
         /// Credentials were sent and are not accepted, for this reason.
         case invalid(String)
     }
@@ -26,7 +28,7 @@ public final class Authenticator: Sendable {
     public func authenticate(_ header: String?, on loop: any EventLoop) -> EventLoopFuture<Outcome> {
         guard let header else { return loop.makeSucceededFuture(.missing) }
         guard let credential = BearerCredential(header: header) else {
-            return loop.makeSucceededFuture(.invalid("Authorization must be a bearer token"))
+            return loop.makeSucceededFuture(.otherScheme)
         }
         switch credential {
         case .apiKey(let key):

@@ -1,4 +1,5 @@
 import DurableStreams
+import Foundation
 import NIOCore
 import NIOHTTP1
 import ServerSupport
@@ -8,6 +9,26 @@ import ServerSupport
 /// credentials, or with ones not accepted, it gets 401 and a `WWW-Authenticate` challenge
 /// (RFC 6750); with credentials that do not cover it, 403.
 public struct AuthorizingResponder: HTTPResponder {
+    /// An answer given on the strength of credentials must not be kept by a shared cache for
+    /// others (RFC 9111 §3.5 lets a shared cache reuse a `public` answer to a request that had
+    /// `Authorization`): `public` becomes `private`, and `Vary: Authorization` is added. An edge
+    /// in verify mode still caches it: it made the access decision itself.
+    static func privatised(_ reply: ServerReply) -> ServerReply {
+        guard let control = reply.head.headers.first(name: "Cache-Control"), control.contains("public") else { return reply }
+        var head = reply.head
+        head.headers.replaceOrAdd(name: "Cache-Control", value: control.replacingOccurrences(of: "public", with: "private"))
+        head.headers.add(name: "Vary", value: "Authorization")
+        switch reply {
+        case .response(_, let body): return .response(head, body: body)
+        case .fileResponse(_, let body, let written): return .fileResponse(head, body: body, written: written)
+        case .sse(_, let start): return .sse(head, start: start)
+        case .encoded(let response, let extra):
+            // Serialized once for everyone; for this answer the head is built again.
+            for (name, value) in extra.pairs { head.headers.replaceOrAdd(name: name, value: value) }
+            return .response(head, body: [response.body])
+        }
+    }
+
     public let inner: any HTTPResponder
     /// Who may do what, now (replaceable on reload).
     public let policy: AuthPolicy
@@ -16,6 +37,8 @@ public struct AuthorizingResponder: HTTPResponder {
     public let operationalPaths: Set<String>
     /// What an authorised read carries on to `inner`.
     public let readCredential: ReadCredential
+    /// What paths that are neither streams nor the server's own endpoints need.
+    public let otherPathsScope: AccessScope?
 
     /// What happens to the `Authorization` of a read once it is authorised.
     public enum ReadCredential: Sendable, Equatable {
@@ -29,8 +52,9 @@ public struct AuthorizingResponder: HTTPResponder {
 
     public init(
         _ inner: any HTTPResponder, policy: AuthPolicy, streamPathPrefix: String,
-        operationalPaths: Set<String> = ["/metrics"], readCredential: ReadCredential = .keep
+        operationalPaths: Set<String> = ["/metrics"], readCredential: ReadCredential = .keep, otherPathsScope: AccessScope? = nil
     ) {
+        self.otherPathsScope = otherPathsScope
         self.inner = inner
         self.policy = policy
         self.streamPathPrefix = streamPathPrefix
@@ -50,7 +74,7 @@ public struct AuthorizingResponder: HTTPResponder {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let requirement = AccessRequirement.of(
             method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
-            operationalScope: policy.operationalScope, header: { head.headers.first(name: $0) })
+            operationalScope: policy.operationalScope, otherPathsScope: otherPathsScope, header: { head.headers.first(name: $0) })
         guard !requirement.isPublic else { return inner.respond(to: request, live: live, on: loop) }
         let presented = head.headers["Authorization"]
         guard presented.count <= 1 else {
@@ -62,6 +86,10 @@ public struct AuthorizingResponder: HTTPResponder {
             case .missing:
                 return loop.makeSucceededFuture(inner.refusal(ProtocolError(
                     .unauthorized, "authentication required", headers: [("WWW-Authenticate", realm)])))
+            case .otherScheme:
+                // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
+                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                    .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", realm)])))
             case .invalid(let reason):
                 return loop.makeSucceededFuture(inner.refusal(ProtocolError(
                     .unauthorized, reason, headers: [("WWW-Authenticate", "\(realm), error=\"invalid_token\"")])))
@@ -72,12 +100,12 @@ public struct AuthorizingResponder: HTTPResponder {
                         headers: [("WWW-Authenticate", "\(realm), error=\"insufficient_scope\"")])))
                 }
                 guard case .replace(let credential) = readCredential, head.method == .GET || head.method == .HEAD else {
-                    return inner.respond(to: request, live: live, on: loop)
+                    return inner.respond(to: request, live: live, on: loop).map(Self.privatised)
                 }
                 var authorised = request
                 authorised.head.headers.remove(name: "Authorization")
                 if let credential { authorised.head.headers.add(name: "Authorization", value: credential) }
-                return inner.respond(to: authorised, live: live, on: loop)
+                return inner.respond(to: authorised, live: live, on: loop).map(Self.privatised)
             }
         }
     }

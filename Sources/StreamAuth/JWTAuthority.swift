@@ -46,6 +46,11 @@ public final class JWTAuthority: Sendable {
         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) async throws(AuthConfigurationError) -> JWTAuthority {
         guard !files.isEmpty else { throw AuthConfigurationError("JWT authentication needs at least one key file") }
+        // Tokens name no key (kid), so the collection has one default key: a second would
+        // silently replace the first.
+        guard [files.hs256Secret, files.es256PublicKey, files.rs256PublicKey].count(where: { $0 != nil }) == 1 else {
+            throw AuthConfigurationError("set one of jwt_hs256_secret_file, jwt_es256_public_key_file, jwt_rs256_public_key_file")
+        }
         let keys = JWTKeyCollection()
         do {
             if let path = files.hs256Secret {
@@ -102,6 +107,8 @@ public final class JWTAuthority: Sendable {
         } catch {
             return .failure(AuthFailure("token could not be verified"))
         }
+        // A token without an expiry would be good forever once leaked.
+        guard let expiry = claims.exp else { return .failure(AuthFailure("token has no expiry (exp)")) }
         if let issuer, claims.iss?.value != issuer { return .failure(AuthFailure("token issuer is not accepted")) }
         if let audience {
             guard let claimed = claims.aud, (try? claimed.verifyIntendedAudience(includes: audience)) != nil else {
@@ -109,7 +116,7 @@ public final class JWTAuthority: Sendable {
             }
         }
         let now = clock()
-        let keepUntil = min(claims.exp.map { $0.value.timeIntervalSince1970 } ?? .infinity, now + Self.cacheSeconds)
+        let keepUntil = min(expiry.value.timeIntervalSince1970, now + Self.cacheSeconds)
         let principal = Principal(
             name: claims.sub?.value ?? "token", grants: TokenScopes.grants(claims.scope ?? ""), expiresAt: keepUntil)
         verified.withLockedValue { cache in

@@ -7,7 +7,9 @@ public enum TokenScopes {
         claim.split(separator: " ", omittingEmptySubsequences: true).compactMap { entry -> Grant? in
             let parts = entry.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             guard let scope = AccessScope(name: String(parts[0])) else { return nil }
-            return Grant(scope, prefix: parts.count == 2 ? String(parts[1]) : "")
+            guard parts.count == 2 else { return Grant(scope) }
+            // `read:` with nothing after it (an empty template value, say) grants nothing rather than everything.
+            return parts[1].isEmpty ? nil : Grant(scope, prefix: String(parts[1]))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeNode
+import Foundation
 import ServerSupport
 
 /// `durable-streams edge`: a caching, collapsing, fan-out node in front of an upstream.
@@ -25,6 +26,8 @@ struct EdgeCommand: AsyncParsableCommand {
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
         FileDescriptorLimit.raise()
+        // Until the reload handler is in place, a SIGHUP must not end the process.
+        signal(SIGHUP, SIG_IGN)
         let configuration = try resolve()
         let edge = EdgeServer(configuration: configuration)
         try await edge.start()
@@ -32,14 +35,17 @@ struct EdgeCommand: AsyncParsableCommand {
         print("Dashboard: \(edge.baseURL!)\(configuration.dashboardPath)  Metrics: \(edge.baseURL!)\(configuration.metricsPath)")
         print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings (credentials = verify).")
         let started = config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-        if configuration.credentials == .verify {
-            Signals.onHangup { [config] in
-                Reload.run(server: "edge", path: config, started: started, settings: { file in
-                    var reloaded = EdgeConfiguration()
-                    try reloaded.apply(file)
-                    return reloaded.auth
-                }, apply: { try await edge.reloadAuth($0) })
+        let verifies = configuration.credentials == .verify
+        Signals.onHangup { [config] in
+            guard verifies else {
+                FileHandle.standardError.write(Data("edge: SIGHUP received; nothing to reload (only credentials = verify reloads its keys)\n".utf8))
+                return
             }
+            Reload.run(server: "edge", path: config, started: started, settings: { file in
+                var reloaded = EdgeConfiguration()
+                try reloaded.apply(file)
+                return reloaded.auth
+            }, apply: { try await edge.reloadAuth($0) })
         }
         await Signals.waitForTermination()
         print("shutting down…")

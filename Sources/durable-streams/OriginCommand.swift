@@ -49,6 +49,8 @@ struct OriginCommand: AsyncParsableCommand {
     func run() async throws {
         // Thousands of long-poll and SSE clients each hold a descriptor.
         FileDescriptorLimit.raise()
+        // Until the reload handler is in place, a SIGHUP must not end the process.
+        signal(SIGHUP, SIG_IGN)
         let (configuration, storeOptions) = try resolve()
         let store = try storeOptions.map(StorageOptions.open)
         let server = OriginServer(configuration: configuration, store: store)

@@ -89,6 +89,8 @@ struct EdgeVerifyTests {
             #expect(first.status == 200 && first.text == "secret")
             let second = try await edges.request(.GET, "/v1/stream/team-a/s?offset=-1", headers: bearer(ann))
             #expect(second.status == 200 && second.header("X-Cache") == "HIT")
+            // Shared inside the edge, private beyond it: no cache downstream may keep it for others.
+            #expect(second.header("Cache-Control")?.hasPrefix("private") == true)
             let readsBefore = edges.originRequests("read")
             let denied = try await edges.request(.GET, "/v1/stream/team-a/s?offset=-1", headers: bearer(bob))
             #expect(denied.status == 403 && denied.text != "secret")
@@ -172,6 +174,29 @@ struct EdgeVerifyTests {
             #expect(try await edges.request(.PUT, "/v1/stream/w/s", headers: bearer(VerifyFixture.edgeKey)).status == 403)
             #expect(try await edges.request(.PUT, "/v1/stream/w/s", headers: bearer(VerifyFixture.adminKey)).status == 201)
             #expect(try await edges.request(.DELETE, "/v1/stream/w/s", headers: bearer(VerifyFixture.adminKey)).status == 204)
+        }
+    }
+
+    // In front of an origin without authentication the edge still checks, still shares its
+    // entries, and marks what it serves private; paths it would forward unchecked need credentials.
+    @Test func anOpenOriginBehindAVerifyingEdge() async throws {
+        let fixture = try VerifyFixture()
+        defer { fixture.remove() }
+        try await withEdges(edge: {
+            $0.credentials = .verify
+            $0.auth = fixture.auth
+        }) { edges in
+            #expect(try await edges.originRequest(.PUT, "/v1/stream/open/s", headers: [("Content-Type", "text/plain")], body: "o").status == 201)
+            let one = try await fixture.token("one", scope: "read:open/")
+            let two = try await fixture.token("two", scope: "read:open/")
+            let first = try await edges.request(.GET, "/v1/stream/open/s?offset=-1", headers: bearer(one))
+            #expect(first.status == 200 && first.header("Cache-Control")?.hasPrefix("private") == true)
+            let second = try await edges.request(.GET, "/v1/stream/open/s?offset=-1", headers: bearer(two))
+            #expect(second.header("X-Cache") == "HIT" && second.text == "o")
+            #expect(second.header("Cache-Control")?.hasPrefix("private") == true)
+            #expect(try await edges.request(.GET, "/v1/stream/open/s?offset=-1").status == 401)
+            #expect(try await edges.request(.GET, "/v1/x/../stream/open/s").status == 401)
+            #expect(try await edges.request(.GET, "/v1/x/../stream/open/s", headers: bearer(one)).status == 403)
         }
     }
 

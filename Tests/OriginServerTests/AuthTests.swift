@@ -106,6 +106,10 @@ struct AuthTests {
             #expect(try await origin.request(.POST, path, headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")], text: "hi").status == 204)
             let read = try await origin.request(.GET, path + "?offset=-1", headers: bearer(AuthFiles.reader))
             #expect(read.status == 200 && read.text == "hi")
+            // An answer given on credentials is for that requester only: no shared cache may keep it.
+            #expect(read.header("Cache-Control")?.hasPrefix("private") == true)
+            #expect(read.header("Cache-Control")?.contains("public") == false)
+            #expect(read.headers["Vary"].contains { $0.contains("Authorization") })
             let denied = try await origin.request(.POST, path, headers: bearer(AuthFiles.reader) + [("Content-Type", "text/plain")], text: "x")
             #expect(denied.status == 403)
             #expect(denied.header("WWW-Authenticate")?.contains("insufficient_scope") == true)

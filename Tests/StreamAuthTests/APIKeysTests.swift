@@ -40,6 +40,8 @@ struct APIKeysTests {
         ("keys = 1", "unknown top-level key"),
         ("[[key]]\nsecret = \"0123456789abcdef\"\nscope = \"read\"\n[[key]]\nsecret = \"0123456789abcdef\"\nscope = \"write\"", "repeats another key"),
         ("[[key", "not valid TOML"),
+        ("[[key]]\nsecret = \"0123456789abcdef\"\nscope = \"read\"\nprefixes = []", "prefixes is empty"),
+        ("[[key]]\nsecret = \"0123456789abcdef\"\nscope = \"read\"\nprefix = \"\"", "empty prefix"),
     ])
     func badFilesAreRefusedWithTheReason(text: String, reason: String) {
         #expect {

@@ -56,12 +56,36 @@ struct AccessRuleTests {
         #expect(Grant(.admin).allows(.admin, on: nil))
     }
 
+    // Prefixes compare bytes: a canonically equivalent spelling is another name.
+    @Test func prefixesCompareBytes() {
+        let grant = Grant(.read, prefix: "caf\u{E9}/")
+        #expect(grant.allows(.read, on: "caf\u{E9}/menu"))
+        #expect(!grant.allows(.read, on: "cafe\u{301}/menu"))
+        #expect(!Grant(.read, prefix: "chat/").allows(.read, on: "chatroom"))
+    }
+
+    // At an edge that checks credentials, paths it would pass upstream unchecked need them too;
+    // health checks never do.
+    @Test func otherPathsNeedTheirScopeWhenSet() {
+        let other = AccessRequirement.of(
+            method: "GET", path: "/v1/x/../stream/secret", prefix: "/v1/stream/", operationalScope: nil, otherPathsScope: .admin,
+            header: { _ in nil })
+        #expect(other.needs == [.init(scope: .admin, stream: nil)])
+        for open in ["/healthz", "/readyz"] {
+            #expect(AccessRequirement.of(
+                method: "GET", path: Substring(open), prefix: "/v1/stream/", operationalScope: .admin, otherPathsScope: .admin,
+                header: { _ in nil }).isPublic)
+        }
+    }
+
     @Test func tokenScopesGrantOnlyWhatTheyName() {
         #expect(TokenScopes.grants("read write:chat/ admin:ops/ openid profile") == [
             Grant(.read), Grant(.write, prefix: "chat/"), Grant(.admin, prefix: "ops/"),
         ])
         #expect(TokenScopes.grants("").isEmpty)
         #expect(TokenScopes.grants("reader write_all").isEmpty)
+        // An empty prefix (a template filled with nothing) grants nothing, not everything.
+        #expect(TokenScopes.grants("read: write:").isEmpty)
     }
 
     @Test func bearerCredentialsAreParsedStrictly() {
