@@ -52,7 +52,8 @@ public struct Principal: Hashable, Sendable {
     /// A name for logs: the key's name, or the token's subject.
     public var name: String
     public var grants: [Grant]
-    /// When the credential stops being valid, in seconds since 1970 (tokens with `exp`).
+    /// Until when this principal may be used without checking its credential again, in seconds
+    /// since 1970: a verified token's `exp`, capped by how long verified tokens are remembered.
     public var expiresAt: Double?
 
     public init(name: String, grants: [Grant], expiresAt: Double? = nil) {

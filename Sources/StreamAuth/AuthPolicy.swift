@@ -23,7 +23,8 @@ public final class AuthPolicy: Sendable {
         state = NIOLockedValueBox(current)
     }
 
-    /// The policy `settings` describe, with its key files loaded (blocking reads).
+    /// The policy `settings` describe, with its key files loaded (small synchronous file reads,
+    /// at start and on reload, never on an event loop).
     public static func load(_ settings: AuthSettings) async throws(AuthConfigurationError) -> Current {
         Current(authenticator: try await settings.makeAuthenticator(), operationalScope: settings.metricsScope)
     }
