@@ -2,6 +2,7 @@ import DurableStreams
 import NIOCore
 import NIOHTTP1
 import ServerSupport
+import StreamAuth
 
 /// Catch-up and long-poll reads through the cache: fresh entries are served, concurrent misses
 /// share one upstream request (a flight), answers are stored before any waiter sees them, and
@@ -125,6 +126,8 @@ extension EdgeService {
             metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             var response = response
             response.headersToServe = Self.headersToServe(response)
+            // Served only to requests the edge authorised: private beyond it, marked once here.
+            if configuration.credentials == .verify { AuthorizingResponder.privatise(&response.headersToServe!) }
             response.encoded = Self.encodedToServe(response)
             response.adopted = AdoptedAnswers()
             observeTail(key.stream, response.facts)

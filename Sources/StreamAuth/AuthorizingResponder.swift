@@ -16,8 +16,7 @@ public struct AuthorizingResponder: HTTPResponder {
     static func privatised(_ reply: ServerReply) -> ServerReply {
         guard let control = reply.head.headers.first(name: "Cache-Control"), control.contains("public") else { return reply }
         var head = reply.head
-        head.headers.replaceOrAdd(name: "Cache-Control", value: control.replacingOccurrences(of: "public", with: "private"))
-        head.headers.add(name: "Vary", value: "Authorization")
+        privatise(&head.headers)
         switch reply {
         case .response(_, let body): return .response(head, body: body)
         case .fileResponse(_, let body, let written): return .fileResponse(head, body: body, written: written)
@@ -35,6 +34,14 @@ public struct AuthorizingResponder: HTTPResponder {
     public let streamPathPrefix: String
     /// The server's own endpoints, and what they need (`nil`: public).
     public let operationalPaths: Set<String>
+    /// `Cache-Control: public` made `private`, with `Vary: Authorization` (see `privatised`). An
+    /// edge in verify mode applies it once to what it caches, so its hits need no rewriting.
+    public static func privatise(_ headers: inout HTTPHeaders) {
+        guard let control = headers.first(name: "Cache-Control"), control.contains("public") else { return }
+        headers.replaceOrAdd(name: "Cache-Control", value: control.replacingOccurrences(of: "public", with: "private"))
+        headers.add(name: "Vary", value: "Authorization")
+    }
+
     /// What an authorised read carries on to `inner`.
     public let readCredential: ReadCredential
     /// What paths that are neither streams nor the server's own endpoints need.
