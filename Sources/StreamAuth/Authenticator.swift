@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Who a request's `Authorization` header says made it: an API key's owner or a verified JWT's
@@ -8,11 +9,16 @@ public final class Authenticator: Sendable {
     public let jwt: JWTAuthority?
     /// The realm named in `WWW-Authenticate`.
     public let realm: String
+    /// New tokens being verified at once, at most: each costs a signature check, and a client
+    /// sending fresh junk tokens must not be able to queue them without end.
+    public let maxVerificationsInFlight: Int
+    private let inFlight = NIOLockedValueBox(0)
 
-    public init(apiKeys: APIKeys?, jwt: JWTAuthority?, realm: String = "durable-streams") {
+    public init(apiKeys: APIKeys?, jwt: JWTAuthority?, realm: String = "durable-streams", maxVerificationsInFlight: Int = 64) {
         self.apiKeys = apiKeys
         self.jwt = jwt
         self.realm = realm
+        self.maxVerificationsInFlight = maxVerificationsInFlight
     }
 
     public enum Outcome: Equatable, Sendable {
@@ -23,6 +29,8 @@ public final class Authenticator: Sendable {
         case otherScheme
         /// Credentials were sent and are not accepted, for this reason.
         case invalid(String)
+        /// Too many new tokens are being verified: try again shortly (503).
+        case busy
     }
 
     public func authenticate(_ header: String?, on loop: any EventLoop) -> EventLoopFuture<Outcome> {
@@ -39,8 +47,15 @@ public final class Authenticator: Sendable {
             if let principal = jwt?.cached(token) { return loop.makeSucceededFuture(.principal(principal)) }
             if let principal = apiKeys?.principal(forKey: token) { return loop.makeSucceededFuture(.principal(principal)) }
             guard let jwt else { return loop.makeSucceededFuture(.invalid("unknown API key")) }
+            let admitted = inFlight.withLockedValue { count -> Bool in
+                guard count < maxVerificationsInFlight else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else { return loop.makeSucceededFuture(.busy) }
             let promise = loop.makePromise(of: Outcome.self)
-            promise.completeWithTask {
+            promise.completeWithTask { [inFlight] in
+                defer { inFlight.withLockedValue { $0 -= 1 } }
                 switch await jwt.verify(token) {
                 case .success(let principal): return .principal(principal)
                 case .failure(let failure): return .invalid(failure.reason)

@@ -93,6 +93,9 @@ public struct AuthorizingResponder: HTTPResponder {
             case .missing:
                 return loop.makeSucceededFuture(inner.refusal(ProtocolError(
                     .unauthorized, "authentication required", headers: [("WWW-Authenticate", realm)])))
+            case .busy:
+                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                    .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")])))
             case .otherScheme:
                 // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
                 return loop.makeSucceededFuture(inner.refusal(ProtocolError(

@@ -120,7 +120,11 @@ public final class JWTAuthority: Sendable {
         let principal = Principal(
             name: claims.sub?.value ?? "token", grants: TokenScopes.grants(claims.scope ?? ""), expiresAt: keepUntil)
         verified.withLockedValue { cache in
-            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            if cache.count >= cacheCapacity {
+                // Expired tokens go first; only a cache full of live ones starts over.
+                cache = cache.filter { ($0.value.expiresAt ?? .infinity) > now }
+                if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            }
             cache[String(token)] = principal
         }
         return .success(principal)

@@ -1,8 +1,11 @@
 import Crypto
+import DurableStreams
 import Foundation
 import JWTKit
 import NIOCore
+import NIOHTTP1
 import NIOPosix
+import ServerSupport
 import Testing
 @testable import StreamAuth
 
@@ -165,4 +168,59 @@ final class NIOLockedValueBoxClock: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
+}
+
+@Suite("Bounds on token verification")
+struct TokenBoundsTests {
+    // New tokens beyond the verifications allowed in flight are turned away (503), not queued.
+    @Test func verificationsInFlightAreBounded() async throws {
+        let fixture = try await TokenFixture()
+        defer { fixture.remove() }
+        let authenticator = Authenticator(
+            apiKeys: nil, jwt: try await JWTAuthority.load(.init(hs256Secret: fixture.secretPath)), maxVerificationsInFlight: 0)
+        let token = try await fixture.token(scope: "read")
+        let outcome = try await authenticator.authenticate("Bearer \(token)", on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        #expect(outcome == .busy)
+        let responder = AuthorizingResponder(
+            RecordingResponder(), policy: AuthPolicy(.init(authenticator: authenticator, operationalScope: nil)),
+            streamPathPrefix: "/v1/stream/")
+        let reply = try await responder.respond(
+            to: ServerRequest(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/a", headers: ["Authorization": "Bearer \(token)"]), body: ByteBuffer()),
+            live: LiveRequest(), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        #expect(reply.status == .serviceUnavailable)
+        #expect(reply.head.headers.first(name: "Retry-After") == "1")
+    }
+
+    // A full token cache drops expired tokens first, keeping the live ones.
+    @Test func aFullCacheDropsExpiredTokensFirst() async throws {
+        let fixture = try await TokenFixture()
+        defer { fixture.remove() }
+        let now = NIOLockedValueBoxClock(Date().timeIntervalSince1970)
+        let authority = try await JWTAuthority.load(.init(hs256Secret: fixture.secretPath), cacheCapacity: 2, clock: { now.value })
+        let first = try await fixture.token(scope: "read", subject: "first")
+        _ = try await authority.verify(Substring(first)).get()
+        now.value += 200
+        let second = try await fixture.token(scope: "read", subject: "second")
+        _ = try await authority.verify(Substring(second)).get()
+        now.value += 150  // the first is past the 300 s it is remembered; the second is not
+        let third = try await fixture.token(scope: "read", subject: "third")
+        _ = try await authority.verify(Substring(third)).get()
+        #expect(authority.cached(Substring(second)) != nil)
+        #expect(authority.cached(Substring(third)) != nil)
+    }
+}
+
+/// An inner responder that answers 200 to everything.
+struct RecordingResponder: HTTPResponder {
+    var maxBodyBytes: Int { 1 << 20 }
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        loop.makeSucceededFuture(.response(HTTPResponseHead(version: .http1_1, status: .ok), body: []))
+    }
+    func refusal(_ error: ProtocolError) -> ServerReply {
+        var headers = HTTPHeaders()
+        for (name, value) in error.headers { headers.add(name: name, value: value) }
+        return .response(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: error.status.rawValue), headers: headers), body: [])
+    }
+    func connectionOpened() {}
+    func connectionClosed() {}
 }
