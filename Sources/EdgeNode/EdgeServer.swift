@@ -29,12 +29,12 @@ public final class EdgeServer: Sendable {
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
+    /// `/readyz` and the access log.
+    private let operations = ServerOperations()
     /// Answers /readyz: ready until a drain begins.
-    public let readiness = Readiness()
+    public var readiness: Readiness { operations.readiness }
     /// With credentials = verify: who may do what; `reloadAuth` replaces it.
     private let auth = AuthPolicy(AuthPolicy.Current(authenticator: nil, operationalScope: nil))
-    /// Written until the server stops, and flushed then.
-    private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
     private struct RunState {
         var channel: (any Channel)?
@@ -122,12 +122,7 @@ public final class EdgeServer: Sendable {
                 readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)),
                 otherPathsScope: .admin)
         }
-        service = ReadinessResponder(service, readiness: readiness)
-        if let path = configuration.accessLog {
-            let log = try AccessLog(path: path)
-            accessLog.withLockedValue { $0 = log }
-            service = AccessLogResponder(service, log: log)
-        }
+        service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
@@ -164,7 +159,7 @@ public final class EdgeServer: Sendable {
         readiness.beginDraining()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
-        accessLog.withLockedValue { $0 }?.flush()
+        operations.finish()
         await upstream.shutdown()
         await liveUpstream.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

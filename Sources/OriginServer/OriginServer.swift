@@ -28,12 +28,12 @@ public final class OriginServer: Sendable {
     private let service: StreamService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
+    /// `/readyz` and the access log.
+    private let operations = ServerOperations()
     /// Answers /readyz: ready until a drain begins.
-    public let readiness = Readiness()
+    public var readiness: Readiness { operations.readiness }
     /// Who may do what; `reloadAuth` replaces it.
     private let auth = AuthPolicy(AuthPolicy.Current(authenticator: nil, operationalScope: nil))
-    /// Written until the server stops, and flushed then.
-    private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
 
     private struct RunState {
         var channel: (any Channel)?
@@ -90,12 +90,7 @@ public final class OriginServer: Sendable {
         auth.replace(with: try await AuthPolicy.load(configuration.auth))
         service = AuthorizingResponder(service, policy: auth, streamPathPrefix: configuration.streamPathPrefix)
         // Outermost: /readyz answers even while auth is required, and every request is logged.
-        service = ReadinessResponder(service, readiness: readiness)
-        if let path = configuration.accessLog {
-            let log = try AccessLog(path: path)
-            accessLog.withLockedValue { $0 = log }
-            service = AccessLogResponder(service, log: log)
-        }
+        service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
@@ -147,7 +142,7 @@ public final class OriginServer: Sendable {
         sweeper?.cancel()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
-        accessLog.withLockedValue { $0 }?.flush()
+        operations.finish()
         // Every accepted append is committed before the files close.
         await store.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

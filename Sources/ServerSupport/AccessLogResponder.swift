@@ -1,5 +1,6 @@
 import DurableStreams
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -42,20 +43,10 @@ extension ServerReply {
 /// Whether the server takes new work: `/readyz` answers 200 until a drain begins, then 503, so
 /// a load balancer stops sending requests before the server stops taking them.
 public final class Readiness: Sendable {
-    private let draining = NIOLockedValueBoxBool()
+    private let draining = NIOLockedValueBox(false)
     public init() {}
-    public var isDraining: Bool { draining.value }
-    public func beginDraining() { draining.value = true }
-}
-
-/// A lock-protected flag (ServerSupport keeps its own few primitives small).
-final class NIOLockedValueBoxBool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = false
-    var value: Bool {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
+    public var isDraining: Bool { draining.withLockedValue { $0 } }
+    public func beginDraining() { draining.withLockedValue { $0 = true } }
 }
 
 /// Answers `GET /readyz` and `HEAD /readyz` from `readiness`; everything else goes to `inner`.
@@ -85,5 +76,31 @@ public struct ReadinessResponder: HTTPResponder {
         if draining { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: draining ? .serviceUnavailable : .ok, headers: headers)
         return loop.makeSucceededFuture(.response(head, body: [body]))
+    }
+}
+
+/// What both servers put outermost around their responder: `/readyz` and the access log, with
+/// the state they keep while the server runs.
+public final class ServerOperations: Sendable {
+    public let readiness = Readiness()
+    /// Written until the server stops, and flushed then.
+    private let accessLog = NIOLockedValueBox<AccessLog?>(nil)
+
+    public init() {}
+
+    /// `inner` behind `/readyz` and, when `accessLogPath` is set, the access log (opened here).
+    public func wrap(_ inner: any HTTPResponder, accessLogPath: String?) throws -> any HTTPResponder {
+        var responder: any HTTPResponder = ReadinessResponder(inner, readiness: readiness)
+        if let accessLogPath {
+            let log = try AccessLog(path: accessLogPath)
+            accessLog.withLockedValue { $0 = log }
+            responder = AccessLogResponder(responder, log: log)
+        }
+        return responder
+    }
+
+    /// Once the connections are gone: every logged line is written.
+    public func finish() {
+        accessLog.withLockedValue { $0 }?.flush()
     }
 }

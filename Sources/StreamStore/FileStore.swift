@@ -345,20 +345,14 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         let plan: Result<ReadPlan, ProtocolError> = lock.withLock {
             guard let found = lookup(key, now: now, woken: &woken), found.durable else { return .failure(Self.notFound) }
             guard !found.record.softDeleted else { return .failure(ForkErrors.gone) }
-            if found.sourceKey != nil {
-                if touch && found.record.lifetime.isSliding {
-                    modify(key) { stream in
-                        stream.record.lastAccess = now
-                        stream.accessDirty = true
-                    }
-                }
-                return planLayeredRead(key, from: start, maxBytes: maxBytes)
-            }
-            return modify(key) { stream in
-                if touch && stream.record.lifetime.isSliding {
+            if touch && found.record.lifetime.isSliding {
+                modify(key) { stream in
                     stream.record.lastAccess = now
                     stream.accessDirty = true
                 }
+            }
+            if found.sourceKey != nil { return planLayeredRead(key, from: start, maxBytes: maxBytes) }
+            return modify(key) { stream in
                 let plan = stream.planRead(from: start, maxBytes: maxBytes, incarnation: incarnation)
                 switch plan {
                 case .success(.fromDisk(let id, _, let info, let from, let to)):
@@ -429,7 +423,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                                        tail: holder.durableTail, range: range))
                 }
             }
-            if parts.contains(where: { if case .disk = $0 { return true } else { return false } }) {
+            if parts.contains(where: \.isOnDisk) {
                 stats.diskReads += 1
             } else {
                 stats.memoryReads += 1
@@ -443,8 +437,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
         -> EventLoopFuture<ReadResult>
     {
         let result = ReadResult(info: info, start: StreamOffset(position: from), end: StreamOffset(position: to), chunks: [])
-        let onDisk = parts.contains { if case .disk = $0 { return true } else { return false } }
-        guard onDisk else {
+        guard parts.contains(where: \.isOnDisk) else {
             var ready = result
             for case .bytes(let chunks) in parts { ready.chunks += chunks }
             return loop.makeSucceededFuture(ready)
@@ -467,7 +460,7 @@ public final class FileStore: StreamStore, @unchecked Sendable {
                 }
                 promise.succeed(read)
             } catch {
-                let stillThere = self.lock.withLock { self.streams[key]?.id != nil && self.streams[key]?.record.softDeleted == false }
+                let stillThere = self.lock.withLock { self.streams[key].map { !$0.record.softDeleted } ?? false }
                 promise.fail(stillThere ? ProtocolError(.internalServerError, "storage error while reading: \(error)") : Self.notFound)
             }
         }
@@ -855,4 +848,9 @@ enum ReadPlan {
 enum ReadPart {
     case bytes([ByteBuffer])
     case disk(stream: UInt64, segments: [UInt64], base: UInt64, tail: UInt64, range: Range<UInt64>)
+
+    var isOnDisk: Bool {
+        if case .disk = self { return true }
+        return false
+    }
 }
