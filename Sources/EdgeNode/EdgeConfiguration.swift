@@ -24,6 +24,12 @@ public struct EdgeConfiguration: Sendable {
     /// The upstream: an origin or another edge.
     public var upstreamHost = "127.0.0.1"
     public var upstreamPort = 4437
+    /// TLS to the upstream: set for an `https://` upstream, `nil` for `http://`.
+    public var upstreamTLS: UpstreamTLSSettings?
+    /// The upstream as a URL, for logs.
+    public var upstreamURL: String {
+        "\(upstreamTLS == nil ? "http" : "https")://\(upstreamHost.contains(":") ? "[\(upstreamHost)]" : upstreamHost):\(upstreamPort)"
+    }
     /// Bytes the cache may hold, headers and bookkeeping included.
     public var cacheBudgetBytes = 256 << 20
     /// Pooled keep-alive connections to the upstream (SSE subscriptions use their own).
@@ -63,6 +69,8 @@ public struct EdgeConfiguration: Sendable {
     public var limits = ConnectionLimits()
     /// Where one JSON line per request is appended (`-`: standard output); `nil`: no access log.
     public var accessLog: String?
+    /// Listen with TLS (and offer HTTP/2) when set; plain HTTP/1.1 when `nil`.
+    public var tls: TLSSettings?
 
     /// Seconds since 1970: when streams expire (their `Stream-Expires-At`, or a sliding
     /// `Stream-TTL` renewed by a read). Injectable so tests need not wait.
@@ -80,9 +88,11 @@ public struct EdgeConfiguration: Sendable {
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
         "trust_forwarded_host", "upstream_authorization_file", "access_log",
+        "upstream_ca_file", "upstream_tls_verify", "upstream_server_name",
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
+        .union(TLSSettings.keys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -95,12 +105,24 @@ public struct EdgeConfiguration: Sendable {
             self.port = port
         }
         if let value = try file.string("upstream") {
-            guard let (host, port) = Self.parseUpstream(value) else {
-                throw file.problem("upstream", "'upstream' must be an http:// URL with host and port, e.g. \"http://127.0.0.1:4437\"")
+            guard let (secure, host, port) = Self.parseUpstreamURL(value) else {
+                throw file.problem(
+                    "upstream", "'upstream' must be an http:// or https:// URL with host and port, e.g. \"http://127.0.0.1:4437\"")
             }
             upstreamHost = host
             upstreamPort = port
+            upstreamTLS = secure ? UpstreamTLSSettings() : nil
         }
+        let caFile = try file.string("upstream_ca_file")
+        let verify = try file.bool("upstream_tls_verify")
+        let serverName = try file.string("upstream_server_name")
+        if upstreamTLS == nil, caFile != nil || verify != nil || serverName != nil {
+            let key = caFile != nil ? "upstream_ca_file" : verify != nil ? "upstream_tls_verify" : "upstream_server_name"
+            throw file.problem(key, "'\(key)' applies only to an https:// upstream")
+        }
+        if let caFile { upstreamTLS?.caFile = caFile }
+        if let verify { upstreamTLS?.verify = verify }
+        if let serverName { upstreamTLS?.serverName = serverName }
         if let value = try file.int("cache_budget_bytes") {
             guard value >= 0 else { throw file.problem("cache_budget_bytes", "'cache_budget_bytes' must not be negative") }
             cacheBudgetBytes = value
@@ -140,6 +162,7 @@ public struct EdgeConfiguration: Sendable {
         }
         if let value = try file.string("upstream_authorization_file") { upstreamAuthorizationFile = value }
         if let value = try file.string("access_log") { accessLog = value }
+        tls = try TLSSettings.read(from: file)
         try limits.apply(file)
         try auth.apply(file)
         if credentials == .verify && !auth.isEnabled {
@@ -160,10 +183,17 @@ public struct EdgeConfiguration: Sendable {
 
     /// `http://HOST:PORT` with an optional trailing `/`.
     public static func parseUpstream(_ text: String) -> (String, Int)? {
-        guard text.hasPrefix("http://") else { return nil }
-        var rest = text.dropFirst("http://".count)
+        guard let (secure, host, port) = parseUpstreamURL(text), !secure else { return nil }
+        return (host, port)
+    }
+
+    /// `http://HOST:PORT` or `https://HOST:PORT`, with an optional trailing `/`.
+    public static func parseUpstreamURL(_ text: String) -> (secure: Bool, host: String, port: Int)? {
+        let secure = text.hasPrefix("https://")
+        guard secure || text.hasPrefix("http://") else { return nil }
+        var rest = text.dropFirst(secure ? "https://".count : "http://".count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard !rest.contains("/") else { return nil }
-        return parseHostPort(String(rest))
+        guard !rest.contains("/"), let (host, port) = parseHostPort(String(rest)) else { return nil }
+        return (secure, host, port)
     }
 }

@@ -26,6 +26,8 @@ public final class EdgeServer: Sendable {
     private let logger: Logger
     private let upstream: UpstreamClient
     private let liveUpstream: UpstreamClient
+    /// Why the upstream's TLS context could not be made, reported by `start`.
+    private let upstreamTLSProblem: (any Error)?
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
@@ -39,6 +41,7 @@ public final class EdgeServer: Sendable {
     private struct RunState {
         var channel: (any Channel)?
         var cap: ConnectionCap?
+        var tls: ServerTLS?
         var bodyBudget: RequestBodyBudget?
     }
 
@@ -50,12 +53,22 @@ public final class EdgeServer: Sendable {
         self.group = group
         self.ownsGroup = ownsGroup
         self.logger = logger
+        // Made once for both pools; a CA file that cannot be read stops `start` with its reason.
+        var upstreamTLS: UpstreamTLS?
+        do {
+            upstreamTLS = try configuration.upstreamTLS.map { try UpstreamTLS($0, host: configuration.upstreamHost) }
+            upstreamTLSProblem = nil
+        } catch {
+            upstreamTLSProblem = error
+        }
         self.upstream = UpstreamClient(
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
-            maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout)
+            maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout,
+            tls: upstreamTLS)
         self.liveUpstream = UpstreamClient(
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
-            maxConnections: configuration.upstreamMaxLongPollConnections, connectTimeout: configuration.upstreamConnectTimeout)
+            maxConnections: configuration.upstreamMaxLongPollConnections, connectTimeout: configuration.upstreamConnectTimeout,
+            tls: upstreamTLS)
         let connections = self.connections
         self.service = EdgeService(
             configuration: configuration, upstream: upstream, liveUpstream: liveUpstream, metrics: metrics,
@@ -78,7 +91,19 @@ public final class EdgeServer: Sendable {
     public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
 
     public var baseURL: String? {
-        port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+        port.map { "\(configuration.tls == nil ? "http" : "https")://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+    }
+
+    /// Reads the TLS certificate and key files again (blocking: not on an event loop) and uses
+    /// them for new connections; open connections keep theirs. On an error nothing changes.
+    /// Turning TLS on or off, or HTTP/2, needs a restart: the listening pipeline is built once.
+    public func reloadTLS(_ settings: TLSSettings?) throws {
+        let current = state.withLockedValue { $0.tls }
+        switch (current, settings) {
+        case (nil, nil): return
+        case (let tls?, let settings?): try tls.reload(settings)
+        default: throw TLSReloadError()
+        }
     }
 
     /// Client requests waiting on a shared upstream request right now.
@@ -113,6 +138,7 @@ public final class EdgeServer: Sendable {
     }
 
     public func start() async throws {
+        if let upstreamTLSProblem { throw upstreamTLSProblem }
         var service: any HTTPResponder = self.service
         if configuration.credentials == .verify {
             try await reloadAuth(configuration.auth)
@@ -124,28 +150,28 @@ public final class EdgeServer: Sendable {
         }
         service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service
+        // Read before binding: a certificate that cannot be used stops the start with its reason.
+        let tls = try configuration.tls.map(ServerTLS.init)
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
         let bootstrap = HTTPServerBootstrap.make(
-            group: group, backlog: 4096, limits: configuration.limits, cap: cap,
+            group: group, backlog: 4096, limits: configuration.limits, cap: cap, tls: tls, registry: connections,
             onRefused: { metrics.connectionCounters.connectionRefused() },
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
-        ) {
-            [weak self] channel, sync in
-            let handler = HTTPServerHandler(responder: responder, bodyBudget: bodyBudget)
-            try sync.addHandler(handler)
-            self?.connections.track(channel, handler)
+        ) { framing in
+            HTTPServerHandler(responder: responder, bodyBudget: bodyBudget, framing: framing)
         }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         state.withLockedValue {
             $0.channel = channel
             $0.cap = cap
+            $0.tls = tls
             $0.bodyBudget = bodyBudget
         }
         logger.info("edge listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-            "upstream": "\(configuration.upstreamHost):\(configuration.upstreamPort)",
+            "upstream": "\(configuration.upstreamURL)",
         ])
     }
 

@@ -123,15 +123,24 @@ public final class UpstreamClient: Sendable {
     ///   - maxQueued: the most requests waiting for a connection beyond those a pending connect
     ///     will serve.
     ///   - connectTimeout: the limit on one TCP connect.
-    public init(
+    public convenience init(
         host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int = 10_000,
         connectTimeout: TimeAmount = .seconds(2)
+    ) {
+        self.init(host: host, port: port, group: group, maxConnections: maxConnections, maxQueued: maxQueued,
+                  connectTimeout: connectTimeout, tls: nil)
+    }
+
+    /// A client whose connections speak TLS when `tls` is set (an `https://` upstream).
+    init(
+        host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int = 10_000,
+        connectTimeout: TimeAmount = .seconds(2), tls: UpstreamTLS?
     ) {
         self.host = host
         self.port = port
         self.pool = UpstreamConnectionPool(
             host: host, port: port, group: group, maxConnections: maxConnections, maxQueued: maxQueued,
-            connectTimeout: connectTimeout)
+            connectTimeout: connectTimeout, tls: tls)
     }
 
     /// Sends one request and buffers the whole response. `head.uri` is path and query; the

@@ -9,6 +9,8 @@ import NIOPosix
 final class UpstreamConnectionPool: Sendable {
     let host: String
     let port: Int
+    /// TLS for every connection, when the upstream is `https://`.
+    let tls: UpstreamTLS?
     let connectTimeout: TimeAmount
     /// The `Host` header value for requests.
     let hostHeader: String
@@ -37,8 +39,12 @@ final class UpstreamConnectionPool: Sendable {
         }
     }
 
-    init(host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int, connectTimeout: TimeAmount) {
+    init(
+        host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int, connectTimeout: TimeAmount,
+        tls: UpstreamTLS? = nil
+    ) {
         self.host = host
+        self.tls = tls
         self.port = port
         self.group = group
         self.connectTimeout = connectTimeout
@@ -214,6 +220,7 @@ final class UpstreamConnectionPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         UpstreamConnectionHandler { [self] reusable in self.released(connectionID, reusable: reusable) })
@@ -306,8 +313,9 @@ final class UpstreamConnectionPool: Sendable {
         let bootstrap = (ClientBootstrap(validatingGroup: eventLoop) ?? ClientBootstrap(group: group))
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         UpstreamConnectionHandler { _ in channel.close(promise: nil) })

@@ -12,6 +12,7 @@ extension OriginConfiguration {
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
+        .union(TLSSettings.keys)
 
     /// Applies the settings present in `file` on top of `self`.
     public mutating func apply(_ file: ConfigurationFile) throws {
@@ -40,5 +41,6 @@ extension OriginConfiguration {
         if let value = try file.string("access_log") { accessLog = value }
         try limits.apply(file)
         try auth.apply(file)
+        tls = try TLSSettings.read(from: file)
     }
 }

@@ -31,6 +31,8 @@ public struct OriginConfiguration: Sendable {
     public var accessLog: String?
     /// Who may do what (API keys, JWTs); off unless a credential source is configured.
     public var auth = AuthSettings()
+    /// Listen with TLS (and offer HTTP/2) when set; plain HTTP/1.1 when `nil`.
+    public var tls: TLSSettings?
     /// Event loop threads when the server creates its own group.
     public var eventLoopThreads = System.coreCount
 

@@ -39,6 +39,7 @@ public final class OriginServer: Sendable {
         var channel: (any Channel)?
         var sweeper: RepeatedTask?
         var cap: ConnectionCap?
+        var tls: ServerTLS?
         var bodyBudget: RequestBodyBudget?
     }
 
@@ -75,7 +76,19 @@ public final class OriginServer: Sendable {
 
     /// The base URL of the server, e.g. `http://127.0.0.1:4437`, once started.
     public var baseURL: String? {
-        port.map { "http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+        port.map { "\(configuration.tls == nil ? "http" : "https")://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+    }
+
+    /// Reads the TLS certificate and key files again (blocking: not on an event loop) and uses
+    /// them for new connections; open connections keep theirs. On an error nothing changes.
+    /// Turning TLS on or off, or HTTP/2, needs a restart: the listening pipeline is built once.
+    public func reloadTLS(_ settings: TLSSettings?) throws {
+        let current = state.withLockedValue { $0.tls }
+        switch (current, settings) {
+        case (nil, nil): return
+        case (let tls?, let settings?): try tls.reload(settings)
+        default: throw TLSReloadError()
+        }
     }
 
     /// Binds and starts serving.
@@ -92,18 +105,17 @@ public final class OriginServer: Sendable {
         // Outermost: /readyz answers even while auth is required, and every request is logged.
         service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service
+        // Read before binding: a certificate that cannot be used stops the start with its reason.
+        let tls = try configuration.tls.map(ServerTLS.init)
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
         let bootstrap = HTTPServerBootstrap.make(
-            group: group, backlog: 1024, limits: configuration.limits, cap: cap,
+            group: group, backlog: 1024, limits: configuration.limits, cap: cap, tls: tls, registry: connections,
             onRefused: { metrics.connectionCounters.connectionRefused() },
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
-        ) {
-            [weak self] channel, sync in
-            let handler = HTTPServerHandler(responder: responder, bodyBudget: bodyBudget)
-            try sync.addHandler(handler)
-            self?.connections.track(channel, handler)
+        ) { framing in
+            HTTPServerHandler(responder: responder, bodyBudget: bodyBudget, framing: framing)
         }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         // Every store reclaims expired streams this way; the next sweep starts 30 s after the
@@ -117,6 +129,7 @@ public final class OriginServer: Sendable {
             $0.channel = channel
             $0.sweeper = sweeper
             $0.cap = cap
+            $0.tls = tls
             $0.bodyBudget = bodyBudget
         }
         logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])

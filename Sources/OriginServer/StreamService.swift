@@ -235,7 +235,8 @@ final class StreamService: HTTPResponder {
     private func catchUp(
         _ path: String, _ read: StreamOperation.Read, request: HTTPRequestHead, sentAsStored: Bool, loop: any EventLoop
     ) -> EventLoopFuture<ServerReply> {
-        let future = sentAsStored
+        // File ranges (`sendfile`) cannot pass through TLS, which must encrypt the bytes itself.
+        let future = sentAsStored && configuration.tls == nil
             ? store.readForSending(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
             : store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
         return future.map { result in

@@ -1,23 +1,38 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
+import NIOTLS
 
-/// The listening side both servers share: socket options, the connection cap, and each
-/// connection's pipeline up to the server's own handler:
+/// The listening side both servers share: socket options, the connection cap, TLS and HTTP/2
+/// when configured, and each connection's pipeline up to the server's `HTTPServerHandler`.
 ///
-/// `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder → `HTTPPipeliningHandler` →
-/// `ConnectionGuardHandler` → what `addHandlers` adds (the server's `HTTPServerHandler`, which
-/// frames its responses as bytes: see `ResponseHeadEncoder`).
+/// HTTP/1.1 (plain, or over TLS when ALPN does not choose `h2`):
+/// [`NIOSSLServerHandler`] → `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder →
+/// `HTTPPipeliningHandler` → `ConnectionGuardHandler` → `HTTPServerHandler` (which frames its
+/// responses as bytes: see `ResponseHeadEncoder`).
+///
+/// HTTP/2 (over TLS, chosen by ALPN): `NIOSSLServerHandler` → NIO's `NIOHTTP2Handler` →
+/// `NIOHTTP2ServerConnectionManagementHandler` (closes idle connections, winds down with
+/// GOAWAY); each stream: NIO's HTTP/2-to-HTTP/1 codec → `ConnectionGuardHandler` →
+/// `HTTPServerHandler` writing typed parts.
 public enum HTTPServerBootstrap {
+    /// Streams one HTTP/2 connection may have open at once: a browser page's SSE readers share
+    /// one connection, so this is how many it may hold (HTTP/1.1 allows six per host).
+    public static let maxConcurrentStreams = 256
+
     /// - Parameters:
     ///   - cap: connections beyond its limit are closed as soon as they are accepted.
+    ///   - tls: when set, every connection starts with a TLS handshake, and ALPN may choose HTTP/2.
+    ///   - registry: where each connection is tracked, so that shutdown can wind it down.
     ///   - onRefused: told when a connection is closed on arrival (for metrics).
     ///   - onExpiry: told when a connection is closed for taking too long (for metrics).
-    ///   - addHandlers: adds the server's handlers at the end of an admitted connection's pipeline.
+    ///   - makeHandler: the server's handler for one HTTP/1.1 connection or one HTTP/2 stream.
     public static func make(
         group: any EventLoopGroup, backlog: Int32, limits: ConnectionLimits, cap: ConnectionCap,
+        tls: ServerTLS? = nil, registry: ConnectionRegistry,
         onRefused: (@Sendable () -> Void)? = nil, onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil,
-        addHandlers: @escaping @Sendable (any Channel, ChannelPipeline.SynchronousOperations) throws -> Void
+        makeHandler: @escaping @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
     ) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: backlog)
@@ -36,20 +51,95 @@ public enum HTTPServerBootstrap {
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
                 channel.closeFuture.whenComplete { _ in cap.release() }
-                return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    let wire = ConnectionWireHandler()
-                    try sync.addHandler(wire)
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(HTTPPipeliningHandler())
-                    try sync.addHandler(ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry))
-                    try addHandlers(channel, sync)
+                let http1: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = try addHTTP1(channel.pipeline.syncOperations, limits: limits, onExpiry: onExpiry, makeHandler: makeHandler)
+                        registry.track(channel, handler)
+                    }
                 }
+                guard let tls else { return http1(channel) }
+                do {
+                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                guard tls.offersHTTP2 else { return http1(channel) }
+                return channel.configureHTTP2SecureUpgrade(
+                    h2ChannelConfigurator: { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try addHTTP2(channel, limits: limits, onExpiry: onExpiry, makeHandler: makeHandler)
+                            registry.track(channel, HTTP2ConnectionQuiescer(channel: channel))
+                        }
+                    },
+                    http1ChannelConfigurator: http1)
             }
+    }
+
+    private static func addHTTP1(
+        _ sync: ChannelPipeline.SynchronousOperations, limits: ConnectionLimits,
+        onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?,
+        makeHandler: @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
+    ) throws -> HTTPServerHandler {
+        let wire = ConnectionWireHandler()
+        try sync.addHandler(wire)
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try sync.addHandler(HTTPPipeliningHandler())
+        try sync.addHandler(ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry))
+        let handler = makeHandler(.http1)
+        try sync.addHandler(handler)
+        return handler
+    }
+
+    private static func addHTTP2(
+        _ channel: any Channel, limits: ConnectionLimits,
+        onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?,
+        makeHandler: @escaping @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
+    ) throws {
+        let sync = channel.pipeline.syncOperations
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            // The same bound on a request's head as HTTP/1.1's decoder keeps.
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 80 * 1024),
+        ]
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                // Per stream: a request that arrives too slowly, or an answer the client stops
+                // taking (its flow-control window stays shut), ends the stream, not the connection.
+                // A stream channel keeps no byte queue of its own to ask about (and traps when
+                // asked): what it holds back is seen as its writability.
+                try sync.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in 0 }, onExpiry: onExpiry))
+                try sync.addHandler(makeHandler(.http2))
+            }
+        }
+        // A connection without streams is closed after the idle timeout, as an idle HTTP/1.1
+        // connection is; shutdown's GOAWAY is sent from here (see `HTTP2ConnectionQuiescer`).
+        try sync.addHandler(NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil)))
     }
 
     /// Why an accepted connection was closed at once.
     public struct ConnectionRefused: Error, CustomStringConvertible {
         public var description: String { "connection limit reached" }
+    }
+}
+
+/// Winds an HTTP/2 connection down on shutdown: NIO's connection management handler sends
+/// GOAWAY and closes the connection once its streams have ended; each stream's
+/// `HTTPServerHandler` hears the same event and ends its long-poll or SSE response.
+final class HTTP2ConnectionQuiescer: QuiescingHandler {
+    private let channel: any Channel
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func quiesce() {
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
     }
 }

@@ -5,11 +5,24 @@ import NIOHTTP1
 /// The one connection handler of both servers: collects requests with `HTTPConnection`, hands
 /// each complete one to the server's `HTTPResponder`, and writes the replies, including
 /// streaming SSE ones. Keep-alive, HEAD, pipelining, back-pressure and shutdown live here.
+///
+/// On an HTTP/1.1 connection it writes responses as bytes (`IOData`: see `ResponseHeadEncoder`).
+/// On an HTTP/2 stream (`framing: .http2`) it writes `HTTPServerResponsePart`s for NIO's
+/// HTTP/2-to-HTTP/1 codec, which frames them; the stream ends with its response.
 public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler, QuiescingHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = IOData
 
+    /// How responses leave this handler.
+    public enum Framing: Sendable {
+        /// As HTTP/1.1 bytes, to the socket (or TLS).
+        case http1
+        /// As typed parts, to `HTTP2FramePayloadToHTTP1ServerCodec` on one HTTP/2 stream.
+        case http2
+    }
+
     private let responder: any HTTPResponder
+    private let framing: Framing
     private var connection: HTTPConnection
     private var context: ChannelHandlerContext?
     private var live: LiveRequest?
@@ -30,8 +43,9 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     /// A response that ends the connection has been written.
     private var closing = false
 
-    public init(responder: any HTTPResponder, bodyBudget: RequestBodyBudget? = nil) {
+    public init(responder: any HTTPResponder, bodyBudget: RequestBodyBudget? = nil, framing: Framing = .http1) {
         self.responder = responder
+        self.framing = framing
         self.connection = HTTPConnection(maxBodyBytes: responder.maxBodyBytes, bodyBudget: bodyBudget)
     }
 
@@ -103,6 +117,15 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         context.fireChannelInactive()
     }
 
+    /// An HTTP/2 connection that winds down (GOAWAY) tells each of its streams with this event.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiesce()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let request = parked {
             parked = nil
@@ -133,6 +156,7 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
 
     private func write(_ reply: ServerReply) {
         guard let context else { return Self.discard(reply) }
+        if framing == .http2 { return writeParts(reply, context: context) }
         switch reply {
         case .response(let head, let body):
             let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
@@ -165,6 +189,56 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     }
 }
 
+extension HTTPServerHandler {
+    /// Writes a reply on an HTTP/2 stream as typed parts. The same decisions as for HTTP/1.1
+    /// (no body for HEAD, 204, 304), none of its connection framing: NIO's codec drops the
+    /// connection-specific headers, and the stream, not the connection, ends with the response.
+    private func writeParts(_ reply: ServerReply, context: ChannelHandlerContext) {
+        switch reply {
+        case .response(let head, let body):
+            let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
+            writeParts(prepared.head, body: prepared.writesBody ? body.lazy.map(IOData.byteBuffer) : [], context: context)
+        case .fileResponse(let head, let body, let written):
+            // File ranges never reach TLS: servers that listen with TLS read into memory instead
+            // (a range here would be a bug, which the codec reports as a failed write).
+            let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
+            writeParts(prepared.head, body: prepared.writesBody ? body : [], context: context, written: written)
+        case .encoded(let response, let extra):
+            let (writesBody, _, _) = connection.finishResponse(response)
+            var head = response.head
+            for (name, value) in extra.pairs { head.headers.add(name: name, value: value) }
+            if response.status.mayHaveResponseBody, !head.headers.contains(name: "Content-Length") {
+                head.headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+            }
+            writeParts(head, body: writesBody && response.body.readableBytes > 0 ? [.byteBuffer(response.body)] : [], context: context)
+        case .sse(var head, let start):
+            sseBacklog = 0
+            sessionAwaitsDrain = false
+            let session = start(context.eventLoop)
+            self.session = session
+            head.headers.remove(name: "Content-Length")
+            head.headers.remove(name: "Transfer-Encoding")
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+            session.start(self)
+            if connection.quiescing { session.stop() }
+        }
+    }
+
+    private func writeParts(
+        _ head: HTTPResponseHead, body: some Sequence<IOData>, context: ChannelHandlerContext, written: (@Sendable () -> Void)? = nil
+    ) {
+        var head = head
+        head.headers.remove(name: "Transfer-Encoding")
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        for part in body where part.readableBytes > 0 {
+            context.write(NIOAny(HTTPServerResponsePart.body(part)), promise: nil)
+        }
+        let flushed = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        if let written { flushed.whenComplete { _ in written() } }
+    }
+}
+
 extension HTTPServerHandler: SSEOutput {
     public var backlog: Int { sseBacklog }
 
@@ -176,7 +250,9 @@ extension HTTPServerHandler: SSEOutput {
         sseBacklog += size
         sending = true
         let written: EventLoopFuture<Void>
-        if sseChunked {
+        if framing == .http2 {
+            written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(events))))
+        } else if sseChunked {
             // Chunked framing (`streamingHead`): the size line, the events, the CRLF that ends it.
             var sizeLine = context.channel.allocator.buffer(capacity: 12)
             sizeLine.writeString(String(size, radix: 16))
@@ -202,6 +278,12 @@ extension HTTPServerHandler: SSEOutput {
     public func finish() {
         session = nil
         guard let context else { return }
+        if framing == .http2 {
+            // The end of the stream is the end of the response; the stream channel closes itself.
+            let flushed = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+            context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+            return
+        }
         // An unchunked stream (HTTP/1.0) ends with the connection.
         let flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(sseChunked ? Self.lastChunk : ByteBuffer())))
         context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)

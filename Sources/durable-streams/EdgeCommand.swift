@@ -2,6 +2,7 @@ import ArgumentParser
 import EdgeNode
 import Foundation
 import ServerSupport
+import StreamAuth
 
 /// `durable-streams edge`: a caching, collapsing, fan-out node in front of an upstream.
 struct EdgeCommand: AsyncParsableCommand {
@@ -17,7 +18,7 @@ struct EdgeCommand: AsyncParsableCommand {
     @Option(help: "Where to listen, HOST:PORT (default 127.0.0.1:4438).")
     var listen: String?
 
-    @Option(help: "The upstream origin or edge, http://HOST:PORT (default http://127.0.0.1:4437).")
+    @Option(help: "The upstream origin or edge, http://HOST:PORT or https://HOST:PORT (default http://127.0.0.1:4437).")
     var upstream: String?
 
     @Flag(help: "Keep the X-Forwarded-Host the client sends: only for an inner tier whose clients are other edges.")
@@ -31,21 +32,26 @@ struct EdgeCommand: AsyncParsableCommand {
         let configuration = try resolve()
         let edge = EdgeServer(configuration: configuration)
         try await edge.start()
-        print("durable-streams edge listening on \(edge.baseURL!) in front of http://\(configuration.upstreamHost):\(configuration.upstreamPort)")
+        print("durable-streams edge listening on \(edge.baseURL!) in front of \(configuration.upstreamURL)")
         print("Dashboard: \(edge.baseURL!)\(configuration.dashboardPath)  Metrics: \(edge.baseURL!)\(configuration.metricsPath)")
-        print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings (credentials = verify).")
+        print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the TLS certificate and, with credentials = verify, the authentication settings.")
         let started = config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-        let verifies = configuration.credentials == .verify
+        // Only a verifying edge has keys of its own; the others pass credentials on.
+        var reloadAuth: (@Sendable (AuthSettings) async throws -> Void)?
+        if configuration.credentials == .verify {
+            reloadAuth = { @Sendable settings in try await edge.reloadAuth(settings) }
+        }
+        let verifyingReload = reloadAuth
         Signals.onHangup { [config] in
-            guard verifies else {
-                FileHandle.standardError.write(Data("edge: SIGHUP received; nothing to reload (only credentials = verify reloads its keys)\n".utf8))
-                return
-            }
-            Reload.run(server: "edge", path: config, started: started, settings: { file in
-                var reloaded = EdgeConfiguration()
-                try reloaded.apply(file)
-                return reloaded.auth
-            }, apply: { try await edge.reloadAuth($0) })
+            Reload.run(
+                server: "edge", path: config, started: started,
+                settings: { file in
+                    var reloaded = EdgeConfiguration()
+                    try reloaded.apply(file)
+                    return Reload.Settings(auth: reloaded.auth, tls: reloaded.tls)
+                },
+                reloadTLS: { try edge.reloadTLS($0) },
+                reloadAuth: verifyingReload)
         }
         await Signals.waitForTermination()
         print("shutting down…")
@@ -63,11 +69,15 @@ struct EdgeCommand: AsyncParsableCommand {
             configuration.port = port
         }
         if let upstream {
-            guard let (host, port) = EdgeConfiguration.parseUpstream(upstream) else {
-                throw ValidationError("--upstream must be http://HOST:PORT, not '\(upstream)'")
+            guard let (secure, host, port) = EdgeConfiguration.parseUpstreamURL(upstream) else {
+                throw ValidationError("--upstream must be http://HOST:PORT or https://HOST:PORT, not '\(upstream)'")
             }
             configuration.upstreamHost = host
             configuration.upstreamPort = port
+            // The file's TLS settings (CA file, server name) stay when the scheme does.
+            if !secure { configuration.upstreamTLS = nil } else if configuration.upstreamTLS == nil {
+                configuration.upstreamTLS = UpstreamTLSSettings()
+            }
         }
         if trustForwardedHost { configuration.trustForwardedHost = true }
         return configuration

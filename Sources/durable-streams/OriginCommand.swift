@@ -62,14 +62,18 @@ struct OriginCommand: AsyncParsableCommand {
                     + "can create, append to and delete any stream. Set api_keys_file or a jwt_* key file in the "
                     + "configuration (see README, Authentication), or listen on 127.0.0.1.\n").utf8))
         }
-        print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings.")
+        print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings and the TLS certificate.")
         let started = config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
         Signals.onHangup { [config] in
-            Reload.run(server: "origin", path: config, started: started, settings: { file in
-                var configuration = OriginConfiguration()
-                try configuration.apply(file)
-                return configuration.auth
-            }, apply: { try await server.reloadAuth($0) })
+            Reload.run(
+                server: "origin", path: config, started: started,
+                settings: { file in
+                    var configuration = OriginConfiguration()
+                    try configuration.apply(file)
+                    return Reload.Settings(auth: configuration.auth, tls: configuration.tls)
+                },
+                reloadTLS: { try server.reloadTLS($0) },
+                reloadAuth: { try await server.reloadAuth($0) })
         }
         await Signals.waitForTermination()
         print("shutting down…")

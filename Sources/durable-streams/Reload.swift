@@ -2,43 +2,65 @@ import Foundation
 import ServerSupport
 import StreamAuth
 
-/// What `SIGHUP` does: reads the configuration file again and puts the authentication settings
-/// (API keys, JWT keys, issuer, audience, metrics scope) in force without a restart. Any other
-/// setting that changed is named as needing a restart; a file that cannot be read or loaded
-/// changes nothing.
+/// What `SIGHUP` does: reads the configuration file again and puts in force, without a restart,
+/// the TLS certificate and key (for new connections) and the authentication settings (API keys,
+/// JWT keys, issuer, audience, metrics scope). Any other setting that changed is named as
+/// needing a restart; a file that cannot be read or loaded changes nothing.
 enum Reload {
+    /// The settings a reload can change.
+    struct Settings: Sendable {
+        var auth: AuthSettings
+        var tls: TLSSettings?
+    }
+
+    /// Keys whose new values a reload puts in force.
+    static let liveKeys = AuthSettings.fileKeys.union(["tls_certificate_file", "tls_key_file"])
+
     /// - Parameters:
     ///   - started: the file's text as it was at start.
-    ///   - apply: puts the new authentication settings in force (loading their key files).
+    ///   - reloadTLS: reads the certificate and key again (first: a bad file changes nothing).
+    ///   - reloadAuth: loads the key files and puts the authentication settings in force; `nil`
+    ///     when this server has none to reload.
     static func run(
-        server: String, path: String?, started: String?, settings: (ConfigurationFile) throws -> AuthSettings,
-        apply: @escaping @Sendable (AuthSettings) async throws -> Void
+        server: String, path: String?, started: String?, settings: (ConfigurationFile) throws -> Settings,
+        reloadTLS: @escaping @Sendable (TLSSettings?) throws -> Void,
+        reloadAuth: (@Sendable (AuthSettings) async throws -> Void)?
     ) {
         guard let path else {
             log("\(server): SIGHUP received, but there is no --config file to read again")
             return
         }
         let file: ConfigurationFile
-        let auth: AuthSettings
+        let new: Settings
         do {
             file = try ConfigurationFile(path: path)
-            auth = try settings(file)
+            new = try settings(file)
         } catch {
             log("\(server): reload of \(path) failed, nothing changed: \(error)")
             return
         }
         let before = started.flatMap { try? ConfigurationFile(text: $0, path: path) }
-        let needRestart = before.map { file.changedKeys(from: $0) }?.filter { !AuthSettings.fileKeys.contains($0) } ?? []
+        let needRestart = before.map { file.changedKeys(from: $0) }?.filter { !liveKeys.contains($0) } ?? []
+        do {
+            try reloadTLS(new.tls)
+        } catch {
+            log("\(server): reload of \(path) failed, nothing changed: \(error)")
+            return
+        }
+        var line = "\(server): reloaded \(path)"
+        if new.tls != nil { line += ": TLS certificate read again" }
         let done = DispatchSemaphore(value: 0)
         Task {
-            do {
-                try await apply(auth)
-                var line = "\(server): reloaded \(path): authentication \(auth.isEnabled ? "on" : "off")"
-                if !needRestart.isEmpty { line += "; needs a restart to change: \(needRestart.joined(separator: ", "))" }
-                log(line)
-            } catch {
-                log("\(server): reload of \(path) failed, nothing changed: \(error)")
+            if let reloadAuth {
+                do {
+                    try await reloadAuth(new.auth)
+                    line += (new.tls != nil ? ", " : ": ") + "authentication \(new.auth.isEnabled ? "on" : "off")"
+                } catch {
+                    line += (new.tls != nil ? "; " : ": ") + "authentication unchanged, its reload failed: \(error)"
+                }
             }
+            if !needRestart.isEmpty { line += "; needs a restart to change: \(needRestart.joined(separator: ", "))" }
+            log(line)
             done.signal()
         }
         done.wait()

@@ -44,7 +44,7 @@ struct EdgeConfigurationTests {
     }
 
     @Test(arguments: [
-        ("listen = \"nowhere\"\n", 1), ("\nupstream = \"https://x:1\"\n", 2), ("credentials = \"share\"\n", 1),
+        ("listen = \"nowhere\"\n", 1), ("\nupstream = \"ftp://x:1\"\n", 2), ("credentials = \"share\"\n", 1),
         ("cache_budget_bytes = -1\n", 1), ("trust_forwarded_host = \"yes\"\n", 1), ("\n\nlisten = 5\n", 3), ("colour = \"red\"\n", 1),
     ])
     func badSettingsNameTheLine(text: String, line: Int) throws {

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A response as a test sees it.
 public struct TestResponse: Sendable {
@@ -33,13 +34,17 @@ public final class TestConnection: Sendable {
         self.port = port
     }
 
-    /// Opens a connection to `host:port`.
-    public static func connect(host: String = "127.0.0.1", port: Int) async throws -> TestConnection {
+    /// Opens a connection to `host:port`, over TLS when `tls` is given (checking the server's
+    /// certificate for `serverName`).
+    public static func connect(
+        host: String = "127.0.0.1", port: Int, tls: NIOSSLContext? = nil, serverName: String? = "localhost"
+    ) async throws -> TestConnection {
         let collector = ResponseCollector.Handle()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName)) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(handle: collector))
                 }

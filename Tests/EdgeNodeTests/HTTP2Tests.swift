@@ -1,0 +1,157 @@
+import EdgeNode
+import Foundation
+import NIOCore
+import NIOPosix
+import OriginServer
+import ServerSupport
+import TestSupport
+import Testing
+
+/// HTTP/2 (swift-nio-http2, chosen by ALPN over TLS): the same protocol behaviour as HTTP/1.1
+/// (catch-up, caching, 304, HEAD, long-poll with collapsing, SSE), many live reads on one
+/// connection, and a clean wind-down on shutdown.
+@Suite struct HTTP2Tests {
+    private static func h2(_ ca: TestCertificateAuthority, port: Int) async throws -> TestHTTP2Connection {
+        try await TestHTTP2Connection.connect(port: port, tls: try ca.clientContext(protocols: ["h2"]))
+    }
+
+    /// Runs `body` with an HTTP/2 connection, closed (and its close awaited) afterwards.
+    private static func withH2<T>(_ ca: TestCertificateAuthority, port: Int, _ body: (TestHTTP2Connection) async throws -> T) async throws -> T {
+        let connection = try await h2(ca, port: port)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    @Test func catchUpCachingAndHeadBehaveAsOverHTTP11() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }) { edges in
+            try await Self.withH2(ca, port: edges.port) { connection in
+            #expect(try await connection.negotiatedProtocol() == "h2")
+
+            let created = try await connection.request(.PUT, "/v1/stream/h2", headers: [("Content-Type", "text/plain")])
+            #expect(created.status == 201)
+            #expect(created.header("Connection") == nil)
+            let appended = try await connection.request(.POST, "/v1/stream/h2", headers: [("Content-Type", "text/plain")], body: Array("over h2".utf8))
+            #expect(appended.status == 204)
+            let next = try #require(appended.header("Stream-Next-Offset"))
+
+            let first = try await connection.request(.GET, "/v1/stream/h2?offset=-1")
+            #expect(first.status == 200)
+            #expect(first.text == "over h2")
+            #expect(first.header("Stream-Next-Offset") == next)
+            #expect(first.header("Transfer-Encoding") == nil)
+            let etag = try #require(first.header("ETag"))
+            let second = try await connection.request(.GET, "/v1/stream/h2?offset=-1")
+            #expect(second.header("X-Cache") == "HIT")
+            #expect(second.text == "over h2")
+
+            let revalidated = try await connection.request(.GET, "/v1/stream/h2?offset=-1", headers: [("If-None-Match", etag)])
+            #expect(revalidated.status == 304)
+            #expect(revalidated.body.isEmpty)
+
+            let head = try await connection.request(.HEAD, "/v1/stream/h2")
+            #expect(head.status == 200)
+            #expect(head.body.isEmpty)
+            #expect(head.header("Stream-Next-Offset") == next)
+
+            let missing = try await connection.request(.GET, "/v1/stream/absent?offset=-1")
+            #expect(missing.status == 404)
+            }
+        }
+    }
+
+    @Test func longPollsOnOneConnectionCollapseAndWakeOnAppend() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }) { edges in
+            let created = try await edges.originRequest(.PUT, "/v1/stream/lp", headers: [("Content-Type", "text/plain")], body: "a")
+            let tail = try #require(created.header("Stream-Next-Offset"))
+            try await Self.withH2(ca, port: edges.port) { connection in
+            let path = "/v1/stream/lp?offset=\(tail)&live=long-poll&cursor=7"
+            let one = try await connection.send(.GET, path).response
+            let two = try await connection.send(.GET, path).response
+            try await eventually { edges.edge.collapsedWaiters == 2 }
+            #expect(try await edges.originRequest(.POST, "/v1/stream/lp", headers: [("Content-Type", "text/plain")], body: "b").status == 204)
+            for response in [try await one.get(), try await two.get()] {
+                #expect(response.status == 200)
+                #expect(response.text == "b")
+            }
+            #expect(edges.originRequests("long_poll") == 1)
+            }
+        }
+    }
+
+    /// A browser holds at most six HTTP/1.1 connections per host; over HTTP/2 one connection
+    /// carries every SSE read of the page.
+    @Test func manySSEReadsShareOneConnection() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }) { edges in
+            #expect(try await edges.originRequest(.PUT, "/v1/stream/fan", headers: [("Content-Type", "text/plain")], body: "first").status == 201)
+            try await Self.withH2(ca, port: edges.port) { connection in
+            var readers: [TestHTTP2Connection.EventStream] = []
+            for _ in 0..<12 {
+                readers.append(try await connection.openSSE("/v1/stream/fan?offset=-1&live=sse"))
+            }
+            for reader in readers {
+                let events = await reader.next(2)
+                #expect(events.map(\.event) == ["data", "control"])
+                #expect(events.first?.data == "first")
+            }
+            #expect(try await edges.originRequest(.POST, "/v1/stream/fan", headers: [("Content-Type", "text/plain")], body: "second").status == 204)
+            for reader in readers {
+                let events = await reader.next(2)
+                #expect(events.first?.data == "second")
+            }
+            #expect(edges.edge.openConnections == 1)
+            }
+        }
+    }
+
+    @Test func originSpeaksHTTP2Directly() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(origin: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }, edge: {
+            $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile)
+        }) { edges in
+            try await Self.withH2(ca, port: edges.origin.port!) { connection in
+            #expect(try await connection.negotiatedProtocol() == "h2")
+            #expect(try await connection.request(.PUT, "/v1/stream/o", headers: [("Content-Type", "application/json")]).status == 201)
+            #expect(try await connection.request(.POST, "/v1/stream/o", headers: [("Content-Type", "application/json")], body: Array("{\"n\":1}".utf8)).status == 204)
+            let read = try await connection.request(.GET, "/v1/stream/o?offset=-1", headers: [("Accept-Encoding", "gzip")])
+            #expect(read.status == 200)
+            let sse = try await connection.openSSE("/v1/stream/o?offset=-1&live=sse")
+            let events = await sse.next(2)
+            #expect(events.first?.event == "data")
+            #expect(events.first?.data.contains("\"n\":1") == true)
+            }
+        }
+    }
+
+    /// Shutdown over HTTP/2: a parked long-poll is answered 204 and an SSE response ends, each
+    /// on its stream, before the connection goes (GOAWAY).
+    @Test func shutdownEndsLiveReadsCleanly() async throws {
+        let ca = try TestCertificateAuthority.shared
+        var configuration = OriginConfiguration()
+        configuration.port = 0
+        configuration.longPollTimeout = .seconds(60)
+        configuration.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile)
+        let origin = OriginServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        try await origin.start()
+        let connection = try await Self.h2(ca, port: origin.port!)
+        let created = try await connection.request(.PUT, "/v1/stream/d", headers: [("Content-Type", "text/plain")], body: Array("x".utf8))
+        let tail = try #require(created.header("Stream-Next-Offset"))
+        let sse = try await connection.openSSE("/v1/stream/d?offset=-1&live=sse")
+        #expect(await sse.next(2).count == 2)
+        let poll = try await connection.send(.GET, "/v1/stream/d?offset=\(tail)&live=long-poll").response
+        try await eventually { origin.metrics.registry.emitToString().contains("ds_origin_open_long_polls 1") }
+
+        try await origin.shutdown(gracePeriod: .seconds(10))
+        #expect(try await poll.get().status == 204)
+        #expect(try await sse.response.get().status == 200)
+        await connection.close()
+    }
+}
