@@ -10,6 +10,8 @@ final class UpstreamConnectionPool: Sendable {
     let host: String
     let port: Int
     let connectTimeout: TimeAmount
+    /// The largest body a buffered answer may have (`nil`: no bound).
+    let maxResponseBytes: Int?
     /// The `Host` header value for requests.
     let hostHeader: String
     private let group: any EventLoopGroup
@@ -37,8 +39,12 @@ final class UpstreamConnectionPool: Sendable {
         }
     }
 
-    init(host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int, connectTimeout: TimeAmount) {
+    init(
+        host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int, connectTimeout: TimeAmount,
+        maxResponseBytes: Int? = nil
+    ) {
         self.host = host
+        self.maxResponseBytes = maxResponseBytes
         self.port = port
         self.group = group
         self.connectTimeout = connectTimeout
@@ -216,7 +222,9 @@ final class UpstreamConnectionPool: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
-                        UpstreamConnectionHandler { [self] reusable in self.released(connectionID, reusable: reusable) })
+                        UpstreamConnectionHandler(maxResponseBytes: maxResponseBytes) { [self] reusable in
+                            self.released(connectionID, reusable: reusable)
+                        })
                 }
             }
         bootstrap.connect(host: host, port: port).whenComplete { [self] result in
