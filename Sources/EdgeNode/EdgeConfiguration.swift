@@ -71,6 +71,12 @@ public struct EdgeConfiguration: Sendable {
     public var accessLog: String?
     /// Listen with TLS (and offer HTTP/2) when set; plain HTTP/1.1 when `nil`.
     public var tls: TLSSettings?
+    /// Other path prefixes passed, as a plain reverse proxy would, to upstreams of their own
+    /// (`[[route]]`). Paths under `streamPathPrefix` and the edge's own pages are never routed.
+    public var routes: [EdgeRoute] = []
+    /// Bytes the cache of route answers may hold (answers that say `public` with a max-age),
+    /// apart from the stream cache; 0 caches none.
+    public var routeCacheBudgetBytes = 16 << 20
 
     /// Seconds since 1970: when streams expire (their `Stream-Expires-At`, or a sliding
     /// `Stream-TTL` renewed by a read). Injectable so tests need not wait.
@@ -87,7 +93,7 @@ public struct EdgeConfiguration: Sendable {
         "listen", "upstream", "cache_budget_bytes", "upstream_max_connections", "upstream_max_long_poll_connections", "upstream_connect_timeout",
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
-        "trust_forwarded_host", "upstream_authorization_file", "access_log",
+        "trust_forwarded_host", "upstream_authorization_file", "access_log", "route", "route_cache_budget_bytes",
         "upstream_ca_file", "upstream_tls_verify", "upstream_server_name",
     ])
         .union(ConnectionLimits.fileKeys)
@@ -163,11 +169,58 @@ public struct EdgeConfiguration: Sendable {
         if let value = try file.string("upstream_authorization_file") { upstreamAuthorizationFile = value }
         if let value = try file.string("access_log") { accessLog = value }
         tls = try TLSSettings.read(from: file)
+        if let value = try file.int("route_cache_budget_bytes") {
+            guard value >= 0 else { throw file.problem("route_cache_budget_bytes", "'route_cache_budget_bytes' must not be negative") }
+            routeCacheBudgetBytes = value
+        }
+        // After the paths: routes are checked against them.
+        try applyRoutes(file)
         try limits.apply(file)
         try auth.apply(file)
         if credentials == .verify && !auth.isEnabled {
             throw file.problem("credentials", "'credentials = \"verify\"' needs api_keys_file or a jwt_* key file to check credentials with")
         }
+    }
+
+    /// Reads the file's `[[route]]` tables, refusing a prefix used twice or one that would take
+    /// the edge's own requests (streams, metrics, stats, dashboard).
+    mutating func applyRoutes(_ file: ConfigurationFile) throws {
+        let sections = try file.tables("route")
+        guard !sections.isEmpty else { return }
+        if sections.count > EdgeRoute.maxRoutes {
+            throw sections[EdgeRoute.maxRoutes].problem("at most \(EdgeRoute.maxRoutes) [[route]] tables")
+        }
+        var seen: [String: ConfigurationFile.Section] = [:]
+        var routes: [EdgeRoute] = []
+        for section in sections {
+            let route = try EdgeRoute(section)
+            let prefix = route.pathPrefix
+            if let earlier = seen[prefix] {
+                let line = earlier.headerLine.map { " at line \($0)" } ?? ""
+                throw section.problem("path_prefix", "'path_prefix' \"\(prefix)\" is already used by the [[route]]\(line)")
+            }
+            seen[prefix] = section
+            if let reason = reservedReason(prefix) {
+                throw section.problem("path_prefix", "'path_prefix' \"\(prefix)\" \(reason)")
+            }
+            routes.append(route)
+        }
+        self.routes = routes
+    }
+
+    /// Why `prefix` may not be a route's (it equals or lies under a path the edge answers
+    /// itself), or `nil`. A route above one (`/`) is allowed: those paths keep priority.
+    func reservedReason(_ prefix: String) -> String? {
+        if prefix.hasPrefix(streamPathPrefix) {
+            return "lies under the stream path prefix \(streamPathPrefix), whose requests are the edge's own"
+        }
+        for (name, path) in [("metrics_path", metricsPath), ("stats_path", statsPath), ("dashboard_path", dashboardPath)] {
+            let below = path.hasSuffix("/") ? path : path + "/"
+            if prefix == path || prefix.hasPrefix(below) {
+                return "equals or lies under \(name) \(path), which the edge answers itself"
+            }
+        }
+        return nil
     }
 
     /// `HOST:PORT` (IPv6 in brackets).

@@ -15,7 +15,8 @@ public enum CacheOutcome: String, Sendable, CaseIterable {
     case revalidated = "REVALIDATED"
     /// Answered by an upstream request another client started.
     case collapsed = "COLLAPSED"
-    /// Forwarded without caching (writes, HEAD, SSE, `offset=now`, uncacheable answers).
+    /// Forwarded without caching (writes, HEAD, SSE, `offset=now`, uncacheable answers, and
+    /// route requests or answers that `RouteCachePolicy` keeps out of the cache).
     case pass = "PASS"
 }
 
@@ -27,6 +28,9 @@ public enum RequestClass: String, Sendable, CaseIterable {
     case write
     case head
     case other
+    /// A request for a `[[route]]`, passed to that route's upstream (HIT and MISS: the route
+    /// cache, `RouteCache`).
+    case route
 }
 
 /// The edge's counters, gauges and histogram, at `/metrics` (Prometheus text) and
@@ -39,6 +43,11 @@ public final class EdgeMetrics: Sendable {
     let bytesFromCache: Counter
     let bytesFromUpstream: Counter
     let upstreamErrors: Counter
+    /// Failures of `[[route]]` upstreams, apart from `upstreamErrors`: an application server
+    /// being down says nothing about the origin.
+    let routeUpstreamErrors: Counter
+    let routeCacheBytes: Gauge
+    let routeCacheEntries: Gauge
     let openConnections: Gauge
     let openSSE: Gauge
     let cacheBytes: Gauge
@@ -58,6 +67,7 @@ public final class EdgeMetrics: Sendable {
         var bytesFromCache = 0
         var bytesFromUpstream = 0
         var upstreamErrors = 0
+        var routeUpstreamErrors = 0
     }
 
     public init() {
@@ -81,6 +91,10 @@ public final class EdgeMetrics: Sendable {
         bytesFromCache = registry.makeCounter(descriptor: name("cache_served_bytes", "total", "Body bytes served from the cache"))
         bytesFromUpstream = registry.makeCounter(descriptor: name("upstream_served_bytes", "total", "Body bytes served from upstream answers"))
         upstreamErrors = registry.makeCounter(descriptor: name("upstream_errors", "total", "Upstream requests that failed (connect, timeout, closed)"))
+        routeUpstreamErrors = registry.makeCounter(
+            descriptor: name("route_upstream_errors", "total", "Requests to [[route]] upstreams that failed (connect, timeout, closed, too large)"))
+        routeCacheBytes = registry.makeGauge(descriptor: name("route_cache_bytes", "", "Bytes held by the cache of [[route]] answers"))
+        routeCacheEntries = registry.makeGauge(descriptor: name("route_cache_entries", "", "Entries in the cache of [[route]] answers"))
         openConnections = registry.makeGauge(descriptor: name("open_connections", "", "Open client connections"))
         openSSE = registry.makeGauge(descriptor: name("open_sse_connections", "", "Client SSE responses in progress"))
         cacheBytes = registry.makeGauge(descriptor: name("cache_bytes", "", "Bytes held by the cache, headers included"))
@@ -111,6 +125,11 @@ public final class EdgeMetrics: Sendable {
         totals.withLockedValue { $0.upstreamErrors += 1 }
     }
 
+    func routeUpstreamFailed() {
+        routeUpstreamErrors.increment()
+        totals.withLockedValue { $0.routeUpstreamErrors += 1 }
+    }
+
     func served(bytes: Int, fromCache: Bool) {
         guard bytes > 0 else { return }
         (fromCache ? bytesFromCache : bytesFromUpstream).increment(by: Int64(bytes))
@@ -119,25 +138,30 @@ public final class EdgeMetrics: Sendable {
         }
     }
 
-    func update(cache: ResponseCache.Stats) {
+    func update(cache: ResponseCache.Stats, routeCache: RouteCache.Stats) {
         cacheBytes.set(Double(cache.bytes))
         cacheEntries.set(Double(cache.entries))
         cacheEvictions.set(Double(cache.evictions))
+        routeCacheBytes.set(Double(routeCache.bytes))
+        routeCacheEntries.set(Double(routeCache.entries))
     }
 
     /// Prometheus text exposition.
-    func render(cache: ResponseCache.Stats) -> [UInt8] {
-        update(cache: cache)
+    func render(cache: ResponseCache.Stats, routeCache: RouteCache.Stats) -> [UInt8] {
+        update(cache: cache, routeCache: routeCache)
         return registry.emitToBuffer()
     }
 
     /// The same figures as JSON, for `/__edge/stats` and the dashboard.
-    func json(cache: ResponseCache.Stats, openConnections: Int) -> [UInt8] {
+    func json(cache: ResponseCache.Stats, routeCache: RouteCache.Stats, openConnections: Int) -> [UInt8] {
         let totals = self.totals.withLockedValue { $0 }
         let clientRequests = totals.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         let upstreamRequests = totals.upstream.values.reduce(0, +)
-        let hits = totals.requests.values.reduce(0) { $0 + ($1[.hit] ?? 0) + ($1[.stale] ?? 0) + ($1[.revalidated] ?? 0) }
-        let cacheable = totals.requests.values.reduce(0) { $0 + $1.filter { $0.key != .pass }.values.reduce(0, +) }
+        // The hit rate is the stream cache's: route answers are cached by other rules
+        // (`routeCache` and the `route` class say how that goes).
+        let streamRequests = totals.requests.filter { $0.key != .route }.values
+        let hits = streamRequests.reduce(0) { $0 + ($1[.hit] ?? 0) + ($1[.stale] ?? 0) + ($1[.revalidated] ?? 0) }
+        let cacheable = streamRequests.reduce(0) { $0 + $1.filter { $0.key != .pass }.values.reduce(0, +) }
         let requestsByName = Dictionary(uniqueKeysWithValues: totals.requests.map { kind, outcomes in
             (kind.rawValue, Dictionary(uniqueKeysWithValues: outcomes.map { ($0.key.rawValue, $0.value) }))
         })
@@ -153,6 +177,10 @@ public final class EdgeMetrics: Sendable {
             "bytesFromCache": totals.bytesFromCache,
             "bytesFromUpstream": totals.bytesFromUpstream,
             "upstreamErrors": totals.upstreamErrors,
+            "routeUpstreamErrors": totals.routeUpstreamErrors,
+            "routeCache": [
+                "bytes": routeCache.bytes, "entries": routeCache.entries, "evictions": routeCache.evictions, "budget": routeCache.budget,
+            ],
             "openConnections": openConnections,
             "cache": ["bytes": cache.bytes, "entries": cache.entries, "evictions": cache.evictions, "budget": cache.budget],
         ]

@@ -28,6 +28,8 @@ public final class EdgeServer: Sendable {
     private let liveUpstream: UpstreamClient
     /// Why the upstream's TLS context could not be made, reported by `start`.
     private let upstreamTLSProblem: (any Error)?
+    /// One pooled client per `[[route]]`, shut down with the server.
+    private let routeUpstreams: [RouteUpstream]
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
@@ -69,9 +71,16 @@ public final class EdgeServer: Sendable {
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
             maxConnections: configuration.upstreamMaxLongPollConnections, connectTimeout: configuration.upstreamConnectTimeout,
             tls: upstreamTLS)
+        let routeUpstreams = configuration.routes.map { route in
+            RouteUpstream(route: route, client: UpstreamClient(
+                host: route.upstreamHost, port: route.upstreamPort, group: group, maxConnections: route.maxConnections,
+                connectTimeout: configuration.upstreamConnectTimeout, maxResponseBytes: route.maxResponseBytes))
+        }
+        self.routeUpstreams = routeUpstreams
         let connections = self.connections
         self.service = EdgeService(
             configuration: configuration, upstream: upstream, liveUpstream: liveUpstream, metrics: metrics,
+            routes: RouteTable(routeUpstreams.map { ($0.route.pathPrefix, $0) }, streamPathPrefix: configuration.streamPathPrefix),
             connections: { connections.count })
     }
 
@@ -142,11 +151,22 @@ public final class EdgeServer: Sendable {
         var service: any HTTPResponder = self.service
         if configuration.credentials == .verify {
             try await reloadAuth(configuration.auth)
-            service = AuthorizingResponder(
-                service, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
-                operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
-                readCredential: .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)),
-                otherPathsScope: .admin)
+            let authorizing = { [auth = self.auth, configuration = self.configuration]
+                (inner: any HTTPResponder, credential: AuthorizingResponder.ReadCredential) in
+                AuthorizingResponder(
+                    inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
+                    operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
+                    readCredential: credential, otherPathsScope: .admin)
+            }
+            let streams = authorizing(service, .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
+            if self.service.routes.isEmpty {
+                service = streams
+            } else {
+                // Routes are authorised like any other path, but keep the client's credential.
+                let routes = self.service.routes
+                service = RouteSplitResponder(
+                    isRouted: { routes.target(forURI: $0) != nil }, routed: authorizing(service, .keep), other: streams)
+            }
         }
         service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service
@@ -173,10 +193,15 @@ public final class EdgeServer: Sendable {
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
             "upstream": "\(configuration.upstreamURL)",
         ])
+        for upstream in routeUpstreams {
+            logger.info("edge route", metadata: [
+                "path_prefix": "\(upstream.route.pathPrefix)", "upstream": "\(upstream.route.upstreamHost):\(upstream.route.upstreamPort)",
+            ])
+        }
     }
 
     /// Stops accepting, ends in-flight requests, waits for connections to close (up to
-    /// `gracePeriod`), and closes the upstream pool.
+    /// `gracePeriod`), and closes the upstream pools (the routes' too).
     public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
         let channel = state.withLockedValue { state in
             defer { state.channel = nil }
@@ -188,6 +213,7 @@ public final class EdgeServer: Sendable {
         operations.finish()
         await upstream.shutdown()
         await liveUpstream.shutdown()
+        for route in routeUpstreams { await route.client.shutdown() }
         if ownsGroup { try await group.shutdownGracefully() }
     }
 

@@ -53,12 +53,21 @@ extension EdgeService {
         hopByHop.contains { HeaderName.equalIgnoringCase(name, $0) }
     }
 
-    /// The headers an answer is passed on with: no hop-by-hop headers, and no `X-Cache` or `Age`
-    /// from the upstream (the edge sets its own).
+    /// The header names a message's `Connection` header lists (RFC 9110 §7.6.1): hop-by-hop
+    /// for that message only, so never forwarded either. Usually none.
+    static func connectionOptions(_ headers: HTTPHeaders) -> [String] {
+        headers[canonicalForm: "Connection"].map(String.init)
+    }
+
+    /// The headers an answer is passed on with: no hop-by-hop headers (the fixed ones and those
+    /// its `Connection` names), and no `X-Cache` or `Age` from the upstream (the edge sets its own).
     static func endToEnd(_ headers: HTTPHeaders) -> HTTPHeaders {
+        let options = connectionOptions(headers)
         var result = HTTPHeaders()
         for (name, value) in headers
-        where !isHopByHop(name) && !HeaderName.equalIgnoringCase(name, "x-cache") && !HeaderName.equalIgnoringCase(name, "age") {
+        where !isHopByHop(name) && !HeaderName.equalIgnoringCase(name, "x-cache") && !HeaderName.equalIgnoringCase(name, "age")
+            && !options.contains(where: { HeaderName.equalIgnoringCase(name, $0) })
+        {
             result.add(name: name, value: value)
         }
         return result
@@ -69,11 +78,12 @@ extension EdgeService {
         Self.upstreamHead(head, trustForwardedHost: configuration.trustForwardedHost)
     }
 
-    /// The request as it goes upstream: same method, target and end-to-end headers, plus `Via`
-    /// and `X-Forwarded-Host`.
+    /// The request as it goes upstream: same method, target and end-to-end headers (no
+    /// hop-by-hop ones, fixed or named by `Connection`), plus `Via` and `X-Forwarded-Host`.
     static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool) -> HTTPRequestHead {
+        let options = connectionOptions(head.headers)
         var headers = HTTPHeaders()
-        for (name, value) in head.headers where !isHopByHop(name) {
+        for (name, value) in head.headers where !isHopByHop(name) && !options.contains(where: { HeaderName.equalIgnoringCase(name, $0) }) {
             headers.add(name: name, value: value)
         }
         // The upstream sees the edge as its client; the name the reader used travels along so

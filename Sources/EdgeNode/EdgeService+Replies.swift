@@ -71,6 +71,7 @@ extension EdgeService {
         switch (error as? UpstreamError)?.kind {
         case .timedOut?: (status, reason) = (.gatewayTimeout, "upstream timed out")
         case .poolQueueFull?: (status, reason) = (.serviceUnavailable, "edge overloaded: too many requests waiting for the upstream")
+        case .responseTooLarge?: (status, reason) = (.badGateway, "upstream answer too large")
         default: (status, reason) = (.badGateway, "upstream unavailable")
         }
         return text(status, reason + "\n", cache: "PASS")

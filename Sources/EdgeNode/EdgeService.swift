@@ -5,9 +5,10 @@ import ServerSupport
 
 /// The edge's request logic, as the shared connection handler's responder. This file routes;
 /// each concern has its own file: cached reads and flights (`+CachedReads`), background
-/// revalidation and TTL renewal (`+Revalidation`), SSE (`+SSE`), pass-through (`+PassThrough`)
-/// and the replies it writes (`+Replies`). Stateless apart from the shared cache, flights and
-/// tails; runs on the calling connection's event loop and never blocks it.
+/// revalidation and TTL renewal (`+Revalidation`), SSE (`+SSE`), pass-through (`+PassThrough`),
+/// `[[route]]` upstreams (`+Routes`) and the replies it writes (`+Replies`). Stateless apart
+/// from the shared caches, flights and tails; runs on the calling connection's event loop and
+/// never blocks it.
 final class EdgeService: HTTPResponder {
     let configuration: EdgeConfiguration
     let upstream: UpstreamClient
@@ -24,12 +25,17 @@ final class EdgeService: HTTPResponder {
     let cursors = CursorPolicy()
     /// Open client connections, for the stats page.
     let connections: @Sendable () -> Int
+    /// The `[[route]]` upstreams, by path prefix.
+    let routes: RouteTable<RouteUpstream>
+    let routeCache: RouteCache
 
     init(configuration: EdgeConfiguration, upstream: UpstreamClient, liveUpstream: UpstreamClient, metrics: EdgeMetrics,
-         connections: @escaping @Sendable () -> Int) {
+         routes: RouteTable<RouteUpstream>, connections: @escaping @Sendable () -> Int) {
         self.configuration = configuration
         self.upstream = upstream
         self.liveUpstream = liveUpstream
+        self.routes = routes
+        self.routeCache = RouteCache(budgetBytes: configuration.routeCacheBudgetBytes)
         self.cache = ResponseCache(budgetBytes: configuration.cacheBudgetBytes)
         self.fanout = SSEFanout(upstream: upstream)
         self.metrics = metrics
@@ -68,14 +74,21 @@ final class EdgeService: HTTPResponder {
         if method == .GET {
             switch path {
             case configuration.metricsPath:
-                return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", metrics.render(cache: cache.stats)))
+                let text = metrics.render(cache: cache.stats, routeCache: routeCache.stats)
+                return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", text))
             case configuration.statsPath:
-                return loop.makeSucceededFuture(Self.local("application/json", metrics.json(cache: cache.stats, openConnections: connections())))
+                let json = metrics.json(cache: cache.stats, routeCache: routeCache.stats, openConnections: connections())
+                return loop.makeSucceededFuture(Self.local("application/json", json))
             case configuration.dashboardPath:
                 return loop.makeSucceededFuture(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
             default:
                 break
             }
+        }
+        // The edge's own pages (above) and streams keep priority over routes; `routes` never
+        // matches a path under the stream prefix, so a route for `/` takes everything else.
+        if let route = routes.target(forPath: Substring(path)) {
+            return forward(request, to: route, live: live, loop: loop)
         }
         guard path.hasPrefix(configuration.streamPathPrefix) else {
             return forward(request, kind: .other, live: live, loop: loop)

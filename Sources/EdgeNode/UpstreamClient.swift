@@ -52,6 +52,9 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
         case poolQueueFull
         /// The client was shut down.
         case shutdown
+        /// The answer's body is larger than the client's `maxResponseBytes`; its connection was
+        /// closed rather than read to the end.
+        case responseTooLarge
     }
 
     public var kind: Kind
@@ -123,24 +126,28 @@ public final class UpstreamClient: Sendable {
     ///   - maxQueued: the most requests waiting for a connection beyond those a pending connect
     ///     will serve.
     ///   - connectTimeout: the limit on one TCP connect.
+    ///   - maxResponseBytes: the largest body a buffered answer (`execute`) may have; a larger
+    ///     one fails with `.responseTooLarge` as soon as its `Content-Length` or its bytes so far
+    ///     say so. `nil`: no bound, for an upstream trusted to keep its answers small (the
+    ///     origin bounds its reads by `max_chunk_bytes`).
     public convenience init(
         host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int = 10_000,
-        connectTimeout: TimeAmount = .seconds(2)
+        connectTimeout: TimeAmount = .seconds(2), maxResponseBytes: Int? = nil
     ) {
         self.init(host: host, port: port, group: group, maxConnections: maxConnections, maxQueued: maxQueued,
-                  connectTimeout: connectTimeout, tls: nil)
+                  connectTimeout: connectTimeout, maxResponseBytes: maxResponseBytes, tls: nil)
     }
 
     /// A client whose connections speak TLS when `tls` is set (an `https://` upstream).
     init(
         host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int = 10_000,
-        connectTimeout: TimeAmount = .seconds(2), tls: UpstreamTLS?
+        connectTimeout: TimeAmount = .seconds(2), maxResponseBytes: Int? = nil, tls: UpstreamTLS?
     ) {
         self.host = host
         self.port = port
         self.pool = UpstreamConnectionPool(
             host: host, port: port, group: group, maxConnections: maxConnections, maxQueued: maxQueued,
-            connectTimeout: connectTimeout, tls: tls)
+            connectTimeout: connectTimeout, maxResponseBytes: maxResponseBytes, tls: tls)
     }
 
     /// Sends one request and buffers the whole response. `head.uri` is path and query; the

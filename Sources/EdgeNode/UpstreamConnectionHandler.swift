@@ -19,13 +19,17 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     /// Told when an exchange ends; `true` if the connection may serve another.
     private let released: @Sendable (Bool) -> Void
+    /// The largest body a buffered exchange may take (`nil`: no bound). Streamed exchanges pass
+    /// each chunk on and hold none.
+    private let maxResponseBytes: Int?
     private var context: ChannelHandlerContext?
     private var exchange: Exchange?
     private var sequence = 0
     private var completedExchanges = 0
     private var shuttingDown = false
 
-    init(released: @escaping @Sendable (Bool) -> Void) {
+    init(maxResponseBytes: Int? = nil, released: @escaping @Sendable (Bool) -> Void) {
+        self.maxResponseBytes = maxResponseBytes
         self.released = released
     }
 
@@ -82,11 +86,21 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             // 1xx informational responses precede the real one.
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }
             exchange!.head = head
-            if case .streaming(let core) = exchange!.target { core.deliverHead(head) }
+            if case .streaming(let core) = exchange!.target {
+                core.deliverHead(head)
+            } else if let maxResponseBytes, let length = head.headers.first(name: "Content-Length").flatMap(Int.init),
+                length > maxResponseBytes
+            {
+                // Announced too large: refuse before a byte of it is held.
+                tooLarge(maxResponseBytes)
+            }
         case .body(let buffer):
             guard let target = exchange?.target else { return }
             if case .streaming(let core) = target {
                 core.deliverBody(buffer)
+            } else if let maxResponseBytes, (exchange!.body?.readableBytes ?? 0) + buffer.readableBytes > maxResponseBytes {
+                // Chunked, or longer than announced: stop holding it at the bound.
+                tooLarge(maxResponseBytes)
             } else if exchange!.body == nil {
                 exchange!.body = buffer
             } else {
@@ -123,6 +137,12 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             UpstreamError(.connectionClosed, "upstream connection error: \(error)"),
             retryCandidate: error is IOError || error is ChannelError)
         context.close(promise: nil)
+    }
+
+    /// The buffered answer outgrew `maxResponseBytes`: the request fails and the connection,
+    /// with the rest of the answer still on it, is closed.
+    private func tooLarge(_ limit: Int) {
+        fail(UpstreamError(.responseTooLarge, "upstream answer larger than \(limit) bytes"), retryCandidate: false)
     }
 
     /// A request gave up (timeout, cancellation): if it is the current exchange, drop the

@@ -12,6 +12,8 @@ final class UpstreamConnectionPool: Sendable {
     /// TLS for every connection, when the upstream is `https://`.
     let tls: UpstreamTLS?
     let connectTimeout: TimeAmount
+    /// The largest body a buffered answer may have (`nil`: no bound).
+    let maxResponseBytes: Int?
     /// The `Host` header value for requests.
     let hostHeader: String
     private let group: any EventLoopGroup
@@ -41,9 +43,10 @@ final class UpstreamConnectionPool: Sendable {
 
     init(
         host: String, port: Int, group: any EventLoopGroup, maxConnections: Int, maxQueued: Int, connectTimeout: TimeAmount,
-        tls: UpstreamTLS? = nil
+        maxResponseBytes: Int? = nil, tls: UpstreamTLS? = nil
     ) {
         self.host = host
+        self.maxResponseBytes = maxResponseBytes
         self.tls = tls
         self.port = port
         self.group = group
@@ -223,7 +226,9 @@ final class UpstreamConnectionPool: Sendable {
                     if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
-                        UpstreamConnectionHandler { [self] reusable in self.released(connectionID, reusable: reusable) })
+                        UpstreamConnectionHandler(maxResponseBytes: maxResponseBytes) { [self] reusable in
+                            self.released(connectionID, reusable: reusable)
+                        })
                 }
             }
         bootstrap.connect(host: host, port: port).whenComplete { [self] result in

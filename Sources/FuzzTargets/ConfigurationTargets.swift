@@ -24,7 +24,7 @@ extension Fuzz {
     }
 
     /// `edge.conf`: TOML parsing, then the edge's settings (listen address, upstream URL,
-    /// budgets, durations, paths).
+    /// budgets, durations, paths, `[[route]]` tables).
     ///
     /// Input: the file.
     public static func edgeConfiguration(_ input: UnsafeRawBufferPointer) {
@@ -43,6 +43,12 @@ extension Fuzz {
         check(configuration.upstreamMaxConnections > 0 && configuration.upstreamMaxLongPollConnections > 0, "bad pool size accepted")
         for path in [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath] {
             check(path.hasPrefix("/"), "path '\(path)' accepted")
+        }
+        check(configuration.routes.count <= EdgeRoute.maxRoutes, "\(configuration.routes.count) routes accepted")
+        check(Set(configuration.routes.map(\.pathPrefix)).count == configuration.routes.count, "duplicate route prefixes accepted")
+        for route in configuration.routes {
+            check(route.pathPrefix.hasPrefix("/") && !route.pathPrefix.hasPrefix(configuration.streamPathPrefix), "route '\(route.pathPrefix)' accepted")
+            check((0...65535).contains(route.upstreamPort) && route.maxConnections > 0 && route.maxResponseBytes > 0, "bad route limit accepted")
         }
     }
 }

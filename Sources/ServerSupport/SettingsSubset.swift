@@ -1,5 +1,6 @@
 /// The part of TOML our settings files use: one `key = value` per line, where a value is a
-/// single-line string, an integer, a float or a boolean, and `#` comments.
+/// single-line string, an integer, a float or a boolean, `#` comments, and `[[name]]` headers
+/// (an array of tables with a bare name, such as `edge.conf`'s `[[route]]`).
 ///
 /// Files are checked against it before TOMLKit parses them. The parser inside TOMLKit (toml++)
 /// asserts on some malformed input instead of reporting an error, and SwiftPM builds it without
@@ -24,9 +25,13 @@ enum SettingsSubset {
     private static func problem(in line: ArraySlice<UInt8>) -> String? {
         var rest = skipBlanks(line)
         if rest.isEmpty || rest.first == UInt8(ascii: "#") { return nil }
+        if rest.first == UInt8(ascii: "[") {
+            return arrayTableHeader(rest) == nil
+                ? "a table is written only as a `[[name]]` header with a plain name (no [table], dotted or quoted names)" : nil
+        }
         let keyEnd = rest.firstIndex { !isKeyByte($0) } ?? rest.endIndex
         guard keyEnd > rest.startIndex else {
-            return "expected a setting as `key = value` (tables, arrays and dotted or quoted keys are not used)"
+            return "expected a setting as `key = value` (inline tables, arrays and dotted or quoted keys are not used)"
         }
         rest = skipBlanks(rest[keyEnd...])
         guard rest.first == UInt8(ascii: "=") else { return "expected '=' after the setting's name" }
@@ -38,6 +43,33 @@ enum SettingsSubset {
         guard rest.isEmpty || rest.first == UInt8(ascii: "#") else { return "unexpected text after the value" }
         if rest.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) { return "control character in a comment" }
         return nil
+    }
+
+    /// The name of a `[[name]]` header (blanks allowed around the name, a comment after it), or
+    /// `nil` if `line` is not one. The name is bare key characters only: toml++ asserts on some
+    /// malformed header names (`[/`), so nothing else reaches it.
+    static func arrayTableHeader(_ line: ArraySlice<UInt8>) -> String? {
+        var rest = skipBlanks(line)
+        guard rest.starts(with: "[[".utf8) else { return nil }
+        rest = skipBlanks(rest.dropFirst(2))
+        let nameEnd = rest.firstIndex { !isKeyByte($0) } ?? rest.endIndex
+        guard nameEnd > rest.startIndex else { return nil }
+        let name = rest[..<nameEnd]
+        rest = skipBlanks(rest[nameEnd...])
+        guard rest.starts(with: "]]".utf8) else { return nil }
+        rest = skipBlanks(rest.dropFirst(2))
+        guard rest.isEmpty || rest.first == UInt8(ascii: "#") else { return nil }
+        if rest.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) { return nil }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// The header name of one line of a file as `ConfigurationFile` keeps it (a trailing `\r`
+    /// and, on the first line, a byte order mark allowed).
+    static func arrayTableHeader(line: Substring) -> String? {
+        var bytes = ArraySlice(line.utf8)
+        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        return arrayTableHeader(bytes)
     }
 
     /// What follows a value that is in the subset, or `nil`.

@@ -10,6 +10,8 @@ struct FakeRequest: Sendable {
     var method: HTTPMethod
     var uri: String
     var headers: HTTPHeaders
+    /// The request body as text (empty when there was none).
+    var body: String = ""
 
     func header(_ name: String) -> String? { headers.first(name: name) }
     var path: String { String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]) }
@@ -51,6 +53,9 @@ struct FakeResponse: Sendable {
     var delay: TimeAmount = .zero
     /// When set, the answer waits for the gate to open (after `delay`).
     var gate: FakeGate? = nil
+    /// Sent without `Content-Length`, chunked, in pieces of this many bytes (`nil`: one piece
+    /// with `Content-Length`).
+    var chunkBytes: Int? = nil
 
     func held(by gate: FakeGate) -> FakeResponse {
         var copy = self
@@ -192,6 +197,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
 
     private let upstream: FakeUpstream
     private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
 
     init(upstream: FakeUpstream) {
         self.upstream = upstream
@@ -201,12 +207,14 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-        case .body:
-            break
+            body.clear()
+        case .body(var part):
+            body.writeBuffer(&part)
         case .end:
             guard let head else { return }
             self.head = nil
-            let response = upstream.received(FakeRequest(method: head.method, uri: head.uri, headers: head.headers))
+            let response = upstream.received(
+                FakeRequest(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: body)))
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let send: @Sendable () -> Void = {
                 bound.eventLoop.execute {
@@ -229,10 +237,13 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
         guard context.channel.isActive else { return }
         var headers = HTTPHeaders(response.headers)
         let hasBody = response.status != .notModified && response.status != .noContent
-        if hasBody { headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count)) }
+        if hasBody && response.chunkBytes == nil { headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count)) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
         if hasBody && method != .HEAD && !response.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
+            var body = ByteBuffer(string: response.body)
+            while let piece = body.readSlice(length: min(response.chunkBytes ?? body.readableBytes, body.readableBytes)), piece.readableBytes > 0 {
+                context.write(wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil)
+            }
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
