@@ -70,14 +70,16 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
-        // Who may do what: API keys, JWT bearer tokens (jwt-kit), the access rule of each request,
-        // and a responder that puts them in front of either server.
+        // Who may do what: API keys, JWT bearer tokens (jwt-kit), forward auth (an HTTP endpoint
+        // asked over NIO's client pipeline), the access rule of each request, and a responder
+        // that puts them in front of either server.
         .target(
             name: "StreamAuth",
             dependencies: [
                 "DurableStreams",
                 "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -201,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "StreamAuthTests",
             dependencies: [
-                "StreamAuth", "ServerSupport", "DurableStreams",
+                "StreamAuth", "ServerSupport", "DurableStreams", "TestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -177,6 +177,10 @@ public struct EdgeConfiguration: Sendable {
         try applyRoutes(file)
         try limits.apply(file)
         try auth.apply(file)
+        if auth.forwardAuthURL != nil {
+            // Not yet at an edge: refused rather than silently ignored.
+            throw file.problem("forward_auth_url", "'forward_auth_url' is an origin setting; an edge with credentials = \"verify\" checks API keys and JWTs")
+        }
         if credentials == .verify && !auth.isEnabled {
             throw file.problem("credentials", "'credentials = \"verify\"' needs api_keys_file or a jwt_* key file to check credentials with")
         }

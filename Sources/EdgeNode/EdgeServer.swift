@@ -139,6 +139,9 @@ public final class EdgeServer: Sendable {
     /// request from now on. On an error nothing changes; settings without keys are refused
     /// (verify must always have something to verify with).
     public func reloadAuth(_ settings: AuthSettings) async throws {
+        guard settings.forwardAuthURL == nil else {
+            throw AuthConfigurationError("forward_auth_url is an origin setting; an edge checks API keys and JWTs")
+        }
         let loaded = try await AuthPolicy.load(settings)
         guard loaded.authenticator != nil else {
             throw AuthConfigurationError("credentials = verify needs api_keys_file or a jwt_* key file")

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import Prometheus
 import ServerSupport
+import StreamAuth
 import StreamStore
 
 /// The origin's counters and gauges, exposed at `/metrics` in Prometheus text format.
@@ -18,6 +19,11 @@ public final class OriginMetrics: Sendable {
     let streams: Gauge
     let connectionCounters: ConnectionCounters
     private let storage: StorageMetrics
+    /// Forward-auth checks asked of the endpoint, by what came of them.
+    private let forwardAuthAsked: [String: Counter]
+    private let forwardAuthCached: Counter
+    private let forwardAuthJoined: Counter
+    private let forwardAuthBusy: Counter
     /// Request counters by (operation, status). The registry would find them too, but only after
     /// building the full name and label list on every request; this keeps the hot path to one
     /// small dictionary lookup.
@@ -42,6 +48,32 @@ public final class OriginMetrics: Sendable {
         streams = registry.makeGauge(descriptor: name("streams", "", "Streams in the store"))
         connectionCounters = ConnectionCounters(registry: registry, subsystem: "origin")
         storage = StorageMetrics(registry: registry)
+        let checks = MetricNameDescriptor(
+            namespace: "ds", subsystem: "origin", metricName: "forward_auth_checks", unitName: "total",
+            helpText: "Forward-auth checks asked of the endpoint, by result (allowed, unauthorized, forbidden, failed)")
+        var asked: [String: Counter] = [:]
+        for result in ["allowed", "unauthorized", "forbidden", "failed"] {
+            asked[result] = registry.makeCounter(descriptor: checks, labels: [("result", result)])
+        }
+        forwardAuthAsked = asked
+        forwardAuthCached = registry.makeCounter(
+            descriptor: name("forward_auth_cache_hits", "total", "Forward-auth checks answered by a remembered decision"))
+        forwardAuthJoined = registry.makeCounter(
+            descriptor: name("forward_auth_joined", "total", "Forward-auth checks that shared the answer of the same check in flight"))
+        forwardAuthBusy = registry.makeCounter(
+            descriptor: name("forward_auth_busy", "total", "Forward-auth checks refused (503) because too many were in flight"))
+    }
+
+    /// Counts what a forward-auth check came to.
+    func forwardAuth(_ event: ForwardAuthority.Event) {
+        switch event {
+        case .asked(.allowed): forwardAuthAsked["allowed"]?.increment()
+        case .asked(.refused(let unauthorized, _)): forwardAuthAsked[unauthorized ? "unauthorized" : "forbidden"]?.increment()
+        case .asked(.failed), .asked(.busy): forwardAuthAsked["failed"]?.increment()
+        case .cached: forwardAuthCached.increment()
+        case .joined: forwardAuthJoined.increment()
+        case .busy: forwardAuthBusy.increment()
+        }
     }
 
     /// Counts one answered request. `operation` is one of create, append, close, read,

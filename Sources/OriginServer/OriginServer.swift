@@ -100,7 +100,7 @@ public final class OriginServer: Sendable {
             : self.service
         // Credentials are checked before anything else looks at the request. Always in place, so
         // that a reload can turn authentication on, rotate its keys, or turn it off.
-        auth.replace(with: try await AuthPolicy.load(configuration.auth))
+        try await reloadAuth(configuration.auth)
         service = AuthorizingResponder(service, policy: auth, streamPathPrefix: configuration.streamPathPrefix)
         // Outermost: /readyz answers even while auth is required, and every request is logged.
         service = try operations.wrap(service, accessLogPath: configuration.accessLog)
@@ -138,7 +138,8 @@ public final class OriginServer: Sendable {
     /// Loads `settings`' key files and puts them in force for every request from now on. On an
     /// error nothing changes.
     public func reloadAuth(_ settings: AuthSettings) async throws {
-        auth.replace(with: try await AuthPolicy.load(settings))
+        let metrics = self.metrics
+        auth.replace(with: try await AuthPolicy.load(settings, forwardAuthObserver: { metrics.forwardAuth($0) }))
     }
 
     /// Stops accepting connections, ends in-flight long-polls (204) and SSE responses, waits for

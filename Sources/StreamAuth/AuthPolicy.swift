@@ -6,15 +6,23 @@ import NIOConcurrencyHelpers
 public final class AuthPolicy: Sendable {
     /// What a request is checked against.
     public struct Current: Sendable {
-        /// `nil`: authentication is off, every request passes.
+        /// API keys and JWTs. With neither this nor `forwardAuthority`, authentication is off and
+        /// every request passes.
         public var authenticator: Authenticator?
+        /// Forward auth: when set, it decides every request that needs credentials (settings
+        /// never hold it together with an authenticator).
+        public var forwardAuthority: ForwardAuthority?
         /// What the server's own endpoints need; `nil`: public.
         public var operationalScope: AccessScope?
 
-        public init(authenticator: Authenticator?, operationalScope: AccessScope?) {
+        public init(authenticator: Authenticator?, forwardAuthority: ForwardAuthority? = nil, operationalScope: AccessScope?) {
             self.authenticator = authenticator
+            self.forwardAuthority = forwardAuthority
             self.operationalScope = operationalScope
         }
+
+        /// Whether requests are checked at all.
+        public var isEnabled: Bool { authenticator != nil || forwardAuthority != nil }
     }
 
     private let state: NIOLockedValueBox<Current>
@@ -25,8 +33,14 @@ public final class AuthPolicy: Sendable {
 
     /// The policy `settings` describe, with its key files loaded (small synchronous file reads,
     /// at start and on reload, never on an event loop).
-    public static func load(_ settings: AuthSettings) async throws(AuthConfigurationError) -> Current {
-        Current(authenticator: try await settings.makeAuthenticator(), operationalScope: settings.metricsScope)
+    /// - Parameter forwardAuthObserver: told what each forward-auth check came to (metrics).
+    public static func load(
+        _ settings: AuthSettings, forwardAuthObserver: ForwardAuthority.Observer? = nil
+    ) async throws(AuthConfigurationError) -> Current {
+        Current(
+            authenticator: try await settings.makeAuthenticator(),
+            forwardAuthority: try settings.makeForwardAuthority(observer: forwardAuthObserver),
+            operationalScope: settings.metricsScope)
     }
 
     public var current: Current { state.withLockedValue { $0 } }

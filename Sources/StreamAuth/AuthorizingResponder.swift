@@ -7,7 +7,8 @@ import ServerSupport
 /// Puts authentication in front of a server's responder: a request that needs credentials
 /// (`AccessRequirement`) reaches `inner` only with a principal allowed to make it. Without
 /// credentials, or with ones not accepted, it gets 401 and a `WWW-Authenticate` challenge
-/// (RFC 6750); with credentials that do not cover it, 403.
+/// (RFC 6750); with credentials that do not cover it, 403. With forward auth, the endpoint's
+/// decision stands in for both (see `respond(to:requirement:authority:live:on:)`).
 public struct AuthorizingResponder: HTTPResponder {
     /// An answer given on the strength of credentials must not be kept by a shared cache for
     /// others (RFC 9111 §3.5 lets a shared cache reuse a `public` answer to a request that had
@@ -76,7 +77,7 @@ public struct AuthorizingResponder: HTTPResponder {
 
     public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         let policy = self.policy.current
-        guard let authenticator = policy.authenticator else { return inner.respond(to: request, live: live, on: loop) }
+        guard policy.isEnabled else { return inner.respond(to: request, live: live, on: loop) }
         let head = request.head
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let requirement = AccessRequirement.of(
@@ -87,6 +88,10 @@ public struct AuthorizingResponder: HTTPResponder {
         guard presented.count <= 1 else {
             return loop.makeSucceededFuture(inner.refusal(ProtocolError(.badRequest, "more than one Authorization header")))
         }
+        if let authority = policy.forwardAuthority {
+            return respond(to: request, requirement: requirement, authority: authority, live: live, on: loop)
+        }
+        guard let authenticator = policy.authenticator else { return inner.respond(to: request, live: live, on: loop) }
         return authenticator.authenticate(presented.first, on: loop).flatMap { [inner, authenticator, readCredential] outcome in
             let realm = "Bearer realm=\"\(authenticator.realm)\""
             switch outcome {

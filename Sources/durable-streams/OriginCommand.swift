@@ -59,7 +59,7 @@ struct OriginCommand: AsyncParsableCommand {
         if !configuration.auth.isEnabled && !Self.isLoopback(configuration.host) {
             FileHandle.standardError.write(Data((
                 "warning: authentication is off and the origin listens on \(configuration.host): anyone who can reach it "
-                    + "can create, append to and delete any stream. Set api_keys_file or a jwt_* key file in the "
+                    + "can create, append to and delete any stream. Set api_keys_file, a jwt_* key file or forward_auth_url in the "
                     + "configuration (see README, Authentication), or listen on 127.0.0.1.\n").utf8))
         }
         print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the authentication settings and the TLS certificate.")
