@@ -4,7 +4,8 @@
 # and each read ends when the edge closes it after sse_reconnect_interval (as every SSE response
 # does, so that caches can re-collapse readers). Clean means: every read answered 200 and ended
 # normally, every reader received the same bytes (h2load's body total = READERS × one reader's
-# bytes), and the edge held ONE SSE subscription upstream for all of them.
+# bytes), and the edge held ONE SSE subscription upstream for all of them (upstream sse requests:
+# one for the readers, one for the later check reader).
 #
 #   loadtest/h2-sse-1k.sh
 #   READERS=1000 CONNECTIONS=4 MESSAGES=50 BIN=… loadtest/h2-sse-1k.sh
@@ -44,9 +45,11 @@ for i in $(seq "$MESSAGES"); do
 done
 wait "$H2LOAD" || true
 # One reader's bytes, read the same way (HTTP/2, until the edge ends the response).
-one=$(curl -sk --http2 --max-time 20 "https://127.0.0.1:$EDGE/v1/stream/fan?offset=-1&live=sse" | grep -c '^data:message-' || true)
+one=$(curl -sk --http2 --max-time 20 "https://127.0.0.1:$EDGE/v1/stream/fan?offset=-1&live=sse" | grep -o 'message-[0-9]*' | sort -u | wc -l)
 metrics=$(curl -sk "https://127.0.0.1:$EDGE/metrics")
 echo "SSE over HTTP/2: $READERS readers on $CONNECTIONS TLS connections ($STREAMS streams each), $MESSAGES appends"
 grep -E "^requests:|^status codes:|^traffic:" "$WORK/h2load.out"
+data=$(awk '/^traffic:/ { gsub(/[()]/, "", $0); for (i = 1; i <= NF; i++) if ($(i+1) == "data") print $i }' "$WORK/h2load.out" | tail -1)
+echo "body bytes per reader, on average: $(awk -v d="${data:-0}" -v n="$READERS" 'BEGIN { printf "%.1f", d / n }')"
 echo "a later reader over HTTP/2 saw $one of $MESSAGES messages"
 echo "$metrics" | grep -E '^ds_edge_upstream_requests_total\{class="sse"\}|^ds_edge_requests_total\{class="sse"'

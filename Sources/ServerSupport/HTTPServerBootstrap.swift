@@ -8,11 +8,11 @@ import NIOTLS
 /// when configured, and each connection's pipeline up to the server's `HTTPServerHandler`.
 ///
 /// HTTP/1.1 (plain, or over TLS when ALPN does not choose `h2`):
-/// [`NIOSSLServerHandler`] → `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder →
+/// [`NIOSSLServerHandler` → `OutboundWriteCoalescer`] → `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder →
 /// `HTTPPipeliningHandler` → `ConnectionGuardHandler` → `HTTPServerHandler` (which frames its
 /// responses as bytes: see `ResponseHeadEncoder`).
 ///
-/// HTTP/2 (over TLS, chosen by ALPN): `NIOSSLServerHandler` → NIO's `NIOHTTP2Handler` →
+/// HTTP/2 (over TLS, chosen by ALPN): `NIOSSLServerHandler` → `OutboundWriteCoalescer` → NIO's `NIOHTTP2Handler` →
 /// `NIOHTTP2ServerConnectionManagementHandler` (closes idle connections, winds down with
 /// GOAWAY); each stream: NIO's HTTP/2-to-HTTP/1 codec → `ConnectionGuardHandler` →
 /// `HTTPServerHandler` writing typed parts.
@@ -60,6 +60,8 @@ public enum HTTPServerBootstrap {
                 guard let tls else { return http1(channel) }
                 do {
                     try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                    // One TLS record per flush, not one per response part.
+                    try channel.pipeline.syncOperations.addHandler(OutboundWriteCoalescer())
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
