@@ -30,6 +30,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     /// Counts the bytes written to the socket's queue, so that what the client has taken is that
     /// count less what still waits. `nil` only in tests without a wire.
     private let wire: ConnectionWireHandler?
+    /// An HTTP/2 stream's count of the bytes that have left it.
+    private let sent: SentBytes?
 
     /// Bytes queued in a channel for its socket.
     private let queuedBytes: (any Channel) -> Int
@@ -39,13 +41,15 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     ///   - queuedBytes: how many bytes wait in the channel; by default the socket channel's own
     ///     count (an EmbeddedChannel cannot count its queue: tests pass their own).
     ///   - onExpiry: told each time the guard closes a connection (for metrics).
+    /// - Parameter sent: on an HTTP/2 stream, what its responses have sent (instead of `wire`).
     public init(
-        limits: ConnectionLimits, wire: ConnectionWireHandler? = nil,
+        limits: ConnectionLimits, wire: ConnectionWireHandler? = nil, sent: SentBytes? = nil,
         queuedBytes: @escaping (any Channel) -> Int = ConnectionGuardHandler.socketQueuedBytes,
         onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)? = nil
     ) {
         timeouts = ConnectionTimeouts(limits: limits, now: .now())
         self.wire = wire
+        self.sent = sent
         self.queuedBytes = queuedBytes
         self.onExpiry = onExpiry
     }
@@ -119,7 +123,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
 
     /// Bytes the client has taken in all: written to the channel, less what still waits there.
     private func drainedBytes(_ context: ChannelHandlerContext) -> Int {
-        (wire?.bytesWritten ?? 0) - waitingBytes(context)
+        if let sent { return sent.count }
+        return (wire?.bytesWritten ?? 0) - waitingBytes(context)
     }
 
     /// Whether bytes wait for the client: a response not yet all in the socket, or anything

@@ -62,6 +62,8 @@ public enum HTTPServerBootstrap {
                     try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
                     // One TLS record per flush, not one per response part.
                     try channel.pipeline.syncOperations.addHandler(OutboundWriteCoalescer())
+                    // The handshake (ALPN included) gets the time a request head gets.
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(timeout: limits.headerTimeout))
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
@@ -104,8 +106,16 @@ public enum HTTPServerBootstrap {
             // The same bound on a request's head as HTTP/1.1's decoder keeps.
             HTTP2Setting(parameter: .maxHeaderListSize, value: 80 * 1024),
         ]
+        // Made first: it hears of every stream (through the stream delegate), closes the
+        // connection once it has had none for the idle timeout, as an idle HTTP/1.1 connection
+        // is, and on shutdown sends GOAWAY and waits for the open streams (see
+        // `HTTP2ConnectionQuiescer`), at most `sendTimeout` more.
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: limits.sendTimeout, keepalive: nil))
         _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
+            streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
@@ -113,16 +123,16 @@ public enum HTTPServerBootstrap {
                 // Per stream: a request that arrives too slowly, or an answer the client stops
                 // taking (its flow-control window stays shut), ends the stream, not the connection.
                 // A stream channel keeps no byte queue of its own to ask about (and traps when
-                // asked): what it holds back is seen as its writability.
-                try sync.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in 0 }, onExpiry: onExpiry))
-                try sync.addHandler(makeHandler(.http2))
+                // asked): the handler counts what the stream has sent instead.
+                let sent = SentBytes()
+                try sync.addHandler(ConnectionGuardHandler(limits: limits, sent: sent, queuedBytes: { _ in 0 }, onExpiry: onExpiry))
+                try sync.addHandler(makeHandler(.http2(sent)))
             }
         }
-        // A connection without streams is closed after the idle timeout, as an idle HTTP/1.1
-        // connection is; shutdown's GOAWAY is sent from here (see `HTTP2ConnectionQuiescer`).
-        try sync.addHandler(NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil)))
+        try sync.addHandler(manager)
+        // The connection was active before ALPN added these handlers: the manager starts its
+        // idle timer when it hears so (NIO's HTTP/2 handler, before it, already knows).
+        try sync.context(handlerType: NIOHTTP2Handler.self).fireChannelActive()
     }
 
     /// Why an accepted connection was closed at once.

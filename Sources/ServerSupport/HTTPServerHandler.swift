@@ -17,12 +17,15 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     public enum Framing: Sendable {
         /// As HTTP/1.1 bytes, to the socket (or TLS).
         case http1
-        /// As typed parts, to `HTTP2FramePayloadToHTTP1ServerCodec` on one HTTP/2 stream.
-        case http2
+        /// As typed parts, to `HTTP2FramePayloadToHTTP1ServerCodec` on one HTTP/2 stream;
+        /// what has left is counted in `SentBytes` (for the stream's guard).
+        case http2(SentBytes)
     }
 
     private let responder: any HTTPResponder
-    private let framing: Framing
+    /// Set on an HTTP/2 stream: what its responses have sent so far.
+    private let sent: SentBytes?
+    private var isHTTP2: Bool { sent != nil }
     private var connection: HTTPConnection
     private var context: ChannelHandlerContext?
     private var live: LiveRequest?
@@ -45,7 +48,7 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
 
     public init(responder: any HTTPResponder, bodyBudget: RequestBodyBudget? = nil, framing: Framing = .http1) {
         self.responder = responder
-        self.framing = framing
+        if case .http2(let sent) = framing { self.sent = sent } else { self.sent = nil }
         self.connection = HTTPConnection(maxBodyBytes: responder.maxBodyBytes, bodyBudget: bodyBudget)
     }
 
@@ -156,7 +159,7 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
 
     private func write(_ reply: ServerReply) {
         guard let context else { return Self.discard(reply) }
-        if framing == .http2 { return writeParts(reply, context: context) }
+        if isHTTP2 { return writeParts(reply, context: context) }
         switch reply {
         case .response(let head, let body):
             let prepared = connection.finishResponse(head, bodyBytes: reply.bodyBytes)
@@ -231,7 +234,19 @@ extension HTTPServerHandler {
         head.headers.remove(name: "Transfer-Encoding")
         context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         for part in body where part.readableBytes > 0 {
-            context.write(NIOAny(HTTPServerResponsePart.body(part)), promise: nil)
+            guard case .byteBuffer(var buffer) = part else {
+                context.write(NIOAny(HTTPServerResponsePart.body(part)), promise: nil)
+                continue
+            }
+            // In slices of a frame's size, each counted as it leaves: a slow reader of a large
+            // answer is seen to make progress long before the whole of it has gone.
+            while let slice = buffer.readSlice(length: min(buffer.readableBytes, Self.sliceBytes)) {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                let size = slice.readableBytes
+                if let sent { promise.futureResult.assumeIsolated().whenSuccess { sent.add(size) } }
+                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(slice))), promise: promise)
+                if buffer.readableBytes == 0 { break }
+            }
         }
         let flushed = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
         context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
@@ -250,8 +265,9 @@ extension HTTPServerHandler: SSEOutput {
         sseBacklog += size
         sending = true
         let written: EventLoopFuture<Void>
-        if framing == .http2 {
+        if let sent {
             written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(events))))
+            written.assumeIsolated().whenSuccess { sent.add(size) }
         } else if sseChunked {
             // Chunked framing (`streamingHead`): the size line, the events, the CRLF that ends it.
             var sizeLine = context.channel.allocator.buffer(capacity: 12)
@@ -278,7 +294,7 @@ extension HTTPServerHandler: SSEOutput {
     public func finish() {
         session = nil
         guard let context else { return }
-        if framing == .http2 {
+        if isHTTP2 {
             // The end of the stream is the end of the response; the stream channel closes itself.
             let flushed = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
             context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
@@ -293,5 +309,7 @@ extension HTTPServerHandler: SSEOutput {
     }
 
     private static let chunkEnd = ByteBuffer(string: "\r\n")
+    /// HTTP/2's default largest frame.
+    private static let sliceBytes = 16 * 1024
     private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 }

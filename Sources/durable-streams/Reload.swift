@@ -5,7 +5,8 @@ import StreamAuth
 /// What `SIGHUP` does: reads the configuration file again and puts in force, without a restart,
 /// the TLS certificate and key (for new connections) and the authentication settings (API keys,
 /// JWT keys, issuer, audience, metrics scope). Any other setting that changed is named as
-/// needing a restart; a file that cannot be read or loaded changes nothing.
+/// needing a restart; a file that cannot be read changes nothing, and a certificate or key file
+/// that cannot be loaded leaves only its own part unchanged.
 enum Reload {
     /// The settings a reload can change.
     struct Settings: Sendable {
@@ -41,22 +42,24 @@ enum Reload {
         }
         let before = started.flatMap { try? ConfigurationFile(text: $0, path: path) }
         let needRestart = before.map { file.changedKeys(from: $0) }?.filter { !liveKeys.contains($0) } ?? []
+        // Each part goes ahead on its own: a half-written certificate must not hold back a
+        // key revocation, nor a bad key file a certificate renewal.
+        var line = "\(server): reloaded \(path)"
         do {
             try reloadTLS(new.tls)
+            if new.tls != nil { line += ": TLS certificate read again" }
         } catch {
-            log("\(server): reload of \(path) failed, nothing changed: \(error)")
-            return
+            line += ": TLS unchanged, its reload failed: \(error)"
         }
-        var line = "\(server): reloaded \(path)"
-        if new.tls != nil { line += ": TLS certificate read again" }
+        let tlsSaid = line.contains(": TLS")
         let done = DispatchSemaphore(value: 0)
         Task {
             if let reloadAuth {
                 do {
                     try await reloadAuth(new.auth)
-                    line += (new.tls != nil ? ", " : ": ") + "authentication \(new.auth.isEnabled ? "on" : "off")"
+                    line += (tlsSaid ? ", " : ": ") + "authentication \(new.auth.isEnabled ? "on" : "off")"
                 } catch {
-                    line += (new.tls != nil ? "; " : ": ") + "authentication unchanged, its reload failed: \(error)"
+                    line += (tlsSaid ? "; " : ": ") + "authentication unchanged, its reload failed: \(error)"
                 }
             }
             if !needRestart.isEmpty { line += "; needs a restart to change: \(needRestart.joined(separator: ", "))" }

@@ -154,4 +154,17 @@ import Testing
         #expect(try await sse.response.get().status == 200)
         await connection.close()
     }
+
+    /// An HTTP/2 connection without streams is closed after the idle timeout, as an idle
+    /// HTTP/1.1 connection is.
+    @Test func anIdleConnectionIsClosed() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: {
+            $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile)
+            $0.limits.idleTimeout = .milliseconds(300)
+        }) { edges in
+            let connection = try await Self.h2(ca, port: edges.port)
+            try await connection.channel.closeFuture.get()
+        }
+    }
 }

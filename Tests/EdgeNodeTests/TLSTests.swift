@@ -193,4 +193,21 @@ import Testing
         }
         #expect(throws: ConfigurationFile.Problem.self) { try edge("upstream = \"ftp://o:1\"\n") }
     }
+
+    /// Before ALPN has chosen a protocol no request handler watches the connection: a client
+    /// that connects and never completes the handshake is closed after the header timeout.
+    @Test func aStalledHandshakeIsClosed() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: {
+            $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile)
+            $0.limits.headerTimeout = .milliseconds(200)
+            $0.limits.idleTimeout = .seconds(600)
+        }) { edges in
+            let silent = try await RawConnection.connect(port: edges.port)
+            #expect(try await silent.closedByServer())
+            let halfHello = try await RawConnection.connect(port: edges.port)
+            try await halfHello.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            #expect(try await halfHello.closedByServer())
+        }
+    }
 }
