@@ -100,19 +100,14 @@ public final class EdgeServer: Sendable {
     public var refusedConnections: Int { state.withLockedValue { $0.cap?.refused ?? 0 } }
 
     public var baseURL: String? {
-        port.map { "\(configuration.tls == nil ? "http" : "https")://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\($0)" }
+        port.map { ServerTLS.baseURL(host: configuration.host, port: $0, tls: configuration.tls) }
     }
 
     /// Reads the TLS certificate and key files again (blocking: not on an event loop) and uses
     /// them for new connections; open connections keep theirs. On an error nothing changes.
     /// Turning TLS on or off, or HTTP/2, needs a restart: the listening pipeline is built once.
     public func reloadTLS(_ settings: TLSSettings?) throws {
-        let current = state.withLockedValue { $0.tls }
-        switch (current, settings) {
-        case (nil, nil): return
-        case (let tls?, let settings?): try tls.reload(settings)
-        default: throw TLSReloadError()
-        }
+        try ServerTLS.reload(state.withLockedValue { $0.tls }, with: settings)
     }
 
     /// Client requests waiting on a shared upstream request right now.

@@ -70,6 +70,21 @@ public final class ServerTLS: Sendable {
         context.withLockedValue { $0 = fresh }
     }
 
+    /// What a running server's `reloadTLS` does: reloads `current` from `settings`; nothing to
+    /// do without TLS before or after; `TLSReloadError` when TLS would be turned on or off.
+    public static func reload(_ current: ServerTLS?, with settings: TLSSettings?) throws {
+        switch (current, settings) {
+        case (nil, nil): return
+        case (let tls?, let settings?): try tls.reload(settings)
+        default: throw TLSReloadError()
+        }
+    }
+
+    /// A listening server's base URL, `http://` or `https://`, an IPv6 host in brackets.
+    public static func baseURL(host: String, port: Int, tls: TLSSettings?) -> String {
+        "\(tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
     /// The handler a new connection starts with.
     public func makeHandler() -> NIOSSLServerHandler {
         NIOSSLServerHandler(context: context.withLockedValue { $0 })
