@@ -80,7 +80,10 @@ struct ForwardAuthorityTests {
     @Test func anUnreachableOrSilentEndpointFails() async throws {
         let gone = try await FakeAuthEndpoint.start { _ in .init(.ok) }
         await gone.stop()
-        #expect(try await authority(gone).decide(check("alice"), on: loop).get() == .failed("authorization service is unreachable"))
+        // Refused, whatever the reason: the freed port may meanwhile belong to another test's
+        // server (then it answers something else, or not in time), which must not let it in either.
+        let refused = try await authority(gone).decide(check("alice"), on: loop).get()
+        if case .failed = refused {} else { Issue.record("an unreachable endpoint gave \(refused)") }
         try await FakeAuthEndpoint.with({ _ in .init(.ok) }) { silent in
             silent.hold()
             let timedOut = try await authority(silent, timeout: .milliseconds(100)).decide(check("alice"), on: loop).get()
