@@ -11,12 +11,14 @@
 # caches, then measures GET ?offset=-1 through each edge with wrk -t2 -c64 for DURATION, plain
 # first, then verify, ROUNDS times. The token is HS256, made here with Python's standard
 # library; one token for all connections (a reader polling with its token: verified once, then
-# remembered). Needs wrk, curl and python3. Every load is bounded by wrk's duration.
+# remembered). Each round also reads each edge's CPU time (/proc/PID/stat) around its phase:
+# CPU per request is printed beside req/s, and the medians over the rounds are the figures.
+# Needs wrk, curl and python3. Every load is bounded by wrk's duration.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/.build/release/durable-streams}
 SIZE=${SIZE:-1024}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-6s}
 PORT=${PORT:-18700}
 WORK=$(mktemp -d)
@@ -39,7 +41,9 @@ PY
 PLAIN=$((PORT + 1)); VERIFY=$((PORT + 2))
 "$BIN" origin --port "$PORT" >/dev/null 2>&1 & PIDS+=($!)
 "$BIN" edge --listen "127.0.0.1:$PLAIN" --upstream "http://127.0.0.1:$PORT" >/dev/null 2>&1 & PIDS+=($!)
+PLAIN_PID=$!
 "$BIN" edge --config "$WORK/verify.conf" --listen "127.0.0.1:$VERIFY" --upstream "http://127.0.0.1:$PORT" >/dev/null 2>&1 & PIDS+=($!)
+VERIFY_PID=$!
 for port in "$PLAIN" "$VERIFY"; do
     for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$port/metrics" && break; sleep 0.05; done
 done
@@ -49,13 +53,33 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1")
 [ "$status" = 401 ] || { echo "verify edge answered $status without a token" >&2; exit 1; }
 
-run() { wrk -t2 -c64 -d"$1" "${@:2}" | awk '/Requests\/sec/ { print $2 }'; }
-run 2s "http://127.0.0.1:$PLAIN/v1/stream/ab?offset=-1" >/dev/null
-run 2s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1" >/dev/null
+run() { wrk -t2 -c64 -d"$1" "${@:2}" | awk '/Requests\/sec/ { print $2 } / requests in / { print $1 }'; }
+# CPU seconds (user + system, all threads) a process has used: /proc/PID/stat fields 14 and 15.
+HZ=$(getconf CLK_TCK)
+cpu() { awk -v hz="$HZ" '{ sub(/.*\) /, ""); printf "%.4f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+# One measured phase against one edge: "req/s cpu-µs-per-request".
+phase() {
+    local pid=$1 before after out; shift
+    before=$(cpu "$pid")
+    out=$(run "$DURATION" "$@" | tr '\n' ' ')
+    after=$(cpu "$pid")
+    awk -v before="$before" -v after="$after" -v out="$out" 'BEGIN {
+        split(out, f, " "); printf "%s %.1f\n", f[2], (after - before) * 1e6 / f[1] }'
+}
+run 5s "http://127.0.0.1:$PLAIN/v1/stream/ab?offset=-1" >/dev/null
+run 5s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1" >/dev/null
 echo "edge cache hit, $SIZE bytes, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
+echo "(req/s shares 2 cores with wrk; the edge's CPU per request is the steadier figure)"
 for round in $(seq "$ROUNDS"); do
-    plain=$(run "$DURATION" "http://127.0.0.1:$PLAIN/v1/stream/ab?offset=-1")
-    verify=$(run "$DURATION" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1")
-    printf 'round %s: no auth %s req/s, verify %s req/s, verify/no-auth %s\n' "$round" "$plain" "$verify" \
-        "$(awk -v a="$verify" -v b="$plain" 'BEGIN { printf "%.2f", a / b }')"
+    read -r plain plaincpu < <(phase "$PLAIN_PID" "http://127.0.0.1:$PLAIN/v1/stream/ab?offset=-1")
+    read -r verify verifycpu < <(phase "$VERIFY_PID" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1")
+    printf 'round %s: no auth %s req/s %s µs/req, verify %s req/s %s µs/req; verify/no-auth: req/s %s, by CPU %s\n' \
+        "$round" "$plain" "$plaincpu" "$verify" "$verifycpu" \
+        "$(awk -v a="$verify" -v b="$plain" 'BEGIN { printf "%.2f", a / b }')" \
+        "$(awk -v a="$verifycpu" -v b="$plaincpu" 'BEGIN { printf "%.2f", b / a }')"
+    awk -v a="$verify" -v b="$plain" 'BEGIN { printf "%.4f\n", a / b }' >> "$WORK/ratios"
+    awk -v a="$verifycpu" -v b="$plaincpu" 'BEGIN { printf "%.4f\n", b / a }' >> "$WORK/cpu-ratios"
 done
+# Single rounds swing by ±15% on two shared cores; the median of the rounds is the figure.
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf 'median of %s rounds: verify/no-auth req/s %s, by CPU per request %s\n' "$ROUNDS" "$(median "$WORK/ratios")" "$(median "$WORK/cpu-ratios")"

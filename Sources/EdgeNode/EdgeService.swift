@@ -67,7 +67,7 @@ final class EdgeService: HTTPResponder {
         // Only the first Authorization would be in the cache key, yet every one would go
         // upstream: two requests that differ in the others would share an entry they may not
         // both be entitled to. No client needs two, so refuse rather than guess.
-        if request.head.headers["Authorization"].count > 1 {
+        if request.head.headers.single("Authorization") == .repeated {
             return loop.makeSucceededFuture(Self.text(.badRequest, "more than one Authorization header\n", cache: "PASS"))
         }
 

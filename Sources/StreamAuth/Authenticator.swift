@@ -33,35 +33,43 @@ public final class Authenticator: Sendable {
         case busy
     }
 
-    public func authenticate(_ header: String?, on loop: any EventLoop) -> EventLoopFuture<Outcome> {
-        guard let header else { return loop.makeSucceededFuture(.missing) }
-        guard let credential = BearerCredential(header: header) else {
-            return loop.makeSucceededFuture(.otherScheme)
-        }
+    /// The outcome for `header` when it can be decided without waiting: no credentials, another
+    /// scheme, an API key, or a token verified before. `nil`: a new token, to `authenticate`.
+    /// The common case (a reader polling with its token) thus costs no future on the hot path.
+    public func immediateOutcome(_ header: String?) -> Outcome? {
+        guard let header else { return .missing }
+        guard let credential = BearerCredential(header: header) else { return .otherScheme }
         switch credential {
         case .apiKey(let key):
-            return loop.makeSucceededFuture(apiKeys?.principal(forKey: key).map(Outcome.principal) ?? .invalid("unknown API key"))
+            return apiKeys?.principal(forKey: key).map(Outcome.principal) ?? .invalid("unknown API key")
         case .jwt(let token):
-            // A token verified before is the common case (a reader polling): one lookup. An API
-            // key may look like a token, so keys are tried before a new token is verified.
-            if let principal = jwt?.cached(token) { return loop.makeSucceededFuture(.principal(principal)) }
-            if let principal = apiKeys?.principal(forKey: token) { return loop.makeSucceededFuture(.principal(principal)) }
-            guard let jwt else { return loop.makeSucceededFuture(.invalid("unknown API key")) }
-            let admitted = inFlight.withLockedValue { count -> Bool in
-                guard count < maxVerificationsInFlight else { return false }
-                count += 1
-                return true
-            }
-            guard admitted else { return loop.makeSucceededFuture(.busy) }
-            let promise = loop.makePromise(of: Outcome.self)
-            promise.completeWithTask { [inFlight] in
-                defer { inFlight.withLockedValue { $0 -= 1 } }
-                switch await jwt.verify(token) {
-                case .success(let principal): return .principal(principal)
-                case .failure(let failure): return .invalid(failure.reason)
-                }
-            }
-            return promise.futureResult
+            // An API key may look like a token, so keys are tried before a new token is verified.
+            if let principal = jwt?.cached(token) { return .principal(principal) }
+            if let principal = apiKeys?.principal(forKey: token) { return .principal(principal) }
+            return jwt == nil ? .invalid("unknown API key") : nil
         }
+    }
+
+    public func authenticate(_ header: String?, on loop: any EventLoop) -> EventLoopFuture<Outcome> {
+        if let outcome = immediateOutcome(header) { return loop.makeSucceededFuture(outcome) }
+        // immediateOutcome decides everything but a JWT the authority has not verified yet.
+        guard let header, case .jwt(let token)? = BearerCredential(header: header), let jwt else {
+            return loop.makeSucceededFuture(.invalid("token could not be verified"))
+        }
+        let admitted = inFlight.withLockedValue { count -> Bool in
+            guard count < maxVerificationsInFlight else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { return loop.makeSucceededFuture(.busy) }
+        let promise = loop.makePromise(of: Outcome.self)
+        promise.completeWithTask { [inFlight] in
+            defer { inFlight.withLockedValue { $0 -= 1 } }
+            switch await jwt.verify(token) {
+            case .success(let principal): return .principal(principal)
+            case .failure(let failure): return .invalid(failure.reason)
+            }
+        }
+        return promise.futureResult
     }
 }

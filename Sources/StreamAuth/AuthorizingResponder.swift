@@ -15,7 +15,7 @@ public struct AuthorizingResponder: HTTPResponder {
     /// `Authorization`): `public` becomes `private`, and `Vary: Authorization` is added. An edge
     /// in verify mode still caches it: it made the access decision itself.
     static func privatised(_ reply: ServerReply) -> ServerReply {
-        guard let control = reply.head.headers.first(name: "Cache-Control"), control.contains("public") else { return reply }
+        guard let control = reply.head.headers.first(name: "Cache-Control"), sharesPublicly(control) else { return reply }
         var head = reply.head
         privatise(&head.headers)
         switch reply {
@@ -38,10 +38,38 @@ public struct AuthorizingResponder: HTTPResponder {
     /// `Cache-Control: public` made `private`, with `Vary: Authorization` (see `privatised`). An
     /// edge in verify mode applies it once to what it caches, so its hits need no rewriting.
     public static func privatise(_ headers: inout HTTPHeaders) {
-        guard let control = headers.first(name: "Cache-Control"), control.contains("public") else { return }
-        headers.replaceOrAdd(name: "Cache-Control", value: control.replacingOccurrences(of: "public", with: "private"))
+        guard let control = headers.first(name: "Cache-Control"), sharesPublicly(control) else { return }
+        let directives = control.split(separator: ",").map { directive -> Substring in
+            Self.isPublicDirective(directive) ? "private" : directive.trimmingASCII(" \t")
+        }
+        headers.replaceOrAdd(name: "Cache-Control", value: directives.joined(separator: ", "))
         headers.add(name: "Vary", value: "Authorization")
     }
+
+    /// Whether a `Cache-Control` value has the `public` directive (case-insensitive, RFC 9111
+    /// §5.2). Byte by byte: this runs on every authorised answer, and Foundation's `contains`
+    /// bridged through NSString in the edge's profile.
+    static func sharesPublicly(_ control: String) -> Bool {
+        var rest = Substring(control)
+        while !rest.isEmpty {
+            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            if isPublicDirective(rest[..<comma]) { return true }
+            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.utf8.index(after: comma)...]
+        }
+        return false
+    }
+
+    private static func isPublicDirective(_ directive: Substring) -> Bool {
+        // Byte by byte, spaces and tabs around the name skipped: `trimmingASCII` showed in profiles.
+        var matched = 0
+        for byte in directive.utf8 where byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") {
+            guard matched < 6, byte | 0x20 == Self.publicName[matched] else { return false }
+            matched += 1
+        }
+        return matched == 6
+    }
+
+    private static let publicName = Array("public".utf8)
 
     /// What an authorised read carries on to `inner`.
     public let readCredential: ReadCredential
@@ -79,49 +107,61 @@ public struct AuthorizingResponder: HTTPResponder {
         let policy = self.policy.current
         guard policy.isEnabled else { return inner.respond(to: request, live: live, on: loop) }
         let head = request.head
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = head.uri[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
         let requirement = AccessRequirement.of(
             method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
             operationalScope: policy.operationalScope, otherPathsScope: otherPathsScope, header: { head.headers.first(name: $0) })
         guard !requirement.isPublic else { return inner.respond(to: request, live: live, on: loop) }
-        let presented = head.headers["Authorization"]
-        guard presented.count <= 1 else {
+        let authorization = head.headers.single("Authorization")
+        let presented = authorization.value
+        guard authorization != .repeated else {
             return loop.makeSucceededFuture(inner.refusal(ProtocolError(.badRequest, "more than one Authorization header")))
         }
         if let authority = policy.forwardAuthority {
             return respond(to: request, requirement: requirement, authority: authority, live: live, on: loop)
         }
         guard let authenticator = policy.authenticator else { return inner.respond(to: request, live: live, on: loop) }
-        return authenticator.authenticate(presented.first, on: loop).flatMap { [inner, authenticator, readCredential] outcome in
-            let realm = "Bearer realm=\"\(authenticator.realm)\""
-            switch outcome {
-            case .missing:
+        if let outcome = authenticator.immediateOutcome(presented) {
+            return answer(request, outcome: outcome, requirement: requirement, realm: authenticator.realm, live: live, on: loop)
+        }
+        return authenticator.authenticate(presented, on: loop).flatMap { [self] outcome in
+            answer(request, outcome: outcome, requirement: requirement, realm: authenticator.realm, live: live, on: loop)
+        }
+    }
+
+    /// What the authenticator's `outcome` means for `request`: a refusal, or `inner`'s answer.
+    private func answer(
+        _ request: ServerRequest, outcome: Authenticator.Outcome, requirement: AccessRequirement, realm: String,
+        live: LiveRequest, on loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
+        let challenge = "Bearer realm=\"\(realm)\""
+        switch outcome {
+        case .missing:
+            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                .unauthorized, "authentication required", headers: [("WWW-Authenticate", challenge)])))
+        case .busy:
+            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")])))
+        case .otherScheme:
+            // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
+            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", challenge)])))
+        case .invalid(let reason):
+            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")])))
+        case .principal(let principal):
+            guard requirement.isSatisfied(by: principal) else {
                 return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .unauthorized, "authentication required", headers: [("WWW-Authenticate", realm)])))
-            case .busy:
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")])))
-            case .otherScheme:
-                // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", realm)])))
-            case .invalid(let reason):
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .unauthorized, reason, headers: [("WWW-Authenticate", "\(realm), error=\"invalid_token\"")])))
-            case .principal(let principal):
-                guard requirement.isSatisfied(by: principal) else {
-                    return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                        .forbidden, "credentials do not allow this request",
-                        headers: [("WWW-Authenticate", "\(realm), error=\"insufficient_scope\"")])))
-                }
-                guard case .replace(let credential) = readCredential, head.method == .GET || head.method == .HEAD else {
-                    return inner.respond(to: request, live: live, on: loop).map(Self.privatised)
-                }
-                var authorised = request
-                authorised.head.headers.remove(name: "Authorization")
-                if let credential { authorised.head.headers.add(name: "Authorization", value: credential) }
-                return inner.respond(to: authorised, live: live, on: loop).map(Self.privatised)
+                    .forbidden, "credentials do not allow this request",
+                    headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")])))
             }
+            guard case .replace(let credential) = readCredential, request.head.method == .GET || request.head.method == .HEAD else {
+                return inner.respond(to: request, live: live, on: loop).map(Self.privatised)
+            }
+            var authorised = request
+            authorised.head.headers.remove(name: "Authorization")
+            if let credential { authorised.head.headers.add(name: "Authorization", value: credential) }
+            return inner.respond(to: authorised, live: live, on: loop).map(Self.privatised)
         }
     }
 }

@@ -6,13 +6,29 @@ public enum BearerCredential: Equatable, Sendable {
 
     /// `nil` when the header is not a well-formed bearer credential.
     public init?(header: String) {
-        let trimmed = header.utf8.drop { $0 == UInt8(ascii: " ") }
-        // "Bearer " in any case, compared byte by byte (this runs on every request).
-        guard trimmed.count > 7, zip(trimmed.prefix(7), "bearer ".utf8).allSatisfy({ Self.lowercased($0) == $1 }) else { return nil }
-        let token = Substring(trimmed.dropFirst(7).drop { $0 == UInt8(ascii: " ") })
+        // One pass over the bytes: this runs on every request that carries credentials.
+        let bytes = header.utf8
+        var index = bytes.firstIndex { $0 != UInt8(ascii: " ") } ?? bytes.endIndex
+        // "Bearer " in any case.
+        for expected in "bearer ".utf8 {
+            guard index != bytes.endIndex, Self.lowercased(bytes[index]) == expected else { return nil }
+            bytes.formIndex(after: &index)
+        }
+        while index != bytes.endIndex, bytes[index] == UInt8(ascii: " ") { bytes.formIndex(after: &index) }
         // RFC 6750's b64token characters, at most 8 KiB: nothing else reaches a verifier.
-        guard !token.isEmpty, token.utf8.count <= 8192, token.utf8.allSatisfy(Self.isTokenByte) else { return nil }
-        let dots = token.utf8.count { $0 == UInt8(ascii: ".") }
+        var length = 0
+        var dots = 0
+        var scan = index
+        while scan != bytes.endIndex {
+            let byte = bytes[scan]
+            guard Self.isTokenByte(byte) else { return nil }
+            if byte == UInt8(ascii: ".") { dots += 1 }
+            length += 1
+            guard length <= 8192 else { return nil }
+            bytes.formIndex(after: &scan)
+        }
+        guard length > 0 else { return nil }
+        let token = header[index...]
         self = dots == 2 ? .jwt(token) : .apiKey(token)
     }
 

@@ -28,7 +28,8 @@ public final class JWTAuthority: Sendable {
     public let issuer: String?
     public let audience: String?
     private let clock: @Sendable () -> Double
-    private let verified = NIOLockedValueBox<[String: Principal]>([:])
+    /// Keyed by the token as it arrived (a slice of the header), so a lookup allocates nothing.
+    private let verified = NIOLockedValueBox<[Substring: Principal]>([:])
     private let cacheCapacity: Int
     static let cacheSeconds = 300.0
 
@@ -85,11 +86,10 @@ public final class JWTAuthority: Sendable {
     /// The principal of a token verified before and still valid, without waiting.
     public func cached(_ token: Substring) -> Principal? {
         let now = clock()
-        let key = String(token)
         return verified.withLockedValue { cache in
-            guard let principal = cache[key] else { return nil }
+            guard let principal = cache[token] else { return nil }
             if let expiry = principal.expiresAt, now >= expiry {
-                cache[key] = nil
+                cache[token] = nil
                 return nil
             }
             return principal
@@ -125,7 +125,8 @@ public final class JWTAuthority: Sendable {
                 cache = cache.filter { ($0.value.expiresAt ?? .infinity) > now }
                 if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
             }
-            cache[String(token)] = principal
+            // A copy of its own: a slice would keep the whole request header alive.
+            cache[Substring(String(token))] = principal
         }
         return .success(principal)
     }

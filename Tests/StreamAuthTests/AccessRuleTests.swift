@@ -1,4 +1,5 @@
 import DurableStreams
+import NIOHTTP1
 import Testing
 @testable import StreamAuth
 
@@ -95,5 +96,24 @@ struct AccessRuleTests {
         #expect(BearerCredential(header: "Bearer ") == nil)
         #expect(BearerCredential(header: "Bearer a b") == nil)
         #expect(BearerCredential(header: "Bearer " + String(repeating: "a", count: 9000)) == nil)
+        #expect(BearerCredential(header: "Bearer " + String(repeating: "a", count: 8192)) == .apiKey(Substring(String(repeating: "a", count: 8192))))
+        #expect(BearerCredential(header: "  BEARER x.y.z") == .jwt("x.y.z"))
+        #expect(BearerCredential(header: "Bearer") == nil)
+        #expect(BearerCredential(header: "Bearerx.y.z") == nil)
+        #expect(BearerCredential(header: "Bearer x.y.z\u{00E9}") == nil)
+    }
+
+    @Test func answersMadePublicBecomePrivateWithVary() {
+        #expect(AuthorizingResponder.sharesPublicly("public, max-age=60"))
+        #expect(AuthorizingResponder.sharesPublicly("max-age=60 ,PUBLIC"))
+        #expect(!AuthorizingResponder.sharesPublicly("private, max-age=60"))
+        #expect(!AuthorizingResponder.sharesPublicly("no-store, publicity"))
+        var headers = HTTPHeaders([("Cache-Control", "max-age=60, Public, immutable")])
+        AuthorizingResponder.privatise(&headers)
+        #expect(headers["Cache-Control"] == ["max-age=60, private, immutable"])
+        #expect(headers["Vary"] == ["Authorization"])
+        var untouched = HTTPHeaders([("Cache-Control", "no-store")])
+        AuthorizingResponder.privatise(&untouched)
+        #expect(untouched["Cache-Control"] == ["no-store"] && untouched["Vary"].isEmpty)
     }
 }
