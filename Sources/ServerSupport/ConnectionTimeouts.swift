@@ -43,17 +43,17 @@ public struct ConnectionTimeouts: Sendable {
     private var responsesInFlight = 0
     /// Bytes arrived while a request was being handled: the next request has begun.
     private var nextRequestStarted = false
-    /// Set while bytes wait for the client: since when, and how many bytes the client had taken
-    /// (`drained`) then.
-    private var sending: (since: NIODeadline, drained: Int)?
+    /// The response side: whether the client takes what waits for it.
+    private var send: SendStallWatch
 
     /// Whether output is being watched for a stalled client (`outputChanged` then needs no new
     /// count of what the client has taken while output stays pending).
-    public var isWatchingSend: Bool { sending != nil }
+    public var isWatchingSend: Bool { send.isWatching }
 
     public init(limits: ConnectionLimits, now: NIODeadline) {
         self.limits = limits
         self.phase = .idle(since: now)
+        self.send = SendStallWatch(sendTimeout: limits.sendTimeout, minSendBytesPerSecond: limits.minSendBytesPerSecond)
     }
 
     // MARK: Events
@@ -105,18 +105,14 @@ public struct ConnectionTimeouts: Sendable {
 
     /// Whether bytes wait for the client now, and how many it has taken so far in all.
     public mutating func outputChanged(pending: Bool, drained: Int, now: NIODeadline) {
-        if !pending {
-            sending = nil
-        } else if sending == nil {
-            sending = (now, drained)
-        }
+        send.outputChanged(pending: pending, drained: drained, now: now)
     }
 
     // MARK: Deadlines
 
     /// The next instant at which `expired(now:drained:)` must be asked, or `nil` for none.
     public var nextDeadline: NIODeadline? {
-        let stallDeadline = sending.map { $0.since + limits.sendTimeout }
+        let stallDeadline = send.deadline
         let requestDeadline: NIODeadline?
         switch phase {
         case .idle(let since):
@@ -139,11 +135,7 @@ public struct ConnectionTimeouts: Sendable {
     /// in all. A reader that kept up the minimum rate since the last check gets another
     /// `sendTimeout`.
     public mutating func expired(now: NIODeadline, drained: Int) -> Expiry? {
-        if let sending, now >= sending.since + limits.sendTimeout {
-            let (taken, overflow) = drained.subtractingReportingOverflow(sending.drained)
-            if !overflow, taken < minimumSent { return .sendStalled }
-            self.sending = (now, drained)
-        }
+        if send.isStalled(now: now, drained: drained) { return .sendStalled }
         switch phase {
         case .idle(let since):
             return responsesInFlight == 0 && now >= since + limits.idleTimeout ? .idle : nil
@@ -161,13 +153,6 @@ public struct ConnectionTimeouts: Sendable {
     private func bodyDeadline(since: NIODeadline, bytes: Int, last: NIODeadline) -> NIODeadline {
         let rate = since + limits.bodyTimeout + Self.timeFor(bytes: bytes, rate: limits.minBodyBytesPerSecond)
         return min(rate, last + limits.bodyTimeout)
-    }
-
-    /// The bytes a client must take in each `sendTimeout` while bytes wait for it (at least one).
-    private var minimumSent: Int {
-        let nanoseconds = max(0, limits.sendTimeout.nanoseconds)
-        let (product, overflow) = Int64(max(0, limits.minSendBytesPerSecond)).multipliedReportingOverflow(by: nanoseconds)
-        return overflow ? .max : max(1, Int(product / 1_000_000_000))
     }
 
     /// How long `bytes` may take at `rate` bytes per second, without overflowing.
