@@ -12,7 +12,7 @@ import NIOTLS
 /// `HTTPPipeliningHandler` → `ConnectionGuardHandler` → `HTTPServerHandler` (which frames its
 /// responses as bytes: see `ResponseHeadEncoder`).
 ///
-/// HTTP/2 (over TLS, chosen by ALPN): `NIOSSLServerHandler` → `OutboundWriteCoalescer` → NIO's `NIOHTTP2Handler` →
+/// HTTP/2 (over TLS, chosen by ALPN): `SendStallGuard` → `NIOSSLServerHandler` → `OutboundWriteCoalescer` → NIO's `NIOHTTP2Handler` →
 /// `NIOHTTP2ServerConnectionManagementHandler` (closes idle connections, winds down with
 /// GOAWAY); each stream: NIO's HTTP/2-to-HTTP/1 codec → `ConnectionGuardHandler` →
 /// `HTTPServerHandler` writing typed parts.
@@ -130,6 +130,11 @@ public enum HTTPServerBootstrap {
             }
         }
         try sync.addHandler(manager)
+        // The streams' guards see bytes leave each stream, not whether the client takes them off
+        // the connection: this one watches the socket's queue (first, so under TLS).
+        var onStall: (@Sendable () -> Void)?
+        if let onExpiry { onStall = { onExpiry(.sendStalled) } }
+        try sync.addHandler(SendStallGuard(limits: limits, onStall: onStall), position: .first)
         // The connection was active before ALPN added these handlers: the manager starts its
         // idle timer when it hears so (NIO's HTTP/2 handler, before it, already knows).
         try sync.context(handlerType: NIOHTTP2Handler.self).fireChannelActive()
