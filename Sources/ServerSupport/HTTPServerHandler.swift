@@ -1,6 +1,7 @@
 import DurableStreams
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 
 /// The one connection handler of both servers: collects requests with `HTTPConnection`, hands
 /// each complete one to the server's `HTTPResponder`, and writes the replies, including
@@ -45,6 +46,8 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     private var parked: ServerRequest?
     /// A response that ends the connection has been written.
     private var closing = false
+    /// The current request's end has arrived (on an HTTP/2 stream: the client's side is closed).
+    private var requestEnded = false
 
     public init(responder: any HTTPResponder, bodyBudget: RequestBodyBudget? = nil, framing: Framing = .http1) {
         self.responder = responder
@@ -69,7 +72,13 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         // A response that closes the connection was written: requests pipelined behind it are
         // not acted on (an append among them would be applied and never acknowledged).
         guard !closing else { return }
-        switch connection.read(unwrapInboundIn(data)) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head: requestEnded = false
+        case .end: requestEnded = true
+        case .body: break
+        }
+        switch connection.read(part) {
         case .none:
             break
         case .process(let head, let body):
@@ -251,6 +260,21 @@ extension HTTPServerHandler {
         let flushed = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
         context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
         if let written { flushed.whenComplete { _ in written() } }
+        if !requestEnded { stopRequestBody(context: context) }
+    }
+
+    /// Answered before the request's body was all in (a refusal: too large, no room): RFC 9113
+    /// §8.1 lets the server ask the client to stop sending with RST_STREAM(NO_ERROR) after a
+    /// complete response, which the client must not discard. Without it the stream would stay
+    /// open on the client's side for as long as it cares to keep sending. Written below NIO's
+    /// HTTP/1 codec, which knows no such frame.
+    private func stopRequestBody(context: ChannelHandlerContext) {
+        closing = true
+        guard let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) else {
+            context.close(promise: nil)
+            return
+        }
+        codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
     }
 }
 

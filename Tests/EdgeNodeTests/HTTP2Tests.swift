@@ -167,4 +167,24 @@ import Testing
             try await connection.channel.closeFuture.get()
         }
     }
+
+    /// A request refused before its body is in (too large) gets its answer and then
+    /// RST_STREAM(NO_ERROR), so the client stops sending (RFC 9113 §8.1): its stream closes
+    /// while the client has not finished the request, and the connection goes on serving.
+    @Test func aRefusalBeforeTheBodyResetsTheStreamOnly() async throws {
+        let ca = try TestCertificateAuthority.shared
+        try await withEdges(edge: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }) { edges in
+            try await Self.withH2(ca, port: edges.port) { connection in
+                #expect(try await connection.request(.PUT, "/v1/stream/big", headers: [("Content-Type", "text/plain")]).status == 201)
+                let (stream, response) = try await connection.send(
+                    .POST, "/v1/stream/big", headers: [("Content-Type", "text/plain"), ("Content-Length", String(1 << 40))], ends: false)
+                #expect(try await response.get().status == 413)
+                // Closed by the server's reset: the client never ended its side. (Bounded: without
+                // the reset it would stay open until the connection closes.)
+                try await eventually { !stream.isActive }
+                #expect(!stream.isActive)
+                #expect(try await connection.request(.GET, "/v1/stream/big?offset=-1").status == 200)
+            }
+        }
+    }
 }

@@ -53,9 +53,10 @@ public final class TestHTTP2Connection: Sendable {
     }
 
     /// Opens a stream, sends the request on it, and yields its response; `onBody` hears each
-    /// body part as it arrives (for SSE).
+    /// body part as it arrives (for SSE). `ends: false` leaves the request unfinished (the
+    /// client's side of the stream open).
     public func send(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil, ends: Bool = true,
         onBody: (@Sendable (ByteBuffer) -> Void)? = nil
     ) async throws -> (stream: any Channel, response: EventLoopFuture<TestResponse>) {
         let collector = ResponseCollector.Handle()
@@ -68,12 +69,16 @@ public final class TestHTTP2Connection: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: authority)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
-        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+        if let body, ends { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
         let promise = stream.eventLoop.makePromise(of: TestResponse.self)
         collector.enqueue(promise, onBody: onBody)
         stream.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body, !body.isEmpty {
             stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        }
+        guard ends else {
+            stream.flush()
+            return (stream, promise.futureResult)
         }
         stream.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { promise.fail($0) }
         return (stream, promise.futureResult)
