@@ -71,8 +71,9 @@ public enum HTTPServerBootstrap {
                 return channel.configureHTTP2SecureUpgrade(
                     h2ChannelConfigurator: { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try addHTTP2(channel, limits: limits, onExpiry: onExpiry, makeHandler: makeHandler)
-                            registry.track(channel, HTTP2ConnectionQuiescer(channel: channel))
+                            let quiescer = HTTP2ConnectionQuiescer(channel: channel)
+                            try addHTTP2(channel, limits: limits, quiescer: quiescer, onExpiry: onExpiry, makeHandler: makeHandler)
+                            registry.track(channel, quiescer)
                         }
                     },
                     http1ChannelConfigurator: http1)
@@ -95,7 +96,7 @@ public enum HTTPServerBootstrap {
     }
 
     private static func addHTTP2(
-        _ channel: any Channel, limits: ConnectionLimits,
+        _ channel: any Channel, limits: ConnectionLimits, quiescer: HTTP2ConnectionQuiescer,
         onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?,
         makeHandler: @escaping @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
     ) throws {
@@ -126,7 +127,11 @@ public enum HTTPServerBootstrap {
                 // asked): the handler counts what the stream has sent instead.
                 let sent = SentBytes()
                 try sync.addHandler(ConnectionGuardHandler(limits: limits, sent: sent, queuedBytes: { _ in 0 }, onExpiry: onExpiry))
-                try sync.addHandler(makeHandler(.http2(sent)))
+                let handler = makeHandler(.http2(sent))
+                try sync.addHandler(handler)
+                // Opened after shutdown began (the client had not yet seen the final GOAWAY):
+                // answered as the connection's other streams are, promptly.
+                if quiescer.isQuiescing { handler.startQuiescing() }
             }
         }
         try sync.addHandler(manager)
@@ -149,14 +154,25 @@ public enum HTTPServerBootstrap {
 /// Winds an HTTP/2 connection down on shutdown: NIO's connection management handler sends
 /// GOAWAY and closes the connection once its streams have ended; each stream's
 /// `HTTPServerHandler` hears the same event and ends its long-poll or SSE response.
-final class HTTP2ConnectionQuiescer: QuiescingHandler {
+///
+/// NIO's handler first sends a GOAWAY that still admits streams, then, once the client has
+/// answered its PING, the final one: streams opened in between are told by `isQuiescing`.
+final class HTTP2ConnectionQuiescer: QuiescingHandler, Sendable {
     private let channel: any Channel
+    /// Set (on the connection's event loop) once shutdown has begun.
+    private let quiescing: NIOLoopBoundBox<Bool>
 
     init(channel: any Channel) {
         self.channel = channel
+        self.quiescing = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
     }
 
+    /// Read on the connection's event loop (where its streams are made).
+    var isQuiescing: Bool { quiescing.value }
+
+    /// Called on the connection's event loop (see `ConnectionRegistry`).
     func quiesce() {
+        quiescing.value = true
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
     }
 }

@@ -146,6 +146,13 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         context.fireChannelWritabilityChanged()
     }
 
+    /// The connection this stream belongs to is already winding down: the request about to
+    /// arrive is answered as shutdown answers (a long-poll at once with 204, an SSE response
+    /// ended after its catch-up), without closing the stream before it.
+    public func startQuiescing() {
+        connection.quiescing = true
+    }
+
     /// The server is shutting down: end what is in flight promptly, then close.
     public func quiesce() {
         connection.quiescing = true

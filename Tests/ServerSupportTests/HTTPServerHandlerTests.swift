@@ -299,6 +299,20 @@ struct HTTPServerHandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// An HTTP/2 stream opened while its connection winds down (before the final GOAWAY) is
+    /// not closed before its request arrives, and that request is cancelled as shutdown's are.
+    @Test func aStreamOpenedDuringShutdownAnswersItsRequestPromptly() throws {
+        let responder = ScriptedResponder()
+        let (channel, handler) = try makeChannel(responder)
+        handler.startQuiescing()
+        #expect(channel.isActive)
+        try send(channel)
+        let (_, live, promise) = responder.next()
+        #expect(live.isCancelled)
+        promise.succeed(Self.ok("last"))
+        #expect(try parts(channel).count == 3)
+    }
+
     @Test func anIdleConnectionClosesAtOnceOnShutdown() throws {
         let responder = ScriptedResponder()
         let (channel, handler) = try makeChannel(responder)
