@@ -39,6 +39,8 @@ public final class EdgeServer: Sendable {
     public var readiness: Readiness { operations.readiness }
     /// With credentials = verify: who may do what; `reloadAuth` replaces it.
     private let auth = AuthPolicy(AuthPolicy.Current(authenticator: nil, operationalScope: nil))
+    /// With `credentials = verify`: what authorised reads carry upstream (re-read on reload).
+    private let upstreamCredential = UpstreamCredential(nil)
 
     private struct RunState {
         var channel: (any Channel)?
@@ -116,7 +118,7 @@ public final class EdgeServer: Sendable {
     /// Cache statistics, for tests and tools.
     public var cacheStats: ResponseCache.Stats { service.cache.stats }
 
-    /// The `Authorization` value for a credential file's content. Blocking read, at start.
+    /// The `Authorization` value for a credential file's content. Blocking read, at start or reload.
     static func readCredential(_ path: String) throws -> String {
         let text: String
         do {
@@ -130,25 +132,29 @@ public final class EdgeServer: Sendable {
         return "Bearer " + text
     }
 
-    /// With `credentials = verify`: loads `settings`' key files and puts them in force for every
-    /// request from now on. On an error nothing changes; settings without keys are refused
-    /// (verify must always have something to verify with).
-    public func reloadAuth(_ settings: AuthSettings) async throws {
+    /// With `credentials = verify`: loads `settings`' key files and the credential the edge
+    /// sends upstream for authorised readers (`upstreamAuthorizationFile`, read again: a rotated
+    /// key takes effect), and puts them in force for every request from now on. Blocking file
+    /// reads: not on an event loop. On an error nothing changes; settings without keys are
+    /// refused (verify must always have something to verify with).
+    public func reloadAuth(_ settings: AuthSettings, upstreamAuthorizationFile: String?) async throws {
         guard settings.forwardAuthURL == nil else {
             throw AuthConfigurationError("forward_auth_url is an origin setting; an edge checks API keys and JWTs")
         }
+        let credential = try upstreamAuthorizationFile.map(Self.readCredential)
         let loaded = try await AuthPolicy.load(settings)
         guard loaded.authenticator != nil else {
             throw AuthConfigurationError("credentials = verify needs api_keys_file or a jwt_* key file")
         }
         auth.replace(with: loaded)
+        upstreamCredential.replace(with: credential)
     }
 
     public func start() async throws {
         if let upstreamTLSProblem { throw upstreamTLSProblem }
         var service: any HTTPResponder = self.service
         if configuration.credentials == .verify {
-            try await reloadAuth(configuration.auth)
+            try await reloadAuth(configuration.auth, upstreamAuthorizationFile: configuration.upstreamAuthorizationFile)
             let authorizing = { [auth = self.auth, configuration = self.configuration]
                 (inner: any HTTPResponder, credential: AuthorizingResponder.ReadCredential) in
                 AuthorizingResponder(
@@ -156,7 +162,7 @@ public final class EdgeServer: Sendable {
                     operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
                     readCredential: credential, otherPathsScope: .admin)
             }
-            let streams = authorizing(service, .replace(try configuration.upstreamAuthorizationFile.map(Self.readCredential)))
+            let streams = authorizing(service, .replace(upstreamCredential))
             if self.service.routes.isEmpty {
                 service = streams
             } else {

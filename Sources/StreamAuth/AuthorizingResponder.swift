@@ -80,10 +80,10 @@ public struct AuthorizingResponder: HTTPResponder {
     public enum ReadCredential: Sendable, Equatable {
         /// It stays (the origin: nothing further looks at it).
         case keep
-        /// It is replaced by this value, or removed when `nil` (an edge that checks credentials
-        /// itself: every authorised reader then shares one cache entry and one upstream request,
-        /// made with the edge's own credential).
-        case replace(String?)
+        /// It is replaced by the credential's current value, or removed when that is `nil` (an
+        /// edge that checks credentials itself: every authorised reader then shares one cache
+        /// entry and one upstream request, made with the edge's own credential).
+        case replace(UpstreamCredential)
     }
 
     public init(
@@ -155,12 +155,12 @@ public struct AuthorizingResponder: HTTPResponder {
                     .forbidden, "credentials do not allow this request",
                     headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")])))
             }
-            guard case .replace(let credential) = readCredential, request.head.method == .GET || request.head.method == .HEAD else {
+            guard case .replace(let upstream) = readCredential, request.head.method == .GET || request.head.method == .HEAD else {
                 return inner.respond(to: request, live: live, on: loop).map(Self.privatised)
             }
             var authorised = request
             authorised.head.headers.remove(name: "Authorization")
-            if let credential { authorised.head.headers.add(name: "Authorization", value: credential) }
+            if let credential = upstream.value { authorised.head.headers.add(name: "Authorization", value: credential) }
             return inner.respond(to: authorised, live: live, on: loop).map(Self.privatised)
         }
     }

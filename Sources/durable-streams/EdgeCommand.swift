@@ -37,9 +37,11 @@ struct EdgeCommand: AsyncParsableCommand {
         print("Stop with Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the TLS certificate and, with credentials = verify, the authentication settings.")
         let started = config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
         // Only a verifying edge has keys of its own; the others pass credentials on.
-        var reloadAuth: (@Sendable (AuthSettings) async throws -> Void)?
+        var reloadAuth: (@Sendable (Reload.Settings) async throws -> Void)?
         if configuration.credentials == .verify {
-            reloadAuth = { @Sendable settings in try await edge.reloadAuth(settings) }
+            reloadAuth = { @Sendable settings in
+                try await edge.reloadAuth(settings.auth, upstreamAuthorizationFile: settings.upstreamAuthorizationFile)
+            }
         }
         let verifyingReload = reloadAuth
         Signals.onHangup { [config] in
@@ -48,7 +50,8 @@ struct EdgeCommand: AsyncParsableCommand {
                 settings: { file in
                     var reloaded = EdgeConfiguration()
                     try reloaded.apply(file)
-                    return Reload.Settings(auth: reloaded.auth, tls: reloaded.tls)
+                    return Reload.Settings(
+                        auth: reloaded.auth, tls: reloaded.tls, upstreamAuthorizationFile: reloaded.upstreamAuthorizationFile)
                 },
                 reloadTLS: { try edge.reloadTLS($0) },
                 reloadAuth: verifyingReload)

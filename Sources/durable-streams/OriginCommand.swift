@@ -73,7 +73,7 @@ struct OriginCommand: AsyncParsableCommand {
                     return Reload.Settings(auth: configuration.auth, tls: configuration.tls)
                 },
                 reloadTLS: { try server.reloadTLS($0) },
-                reloadAuth: { try await server.reloadAuth($0) })
+                reloadAuth: { try await server.reloadAuth($0.auth) })
         }
         await Signals.waitForTermination()
         print("shutting down…")

@@ -4,7 +4,7 @@ import StreamAuth
 
 /// What `SIGHUP` does: reads the configuration file again and puts in force, without a restart,
 /// the TLS certificate and key (for new connections) and the authentication settings (API keys,
-/// JWT keys, issuer, audience, metrics scope). Any other setting that changed is named as
+/// JWT keys, issuer, audience, metrics scope; at an edge that verifies, its upstream credential). Any other setting that changed is named as
 /// needing a restart; a file that cannot be read changes nothing, and a certificate or key file
 /// that cannot be loaded leaves only its own part unchanged.
 enum Reload {
@@ -12,10 +12,12 @@ enum Reload {
     struct Settings: Sendable {
         var auth: AuthSettings
         var tls: TLSSettings?
+        /// An edge's credential for its upstream (with `credentials = verify`).
+        var upstreamAuthorizationFile: String?
     }
 
     /// Keys whose new values a reload puts in force.
-    static let liveKeys = AuthSettings.fileKeys.union(["tls_certificate_file", "tls_key_file"])
+    static let liveKeys = AuthSettings.fileKeys.union(["tls_certificate_file", "tls_key_file", "upstream_authorization_file"])
 
     /// - Parameters:
     ///   - started: the file's text as it was at start.
@@ -25,7 +27,7 @@ enum Reload {
     static func run(
         server: String, path: String?, started: String?, settings: (ConfigurationFile) throws -> Settings,
         reloadTLS: @escaping @Sendable (TLSSettings?) throws -> Void,
-        reloadAuth: (@Sendable (AuthSettings) async throws -> Void)?
+        reloadAuth: (@Sendable (Settings) async throws -> Void)?
     ) {
         guard let path else {
             log("\(server): SIGHUP received, but there is no --config file to read again")
@@ -56,7 +58,7 @@ enum Reload {
         Task {
             if let reloadAuth {
                 do {
-                    try await reloadAuth(new.auth)
+                    try await reloadAuth(new)
                     line += (tlsSaid ? ", " : ": ") + "authentication \(new.auth.isEnabled ? "on" : "off")"
                 } catch {
                     line += (tlsSaid ? "; " : ": ") + "authentication unchanged, its reload failed: \(error)"

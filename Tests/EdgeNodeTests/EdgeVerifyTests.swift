@@ -201,6 +201,45 @@ struct EdgeVerifyTests {
     }
 
     // Verify mode without anything to verify with is a configuration error, not an open edge.
+    // The edge's upstream credential is read again on reload: a rotated key is used for the
+    // next upstream read, and the old one, once the origin stops taking it, is never sent again.
+    @Test func aReloadRotatesTheUpstreamCredential() async throws {
+        let fixture = try VerifyFixture()
+        defer { fixture.remove() }
+        try await fixture.run { edges in
+            let admin = [("Authorization", "Bearer \(VerifyFixture.adminKey)"), ("Content-Type", "text/plain")]
+            let reader = try await fixture.token("rita", scope: "read")
+            for name in ["one", "two"] {
+                #expect(try await edges.originRequest(.PUT, "/v1/stream/\(name)", headers: admin, body: name).status == 201)
+            }
+            #expect(try await edges.request(.GET, "/v1/stream/one?offset=-1", headers: bearer(reader)).status == 200)
+            // The origin now takes only a new edge key.
+            let newKey = "edge-reader-key-rotated-0123456789"
+            try """
+                [[key]]
+                name = "edge"
+                secret = "\(newKey)"
+                scope = "read"
+
+                [[key]]
+                name = "admin"
+                secret = "\(VerifyFixture.adminKey)"
+                scope = "admin"
+                """.write(toFile: fixture.keysPath, atomically: true, encoding: .utf8)
+            try await edges.origin.reloadAuth(fixture.auth)
+            #expect(try await edges.request(.GET, "/v1/stream/two?offset=-1", headers: bearer(reader)).status == 401)
+            // A credential file that cannot be used changes nothing.
+            try "".write(toFile: fixture.upstreamKeyPath, atomically: true, encoding: .utf8)
+            await #expect(throws: AuthConfigurationError.self) {
+                try await edges.edge.reloadAuth(fixture.auth, upstreamAuthorizationFile: fixture.upstreamKeyPath)
+            }
+            try (newKey + "\n").write(toFile: fixture.upstreamKeyPath, atomically: true, encoding: .utf8)
+            try await edges.edge.reloadAuth(fixture.auth, upstreamAuthorizationFile: fixture.upstreamKeyPath)
+            let rotated = try await edges.request(.GET, "/v1/stream/two?offset=-1", headers: bearer(reader))
+            #expect(rotated.status == 200 && rotated.text == "two")
+        }
+    }
+
     @Test func verifyWithoutKeysIsRefused() throws {
         var configuration = EdgeConfiguration()
         #expect(throws: (any Error).self) {

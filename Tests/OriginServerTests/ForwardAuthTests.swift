@@ -263,6 +263,6 @@ struct ForwardAuthConfigurationTests {
         var settings = AuthSettings()
         settings.forwardAuthURL = ForwardAuthEndpoint(host: "127.0.0.1", port: 9000, target: "/")
         let edge = EdgeServer(configuration: EdgeConfiguration(), group: MultiThreadedEventLoopGroup.singleton)
-        await #expect(throws: AuthConfigurationError.self) { try await edge.reloadAuth(settings) }
+        await #expect(throws: AuthConfigurationError.self) { try await edge.reloadAuth(settings, upstreamAuthorizationFile: nil) }
     }
 }
