@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import Prometheus
+import StreamAuth
 import ServerSupport
 
 /// How an edge answered a request (the `X-Cache` header).
@@ -46,6 +47,8 @@ public final class EdgeMetrics: Sendable {
     /// Failures of `[[route]]` upstreams, apart from `upstreamErrors`: an application server
     /// being down says nothing about the origin.
     let routeUpstreamErrors: Counter
+    /// With credentials = verify: requests refused by the edge's own check, by reason.
+    let authRefusals: AuthRefusalCounters
     let routeCacheBytes: Gauge
     let routeCacheEntries: Gauge
     let openConnections: Gauge
@@ -93,6 +96,7 @@ public final class EdgeMetrics: Sendable {
         upstreamErrors = registry.makeCounter(descriptor: name("upstream_errors", "total", "Upstream requests that failed (connect, timeout, closed)"))
         routeUpstreamErrors = registry.makeCounter(
             descriptor: name("route_upstream_errors", "total", "Requests to [[route]] upstreams that failed (connect, timeout, closed, too large)"))
+        authRefusals = AuthRefusalCounters(registry: registry, subsystem: "edge")
         routeCacheBytes = registry.makeGauge(descriptor: name("route_cache_bytes", "", "Bytes held by the cache of [[route]] answers"))
         routeCacheEntries = registry.makeGauge(descriptor: name("route_cache_entries", "", "Entries in the cache of [[route]] answers"))
         openConnections = registry.makeGauge(descriptor: name("open_connections", "", "Open client connections"))

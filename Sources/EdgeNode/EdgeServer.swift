@@ -155,12 +155,12 @@ public final class EdgeServer: Sendable {
         var service: any HTTPResponder = self.service
         if configuration.credentials == .verify {
             try await reloadAuth(configuration.auth, upstreamAuthorizationFile: configuration.upstreamAuthorizationFile)
-            let authorizing = { [auth = self.auth, configuration = self.configuration]
+            let authorizing = { [auth = self.auth, configuration = self.configuration, refusals = metrics.authRefusals]
                 (inner: any HTTPResponder, credential: AuthorizingResponder.ReadCredential) in
                 AuthorizingResponder(
                     inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
                     operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
-                    readCredential: credential, otherPathsScope: .admin)
+                    readCredential: credential, otherPathsScope: .admin, onRefusal: { refusals.count($0) })
             }
             let streams = authorizing(service, .replace(upstreamCredential))
             if self.service.routes.isEmpty {

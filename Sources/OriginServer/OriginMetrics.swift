@@ -24,6 +24,8 @@ public final class OriginMetrics: Sendable {
     private let forwardAuthCached: Counter
     private let forwardAuthJoined: Counter
     private let forwardAuthBusy: Counter
+    /// Requests refused by authentication, by reason.
+    let authRefusals: AuthRefusalCounters
     /// Request counters by (operation, status). The registry would find them too, but only after
     /// building the full name and label list on every request; this keeps the hot path to one
     /// small dictionary lookup.
@@ -62,6 +64,7 @@ public final class OriginMetrics: Sendable {
             descriptor: name("forward_auth_joined", "total", "Forward-auth checks that shared the answer of the same check in flight"))
         forwardAuthBusy = registry.makeCounter(
             descriptor: name("forward_auth_busy", "total", "Forward-auth checks refused (503) because too many were in flight"))
+        authRefusals = AuthRefusalCounters(registry: registry, subsystem: "origin")
     }
 
     /// Counts what a forward-auth check came to.

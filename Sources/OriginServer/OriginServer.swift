@@ -96,7 +96,9 @@ public final class OriginServer: Sendable {
         // Credentials are checked before anything else looks at the request. Always in place, so
         // that a reload can turn authentication on, rotate its keys, or turn it off.
         try await reloadAuth(configuration.auth)
-        service = AuthorizingResponder(service, policy: auth, streamPathPrefix: configuration.streamPathPrefix)
+        let authRefusals = metrics.authRefusals
+        service = AuthorizingResponder(
+            service, policy: auth, streamPathPrefix: configuration.streamPathPrefix, onRefusal: { authRefusals.count($0) })
         // Outermost: /readyz answers even while auth is required, and every request is logged.
         service = try operations.wrap(service, accessLogPath: configuration.accessLog)
         let responder = service

@@ -22,7 +22,8 @@ extension AuthorizingResponder {
         let checks = ForwardAuthCheck.checks(for: requirement, head: request.head)
         // Responders are called on the request's loop, and the decision arrives on it too.
         let live = NIOLoopBound(live, eventLoop: loop)
-        return Self.decide(checks[...], by: authority, on: loop).flatMap { [inner] decision in
+        let presented = request.head.headers.contains(name: "Authorization")
+        return Self.decide(checks[...], by: authority, on: loop).flatMap { [self] decision in
             switch decision {
             case .allowed:
                 return inner.respond(to: request, live: live.value, on: loop).map(Self.privatised)
@@ -33,13 +34,13 @@ extension AuthorizingResponder {
                     unauthorized
                     ? ProtocolError(.unauthorized, "the authorization service did not accept the credentials", headers: headers)
                     : ProtocolError(.forbidden, "the authorization service does not allow this request", headers: headers)
-                return loop.makeSucceededFuture(inner.refusal(error))
+                return refuse(unauthorized ? (presented ? .invalid : .missing) : .forbidden, error, on: loop)
             case .failed(let reason):
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .serviceUnavailable, "\(reason); retry shortly", headers: [("Retry-After", "1")])))
+                return refuse(.unavailable, ProtocolError(
+                    .serviceUnavailable, "\(reason); retry shortly", headers: [("Retry-After", "1")]), on: loop)
             case .busy:
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                    .serviceUnavailable, "too many authorization checks in progress; retry shortly", headers: [("Retry-After", "1")])))
+                return refuse(.unavailable, ProtocolError(
+                    .serviceUnavailable, "too many authorization checks in progress; retry shortly", headers: [("Retry-After", "1")]), on: loop)
             }
         }
     }

@@ -86,10 +86,15 @@ public struct AuthorizingResponder: HTTPResponder {
         case replace(UpstreamCredential)
     }
 
+    /// Told of each request refused here (for metrics).
+    public let onRefusal: (@Sendable (AuthRefusal) -> Void)?
+
     public init(
         _ inner: any HTTPResponder, policy: AuthPolicy, streamPathPrefix: String,
-        operationalPaths: Set<String> = ["/metrics"], readCredential: ReadCredential = .keep, otherPathsScope: AccessScope? = nil
+        operationalPaths: Set<String> = ["/metrics"], readCredential: ReadCredential = .keep, otherPathsScope: AccessScope? = nil,
+        onRefusal: (@Sendable (AuthRefusal) -> Void)? = nil
     ) {
+        self.onRefusal = onRefusal
         self.otherPathsScope = otherPathsScope
         self.inner = inner
         self.policy = policy
@@ -115,7 +120,7 @@ public struct AuthorizingResponder: HTTPResponder {
         let authorization = head.headers.single("Authorization")
         let presented = authorization.value
         guard authorization != .repeated else {
-            return loop.makeSucceededFuture(inner.refusal(ProtocolError(.badRequest, "more than one Authorization header")))
+            return refuse(.invalid, ProtocolError(.badRequest, "more than one Authorization header"), on: loop)
         }
         if let authority = policy.forwardAuthority {
             return respond(to: request, requirement: requirement, authority: authority, live: live, on: loop)
@@ -129,6 +134,12 @@ public struct AuthorizingResponder: HTTPResponder {
         }
     }
 
+    /// A refusal, counted.
+    func refuse(_ reason: AuthRefusal, _ error: ProtocolError, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        onRefusal?(reason)
+        return loop.makeSucceededFuture(inner.refusal(error))
+    }
+
     /// What the authenticator's `outcome` means for `request`: a refusal, or `inner`'s answer.
     private func answer(
         _ request: ServerRequest, outcome: Authenticator.Outcome, requirement: AccessRequirement, realm: String,
@@ -137,23 +148,23 @@ public struct AuthorizingResponder: HTTPResponder {
         let challenge = "Bearer realm=\"\(realm)\""
         switch outcome {
         case .missing:
-            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                .unauthorized, "authentication required", headers: [("WWW-Authenticate", challenge)])))
+            return refuse(.missing, ProtocolError(
+                .unauthorized, "authentication required", headers: [("WWW-Authenticate", challenge)]), on: loop)
         case .busy:
-            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")])))
+            return refuse(.unavailable, ProtocolError(
+                .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")]), on: loop)
         case .otherScheme:
             // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
-            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", challenge)])))
+            return refuse(.invalid, ProtocolError(
+                .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", challenge)]), on: loop)
         case .invalid(let reason):
-            return loop.makeSucceededFuture(inner.refusal(ProtocolError(
-                .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")])))
+            return refuse(.invalid, ProtocolError(
+                .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")]), on: loop)
         case .principal(let principal):
             guard requirement.isSatisfied(by: principal) else {
-                return loop.makeSucceededFuture(inner.refusal(ProtocolError(
+                return refuse(.forbidden, ProtocolError(
                     .forbidden, "credentials do not allow this request",
-                    headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")])))
+                    headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")]), on: loop)
             }
             guard case .replace(let upstream) = readCredential, request.head.method == .GET || request.head.method == .HEAD else {
                 return inner.respond(to: request, live: live, on: loop).map(Self.privatised)

@@ -102,6 +102,9 @@ struct EdgeVerifyTests {
             #expect(anonymous.status == 401 && anonymous.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
             let head = try await edges.request(.HEAD, "/v1/stream/team-a/s", headers: bearer(bob))
             #expect(head.status == 403)
+            let counted = edges.edge.metrics.registry.emitToString()
+            #expect(counted.contains("ds_edge_auth_refusals_total{reason=\"forbidden\"} 3"))
+            #expect(counted.contains("ds_edge_auth_refusals_total{reason=\"missing\"} 1"))
             // None of the refused requests reached the origin.
             #expect(edges.originRequests("read") == readsBefore)
             #expect(edges.originRequests("head") == 0)

@@ -65,6 +65,13 @@ private struct AuthFiles {
 
 private func bearer(_ credential: String) -> [(String, String)] { [("Authorization", "Bearer \(credential)")] }
 
+/// The origin's count of requests refused by authentication for `reason`.
+private func refusals(_ origin: Origin, _ reason: String) -> Int {
+    let line = origin.server.metrics.registry.emitToString().split(separator: "\n")
+        .first { $0.hasPrefix("ds_origin_auth_refusals_total{reason=\"\(reason)\"}") }
+    return line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? -1
+}
+
 @Suite("Authentication on the origin")
 struct AuthTests {
     // Without credentials a protected request is 401 with a Bearer challenge, and changes nothing.
@@ -77,6 +84,8 @@ struct AuthTests {
             #expect(put.header("WWW-Authenticate") == "Bearer realm=\"durable-streams\"")
             #expect(try await origin.request(.HEAD, "/v1/stream/pub/a", headers: bearer(AuthFiles.admin)).status == 404)
             #expect(try await origin.request(.GET, "/v1/stream/pub/a?offset=-1").status == 401)
+            #expect(refusals(origin, "missing") == 2)
+            #expect(refusals(origin, "invalid") == 0)
         }
     }
 
@@ -92,6 +101,9 @@ struct AuthTests {
             let twice = try await origin.request(
                 .GET, "/v1/stream/pub/a", headers: bearer(AuthFiles.admin) + bearer(AuthFiles.reader))
             #expect(twice.status == 400)
+            // Through an edge, the repeated header is refused there and never reaches the origin.
+            #expect(refusals(origin, "invalid") == (Topology.throughEdge ? 2 : 3))
+            #expect(refusals(origin, "missing") == 0)
         }
     }
 
@@ -116,6 +128,7 @@ struct AuthTests {
             #expect(try await origin.request(.DELETE, path, headers: bearer(AuthFiles.writer)).status == 403)
             #expect(try await origin.request(.GET, "/v1/stream/private/x?offset=-1", headers: bearer(AuthFiles.reader)).status == 403)
             #expect(try await origin.request(.PUT, "/v1/stream/private/x", headers: bearer(AuthFiles.writer)).status == 403)
+            #expect(refusals(origin, "forbidden") == 4)
             // Nothing refused changed the stream.
             #expect(try await origin.request(.GET, path + "?offset=-1", headers: bearer(AuthFiles.admin)).text == "hi")
             #expect(try await origin.request(.DELETE, path, headers: bearer(AuthFiles.admin)).status == 204)

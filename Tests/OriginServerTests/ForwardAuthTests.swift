@@ -147,6 +147,8 @@ struct ForwardAuthTests {
             let counts = origin.server.metrics.registry.emitToString()
             #expect(counts.contains("ds_origin_forward_auth_checks_total{result=\"forbidden\"} 1"))
             #expect(counts.contains("ds_origin_forward_auth_cache_hits_total 2"))
+            // Both refusals are counted as requests refused, the remembered one too.
+            #expect(counts.contains("ds_origin_auth_refusals_total{reason=\"forbidden\"} 2"))
         }
     }
 
