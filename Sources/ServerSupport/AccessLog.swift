@@ -15,8 +15,14 @@ public struct AccessLogEntry: Sendable, Equatable {
     public var milliseconds: Double
     /// The edge's `X-Cache` outcome, when there is one.
     public var cache: String?
+    /// Who made the request, when authentication said: an API key's name or a token's subject.
+    public var principal: String?
 
-    public init(time: Double, method: String, uri: String, status: Int, bytes: Int, milliseconds: Double, cache: String?) {
+    public init(
+        time: Double, method: String, uri: String, status: Int, bytes: Int, milliseconds: Double, cache: String?,
+        principal: String? = nil
+    ) {
+        self.principal = principal
         self.time = time
         self.method = method
         self.uri = uri
@@ -31,6 +37,7 @@ public struct AccessLogEntry: Sendable, Equatable {
         var line = "{\"time\":\"\(Self.timestamp(time))\",\"method\":\(Self.quoted(method)),\"uri\":\(Self.quoted(uri))"
         line += ",\"status\":\(status),\"bytes\":\(bytes),\"ms\":\(String(format: "%.3f", milliseconds))"
         if let cache { line += ",\"cache\":\(Self.quoted(cache))" }
+        if let principal { line += ",\"principal\":\(Self.quoted(principal))" }
         return line + "}\n"
     }
 

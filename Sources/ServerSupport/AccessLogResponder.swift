@@ -26,7 +26,8 @@ public struct AccessLogResponder: HTTPResponder {
         return inner.respond(to: request, live: live, on: loop).map { [log] reply in
             log.record(AccessLogEntry(
                 time: started, method: head.method.rawValue, uri: head.uri, status: Int(reply.status.code), bytes: reply.bodyBytes,
-                milliseconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e6, cache: reply.cacheOutcome))
+                milliseconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e6, cache: reply.cacheOutcome,
+                principal: live.principal))
             return reply
         }
     }

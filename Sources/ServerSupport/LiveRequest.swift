@@ -4,6 +4,9 @@
 public final class LiveRequest {
     private var handlers: [() -> Void] = []
     public private(set) var isCancelled = false
+    /// Who made the request, once authentication has said (an API key's name, a token's
+    /// subject): carried back out to the access log, which sits in front of authentication.
+    public var principal: String?
 
     public init() {}
 

@@ -161,6 +161,7 @@ public struct AuthorizingResponder: HTTPResponder {
             return refuse(.invalid, ProtocolError(
                 .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")]), on: loop)
         case .principal(let principal):
+            live.principal = principal.name
             guard requirement.isSatisfied(by: principal) else {
                 return refuse(.forbidden, ProtocolError(
                     .forbidden, "credentials do not allow this request",

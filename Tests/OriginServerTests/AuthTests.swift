@@ -219,7 +219,8 @@ struct OperationsTests {
         let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 3)
         #expect(lines.contains { $0.contains("\"uri\":\"/v1/stream/pub/a?offset=-1\"") && $0.contains("\"status\":401") })
-        #expect(lines.contains { $0.contains("\"method\":\"PUT\"") && $0.contains("\"status\":201") })
+        #expect(lines.contains { $0.contains("\"method\":\"PUT\"") && $0.contains("\"status\":201") && $0.contains("\"principal\":\"writer\"") })
+        #expect(lines.filter { $0.contains("\"principal\"") }.count == 1)
     }
 
     // Once a drain begins /readyz says 503, so a load balancer stops sending new requests.

@@ -10,6 +10,11 @@ struct AccessLogTests {
         #expect(entry.jsonLine == #"{"time":"2023-11-14T22:13:20.250Z","method":"GET","uri":"/v1/stream/a?offset=-1","status":200,"bytes":12,"ms":1.500,"cache":"HIT"}"# + "\n")
         let object = try JSONSerialization.jsonObject(with: Data(entry.jsonLine.utf8)) as? [String: Any]
         #expect(object?["status"] as? Int == 200)
+        // Who made it, when authentication said; a token's subject is the client's text.
+        var named = entry
+        named.principal = "al\"ice"
+        let withPrincipal = try JSONSerialization.jsonObject(with: Data(named.jsonLine.utf8)) as? [String: Any]
+        #expect(withPrincipal?["principal"] as? String == "al\"ice")
     }
 
     // A hostile URI can neither end the line nor break out of its string.
