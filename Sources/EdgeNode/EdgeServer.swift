@@ -179,9 +179,16 @@ public final class EdgeServer: Sendable {
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))
         let bodyBudget = RequestBodyBudget(limit: configuration.limits.maxRequestBytesInFlight)
         let metrics = self.metrics
+        // A full server refuses in floods: said once, then at most every 10 s with the count.
+        let refusedLog = ThrottledWarning(interval: .seconds(10)) { [logger] count in
+            logger.warning("\(count) connection(s) refused: max_connections (\(cap.limit)) are open; raise it or add capacity")
+        }
         let bootstrap = HTTPServerBootstrap.make(
             group: group, backlog: 4096, limits: configuration.limits, cap: cap, tls: tls, registry: connections,
-            onRefused: { metrics.connectionCounters.connectionRefused() },
+            onRefused: {
+                metrics.connectionCounters.connectionRefused()
+                refusedLog.record()
+            },
             onExpiry: { metrics.connectionCounters.connectionTimedOut($0) }
         ) { framing in
             HTTPServerHandler(responder: responder, bodyBudget: bodyBudget, framing: framing)
