@@ -76,6 +76,33 @@ import Testing
         }
     }
 
+    /// A certificate from a trusted authority for another name is refused as well: the chain
+    /// alone is not enough, the certificate must name the upstream. (These certificates name no
+    /// IP address: NIOSSL also accepts one that names the address the edge connected to.)
+    @Test func edgeRefusesATrustedCertificateForAnotherName() async throws {
+        let ca = try TestCertificateAuthority(serverName: "origin.internal", namesLoopback: false)
+        defer { ca.remove() }
+        let originTLS = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile)
+        try await withEdges(origin: { $0.tls = originTLS }, edge: {
+            $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile, serverName: "other.internal")
+        }) { edges in
+            let response = try await edges.request(.GET, "/v1/stream/any?offset=-1")
+            #expect(response.status == 502)
+        }
+        // Connecting by the address alone, the certificate names nothing to match it either.
+        try await withEdges(origin: { $0.tls = originTLS }, edge: { $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile) }) { edges in
+            let response = try await edges.request(.GET, "/v1/stream/any?offset=-1")
+            #expect(response.status == 502)
+        }
+        // The same authority and the certificate's own name: served.
+        try await withEdges(origin: { $0.tls = originTLS }, edge: {
+            $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile, serverName: "origin.internal")
+        }) { edges in
+            let response = try await edges.request(.GET, "/v1/stream/any?offset=-1")
+            #expect(response.status == 404)
+        }
+    }
+
     @Test func edgeListensWithTLSAndOffersHTTP11ToClientsWithoutH2() async throws {
         let ca = try TestCertificateAuthority.shared
         try await withEdges(edge: { $0.tls = TLSSettings(certificateFile: ca.certificateFile, keyFile: ca.keyFile) }) { edges in

@@ -13,6 +13,8 @@ public struct TestCertificateAuthority: Sendable {
     /// The server's certificate and key.
     public let certificateFile: String
     public let keyFile: String
+    /// Whether the server certificate names 127.0.0.1 besides its DNS name.
+    public let namesLoopback: Bool
 
     /// One CA and server certificate for every test that does not change them (made once).
     public static var shared: TestCertificateAuthority {
@@ -20,8 +22,11 @@ public struct TestCertificateAuthority: Sendable {
     }
     private static let sharedResult = Result { try TestCertificateAuthority() }
 
-    /// - Parameter serverName: the DNS name the server certificate is issued for.
-    public init(serverName: String = "localhost") throws {
+    /// - Parameters:
+    ///   - serverName: the DNS name the server certificate is issued for.
+    ///   - namesLoopback: whether it also names 127.0.0.1 (off: only `serverName` identifies it).
+    public init(serverName: String = "localhost", namesLoopback: Bool = true) throws {
+        self.namesLoopback = namesLoopback
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-ca-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         caFile = directory.appendingPathComponent("ca.pem").path
@@ -74,9 +79,8 @@ public struct TestCertificateAuthority: Sendable {
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
-                SubjectAlternativeNames([
-                    .dnsName(serverName), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
-                ])
+                SubjectAlternativeNames(
+                    [.dnsName(serverName)] + (namesLoopback ? [.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))] : []))
                 try ExtendedKeyUsage([.serverAuth])
             },
             issuerPrivateKey: .init(caKey))
