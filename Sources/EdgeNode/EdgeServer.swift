@@ -152,7 +152,8 @@ public final class EdgeServer: Sendable {
 
     public func start() async throws {
         if let upstreamTLSProblem { throw upstreamTLSProblem }
-        var service: any HTTPResponder = self.service
+        // Without verify, credentials pass through to the origin, which checks them.
+        var authorize: (any HTTPResponder) -> any HTTPResponder = { $0 }
         if configuration.credentials == .verify {
             try await reloadAuth(configuration.auth, upstreamAuthorizationFile: configuration.upstreamAuthorizationFile)
             let authorizing = { [auth = self.auth, configuration = self.configuration, refusals = metrics.authRefusals]
@@ -162,17 +163,18 @@ public final class EdgeServer: Sendable {
                     operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
                     readCredential: credential, otherPathsScope: .admin, onRefusal: { refusals.count($0) })
             }
-            let streams = authorizing(service, .replace(upstreamCredential))
-            if self.service.routes.isEmpty {
-                service = streams
-            } else {
+            let routes = self.service.routes
+            authorize = { [upstreamCredential] inner in
+                let streams = authorizing(inner, .replace(upstreamCredential))
+                guard !routes.isEmpty else { return streams }
                 // Routes are authorised like any other path, but keep the client's credential.
-                let routes = self.service.routes
-                service = RouteSplitResponder(
-                    isRouted: { routes.target(forURI: $0) != nil }, routed: authorizing(service, .keep), other: streams)
+                return RouteSplitResponder(
+                    isRouted: { routes.target(forURI: $0) != nil }, routed: authorizing(inner, .keep), other: streams)
             }
         }
-        service = try operations.wrap(service, accessLogPath: configuration.accessLog)
+        // /readyz behind the edge's own check (public unless health_scope says otherwise); the
+        // access log outermost, so that refusals are logged too.
+        let service = try operations.wrap(self.service, accessLogPath: configuration.accessLog, authorize: authorize)
         let responder = service
         // Read before binding: a certificate that cannot be used stops the start with its reason.
         let tls = try configuration.tls.map(ServerTLS.init)

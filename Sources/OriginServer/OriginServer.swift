@@ -97,10 +97,12 @@ public final class OriginServer: Sendable {
         // that a reload can turn authentication on, rotate its keys, or turn it off.
         try await reloadAuth(configuration.auth)
         let authRefusals = metrics.authRefusals
-        service = AuthorizingResponder(
-            service, policy: auth, streamPathPrefix: configuration.streamPathPrefix, onRefusal: { authRefusals.count($0) })
-        // Outermost: /readyz answers even while auth is required, and every request is logged.
-        service = try operations.wrap(service, accessLogPath: configuration.accessLog)
+        // /readyz behind authentication (public unless health_scope says otherwise); the access
+        // log outermost, so that refusals are logged too.
+        service = try operations.wrap(service, accessLogPath: configuration.accessLog) { [auth] inner in
+            AuthorizingResponder(
+                inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix, onRefusal: { authRefusals.count($0) })
+        }
         let responder = service
         // Read before binding: a certificate that cannot be used stops the start with its reason.
         let tls = try configuration.tls.map(ServerTLS.init)

@@ -80,8 +80,8 @@ public struct ReadinessResponder: HTTPResponder {
     }
 }
 
-/// What both servers put outermost around their responder: `/readyz` and the access log, with
-/// the state they keep while the server runs.
+/// What both servers put around their responder: `/readyz` and the access log, with the state
+/// they keep while the server runs.
 public final class ServerOperations: Sendable {
     public let readiness = Readiness()
     /// Written until the server stops, and flushed then.
@@ -89,9 +89,13 @@ public final class ServerOperations: Sendable {
 
     public init() {}
 
-    /// `inner` behind `/readyz` and, when `accessLogPath` is set, the access log (opened here).
-    public func wrap(_ inner: any HTTPResponder, accessLogPath: String?) throws -> any HTTPResponder {
-        var responder: any HTTPResponder = ReadinessResponder(inner, readiness: readiness)
+    /// `inner` behind `/readyz`, then `authorize` (so `health_scope` can protect `/readyz`), and
+    /// outermost, when `accessLogPath` is set, the access log (opened here), which thus logs
+    /// refusals too.
+    public func wrap(
+        _ inner: any HTTPResponder, accessLogPath: String?, authorize: (any HTTPResponder) throws -> any HTTPResponder = { $0 }
+    ) throws -> any HTTPResponder {
+        var responder = try authorize(ReadinessResponder(inner, readiness: readiness))
         if let accessLogPath {
             let log = try AccessLog(path: accessLogPath)
             accessLog.withLockedValue { $0 = log }

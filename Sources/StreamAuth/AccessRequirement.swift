@@ -18,13 +18,15 @@ public struct AccessRequirement: Equatable, Sendable {
     /// - Parameters:
     ///   - operationalPaths: the server's own endpoints that `operationalScope` protects
     ///     (`/metrics`; at an edge also its stats and dashboard); `nil` scope leaves them public.
+    ///   - healthScope: what `/healthz` and `/readyz` need (`nil`: nothing).
     ///   - otherPathsScope: what any other path needs (`nil`: nothing). An edge that checks
     ///     credentials itself sets it, so that nothing it would pass upstream unchecked (a path
     ///     another proxy might normalise into a stream's) gets there without credentials.
     ///   - header: a request header by name (case-insensitive).
     public static func of(
         method: String, path: Substring, prefix: String, operationalPaths: Set<String> = ["/metrics"],
-        operationalScope: AccessScope?, otherPathsScope: AccessScope? = nil, header: (String) -> String?
+        operationalScope: AccessScope?, healthScope: AccessScope? = nil, otherPathsScope: AccessScope? = nil,
+        header: (String) -> String?
     ) -> AccessRequirement {
         // A browser's preflight carries no credentials by design; it reveals nothing.
         if method == "OPTIONS" { return .open }
@@ -32,7 +34,9 @@ public struct AccessRequirement: Equatable, Sendable {
             if operationalPaths.contains(String(path)) {
                 return operationalScope.map { AccessRequirement(needs: [Need(scope: $0, stream: nil)]) } ?? .open
             }
-            if path == "/healthz" || path == "/readyz" { return .open }
+            if path == "/healthz" || path == "/readyz" {
+                return healthScope.map { AccessRequirement(needs: [Need(scope: $0, stream: nil)]) } ?? .open
+            }
             return otherPathsScope.map { AccessRequirement(needs: [Need(scope: $0, stream: nil)]) } ?? .open
         }
         // A path that names no stream is refused by the server itself (400); whoever asks may

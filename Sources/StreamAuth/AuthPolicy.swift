@@ -14,11 +14,17 @@ public final class AuthPolicy: Sendable {
         public var forwardAuthority: ForwardAuthority?
         /// What the server's own endpoints need; `nil`: public.
         public var operationalScope: AccessScope?
+        /// What `/healthz` and `/readyz` need; `nil`: public.
+        public var healthScope: AccessScope?
 
-        public init(authenticator: Authenticator?, forwardAuthority: ForwardAuthority? = nil, operationalScope: AccessScope?) {
+        public init(
+            authenticator: Authenticator?, forwardAuthority: ForwardAuthority? = nil, operationalScope: AccessScope?,
+            healthScope: AccessScope? = nil
+        ) {
             self.authenticator = authenticator
             self.forwardAuthority = forwardAuthority
             self.operationalScope = operationalScope
+            self.healthScope = healthScope
         }
 
         /// Whether requests are checked at all.
@@ -40,7 +46,7 @@ public final class AuthPolicy: Sendable {
         Current(
             authenticator: try await settings.makeAuthenticator(),
             forwardAuthority: try settings.makeForwardAuthority(observer: forwardAuthObserver),
-            operationalScope: settings.metricsScope)
+            operationalScope: settings.metricsScope, healthScope: settings.healthScope)
     }
 
     public var current: Current { state.withLockedValue { $0 } }

@@ -12,6 +12,7 @@ import ServerSupport
 /// jwt_issuer = "https://auth.example.com/"               # required iss, optional
 /// jwt_audience = "durable-streams"                       # required aud, optional
 /// metrics_scope = "admin"                                # public (default) | read | write | admin
+/// health_scope = "read"                                  # /healthz and /readyz: public (default) | …
 /// ```
 ///
 /// Or forward auth instead of keys and tokens (the two cannot be combined: when it is set the
@@ -29,6 +30,8 @@ public struct AuthSettings: Sendable, Equatable {
     public var jwtAudience: String?
     /// What `/metrics` needs; `nil`: public.
     public var metricsScope: AccessScope?
+    /// What `/healthz` and `/readyz` need; `nil`: public (load balancers probe without credentials).
+    public var healthScope: AccessScope?
     /// The forward-auth endpoint; when set, it decides instead of keys and tokens.
     public var forwardAuthURL: ForwardAuthEndpoint?
     /// How long a forward-auth decision (allowed, 401, 403) is reused; zero: never.
@@ -45,7 +48,7 @@ public struct AuthSettings: Sendable, Equatable {
 
     public static let fileKeys: Set<String> = [
         "api_keys_file", "jwt_hs256_secret_file", "jwt_es256_public_key_file", "jwt_rs256_public_key_file",
-        "jwt_issuer", "jwt_audience", "metrics_scope", "forward_auth_url", "forward_auth_cache", "forward_auth_timeout",
+        "jwt_issuer", "jwt_audience", "metrics_scope", "health_scope", "forward_auth_url", "forward_auth_cache", "forward_auth_timeout",
     ]
 
     public var isEnabled: Bool { apiKeysFile != nil || !jwtKeys.isEmpty || forwardAuthURL != nil }
@@ -73,16 +76,8 @@ public struct AuthSettings: Sendable, Equatable {
         if let value = try file.string("jwt_rs256_public_key_file") { jwtKeys.rs256PublicKey = value }
         if let value = try file.string("jwt_issuer") { jwtIssuer = value }
         if let value = try file.string("jwt_audience") { jwtAudience = value }
-        if let value = try file.string("metrics_scope") {
-            if value == "public" {
-                metricsScope = nil
-            } else {
-                guard let scope = AccessScope(name: value) else {
-                    throw file.problem("metrics_scope", "'metrics_scope' must be public, read, write or admin")
-                }
-                metricsScope = scope
-            }
-        }
+        if let value = try file.string("metrics_scope") { metricsScope = try Self.scope(value, key: "metrics_scope", in: file) }
+        if let value = try file.string("health_scope") { healthScope = try Self.scope(value, key: "health_scope", in: file) }
         if let value = try file.string("forward_auth_url") {
             do {
                 forwardAuthURL = try ForwardAuthEndpoint(url: value)
@@ -107,6 +102,15 @@ public struct AuthSettings: Sendable, Equatable {
         } catch {
             throw file.problem("forward_auth_url", error.description)
         }
+    }
+
+    /// A scope setting's value: `public` (nothing needed) or a scope's name.
+    private static func scope(_ value: String, key: String, in file: ConfigurationFile) throws -> AccessScope? {
+        if value == "public" { return nil }
+        guard let scope = AccessScope(name: value) else {
+            throw file.problem(key, "'\(key)' must be public, read, write or admin")
+        }
+        return scope
     }
 
     /// Loads the key files (blocking reads: at start-up or reload). `nil` when authentication is

@@ -115,7 +115,8 @@ public struct AuthorizingResponder: HTTPResponder {
         let path = head.uri[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
         let requirement = AccessRequirement.of(
             method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
-            operationalScope: policy.operationalScope, otherPathsScope: otherPathsScope, header: { head.headers.first(name: $0) })
+            operationalScope: policy.operationalScope, healthScope: policy.healthScope, otherPathsScope: otherPathsScope,
+            header: { head.headers.first(name: $0) })
         guard !requirement.isPublic else { return inner.respond(to: request, live: live, on: loop) }
         let authorization = head.headers.single("Authorization")
         let presented = authorization.value

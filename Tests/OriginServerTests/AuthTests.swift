@@ -223,6 +223,26 @@ struct OperationsTests {
         #expect(lines.filter { $0.contains("\"principal\"") }.count == 1)
     }
 
+    // health_scope protects /healthz and /readyz apart from /metrics: here health needs read,
+    // metrics stay public.
+    @Test func healthCanBeProtectedSeparately() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        var settings = files.settings
+        settings.healthScope = .read
+        try await withOrigin(configure: { $0.auth = settings }) { (origin: Origin) async throws in
+            guard !Topology.throughEdge else { return }  // /healthz and /readyz would be the edge's own
+            for path in ["/healthz", "/readyz"] {
+                let anonymous = try await origin.request(.GET, path)
+                #expect(anonymous.status == 401 && anonymous.header("WWW-Authenticate") != nil)
+                // A key limited to a prefix of streams covers none of the server's own endpoints.
+                #expect(try await origin.request(.GET, path, headers: bearer(AuthFiles.reader)).status == 403)
+                #expect(try await origin.request(.GET, path, headers: bearer(AuthFiles.admin)).status == 200)
+            }
+            #expect(try await origin.request(.GET, "/metrics").status == 200)
+        }
+    }
+
     // Once a drain begins /readyz says 503, so a load balancer stops sending new requests.
     @Test func readyzTurnsUnavailableWhenDraining() async throws {
         try await withOrigin { (origin: Origin) async throws in

@@ -13,8 +13,10 @@ struct AuthSettingsTests {
             jwt_issuer = "https://auth.test/"
             jwt_audience = "ds"
             metrics_scope = "admin"
+            health_scope = "read"
             """, path: "test.conf"))
         #expect(settings.isEnabled)
+        #expect(settings.healthScope == .read)
         #expect(settings.apiKeysFile == "/etc/ds/keys.toml")
         #expect(settings.jwtKeys == JWTAuthority.KeyFiles(es256PublicKey: "/etc/ds/es.pem"))
         #expect(settings.jwtIssuer == "https://auth.test/" && settings.jwtAudience == "ds")
@@ -27,6 +29,9 @@ struct AuthSettingsTests {
         var settings = AuthSettings()
         #expect(throws: (any Error).self) {
             try settings.apply(ConfigurationFile(text: "metrics_scope = \"everyone\"", path: "test.conf"))
+        }
+        #expect(throws: (any Error).self) {
+            try settings.apply(ConfigurationFile(text: "health_scope = \"nobody\"", path: "test.conf"))
         }
     }
 
