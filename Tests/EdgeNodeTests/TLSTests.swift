@@ -233,7 +233,8 @@ import Testing
             let silent = try await RawConnection.connect(port: edges.port)
             #expect(try await silent.closedByServer())
             let halfHello = try await RawConnection.connect(port: edges.port)
-            try await halfHello.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            // On a loaded machine the deadline may pass before these bytes go: closed either way.
+            try? await halfHello.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
             #expect(try await halfHello.closedByServer())
         }
     }
