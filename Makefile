@@ -3,9 +3,10 @@ SWIFT ?= swift
 
 .PHONY: deps build release dev origin test bench fuzz fuzz-build clean
 
-# Debian packages the build needs (zlib headers for compression, LMDB for the file-backed store).
+# Debian packages the build needs (zlib headers for compression, LMDB for the file-backed store;
+# openssl makes the certificates of the reload check).
 # Only the missing ones are installed, with one apt-get update for all of them.
-DEB_PACKAGES := zlib1g-dev liblmdb-dev
+DEB_PACKAGES := zlib1g-dev liblmdb-dev openssl
 
 deps:
 	@missing=""; \
@@ -33,7 +34,8 @@ origin: release
 # durable file store; then a short crash run: kill -9 of a file-backed origin at random
 # instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py),
 # and a real full disk (a 4 MiB tmpfs) under a file-backed origin (loadtest/disk-full-check.sh);
-# and the systemd units under deploy/ through systemd-analyze verify.
+# SIGHUP under traffic to a TLS origin and a verifying edge, rotating certificates and keys, then
+# SIGTERM (loadtest/reload-check.py); and the systemd units under deploy/ through systemd-analyze verify.
 CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
@@ -43,6 +45,7 @@ test: deps
 	python3 loadtest/crash-harness.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" \
 		--cycles $(CRASH_CYCLES) --time-limit 600
 	loadtest/disk-full-check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
+	python3 loadtest/reload-check.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" --seconds 60
 	deploy/verify-units.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 
 bench: release
