@@ -9,14 +9,16 @@
 # Starts one origin, one edge and one nginx on 127.0.0.1, makes a self-signed P-256 certificate
 # with openssl, creates a stream of SIZE bytes, warms both caches, then measures
 # GET ?offset=-1 through each with wrk -t2 -c64 for DURATION (keep-alive: handshakes are not
-# what is measured), ROUNDS times. nginx runs from a generated config in a temporary directory
+# what is measured), ROUNDS times (7 by default; the medians are the figures). Each round also
+# reads each server's CPU time (/proc/PID/stat; nginx's master and 2 workers summed) around its
+# phase and prints CPU per request beside req/s. nginx runs from a generated config in a temporary directory
 # (never the system's), 2 workers (the edge has 2 event loops here). Needs wrk, nginx, openssl,
 # curl. Every load is bounded by wrk's duration.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/.build/release/durable-streams}
 SIZE=${SIZE:-1024}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-6s}
 PORT=${PORT:-18720}
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
@@ -65,7 +67,9 @@ http {
 CONF
 "$BIN" origin --port "$PORT" >/dev/null 2>&1 & PIDS+=($!)
 "$BIN" edge --config "$WORK/edge.conf" --listen "127.0.0.1:$EDGE" --upstream "http://127.0.0.1:$PORT" >/dev/null 2>&1 & PIDS+=($!)
+EDGE_PID=$!
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" & PIDS+=($!)
+NGINX_PID=$!
 for port in "$EDGE" "$NGX"; do
     for _ in $(seq 200); do curl -sk -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.05; done
 done
@@ -77,13 +81,35 @@ hit=$(curl -fsk -D - -o /dev/null "https://127.0.0.1:$EDGE$URL_PATH" | tr -d '\r
 hit=$(curl -fsk -D - -o /dev/null "https://127.0.0.1:$NGX$URL_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status" {print $2}')
 [ "$hit" = HIT ] || { echo "nginx answered X-Cache-Status: $hit, not HIT" >&2; exit 1; }
 
-run() { wrk -t2 -c64 -d"$1" "$2" | awk '/Requests\/sec/ { print $2 }'; }
+run() { wrk -t2 -c64 -d"$1" "$2" | awk '/Requests\/sec/ { print $2 } / requests in / { print $1 }'; }
+# CPU seconds (user + system, all threads) of processes: /proc/PID/stat fields 14 and 15.
+HZ=$(getconf CLK_TCK)
+cpu() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk -v hz="$HZ" '{ sub(/.*\) /, ""); sum += $12 + $13 } END { printf "%.4f", sum / hz }'; }
+# One measured phase: "req/s cpu-µs-per-request" for the processes named.
+phase() {
+    local url=$1 before after out; shift
+    before=$(cpu "$@")
+    out=$(run "$DURATION" "$url" | tr '\n' ' ')
+    after=$(cpu "$@")
+    awk -v before="$before" -v after="$after" -v out="$out" 'BEGIN {
+        split(out, f, " "); printf "%s %.1f\n", f[2], (after - before) * 1e6 / f[1] }'
+}
 run 2s "https://127.0.0.1:$EDGE$URL_PATH" >/dev/null
 run 2s "https://127.0.0.1:$NGX$URL_PATH" >/dev/null
+# nginx's master and its workers (the workers do the serving; the cache loader comes and goes).
+NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" -f "worker process"))
 echo "cache hit over TLS (HTTP/1.1, keep-alive), $SIZE bytes, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
+echo "(req/s shares 2 cores with wrk; CPU per request is each server's own, all its processes and threads)"
 for round in $(seq "$ROUNDS"); do
-    nginx_rps=$(run "$DURATION" "https://127.0.0.1:$NGX$URL_PATH")
-    edge_rps=$(run "$DURATION" "https://127.0.0.1:$EDGE$URL_PATH")
-    printf 'round %s: nginx %s req/s, edge %s req/s, edge/nginx %s\n' "$round" "$nginx_rps" "$edge_rps" \
-        "$(awk -v a="$edge_rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')"
+    read -r nginx_rps nginx_cpu < <(phase "https://127.0.0.1:$NGX$URL_PATH" "${NGINX_PIDS[@]}")
+    read -r edge_rps edge_cpu < <(phase "https://127.0.0.1:$EDGE$URL_PATH" "$EDGE_PID")
+    printf 'round %s: nginx %s req/s %s µs/req, edge %s req/s %s µs/req; edge/nginx: req/s %s, by CPU %s\n' \
+        "$round" "$nginx_rps" "$nginx_cpu" "$edge_rps" "$edge_cpu" \
+        "$(awk -v a="$edge_rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')" \
+        "$(awk -v a="$edge_cpu" -v b="$nginx_cpu" 'BEGIN { printf "%.2f", b / a }')"
+    awk -v a="$edge_rps" -v b="$nginx_rps" 'BEGIN { printf "%.4f\n", a / b }' >> "$WORK/ratios"
+    awk -v a="$edge_cpu" -v b="$nginx_cpu" 'BEGIN { printf "%.4f\n", b / a }' >> "$WORK/cpu-ratios"
 done
+# Single rounds swing by ±15% on two shared cores; the median of the rounds is the figure.
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf 'median of %s rounds: edge/nginx req/s %s, by CPU per request %s\n' "$ROUNDS" "$(median "$WORK/ratios")" "$(median "$WORK/cpu-ratios")"
