@@ -81,19 +81,8 @@ hit=$(curl -fsk -D - -o /dev/null "https://127.0.0.1:$EDGE$URL_PATH" | tr -d '\r
 hit=$(curl -fsk -D - -o /dev/null "https://127.0.0.1:$NGX$URL_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status" {print $2}')
 [ "$hit" = HIT ] || { echo "nginx answered X-Cache-Status: $hit, not HIT" >&2; exit 1; }
 
-run() { wrk -t2 -c64 -d"$1" "$2" | awk '/Requests\/sec/ { print $2 } / requests in / { print $1 }'; }
-# CPU seconds (user + system, all threads) of processes: /proc/PID/stat fields 14 and 15.
-HZ=$(getconf CLK_TCK)
-cpu() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk -v hz="$HZ" '{ sub(/.*\) /, ""); sum += $12 + $13 } END { printf "%.4f", sum / hz }'; }
-# One measured phase: "req/s cpu-µs-per-request" for the processes named.
-phase() {
-    local url=$1 before after out; shift
-    before=$(cpu "$@")
-    out=$(run "$DURATION" "$url" | tr '\n' ' ')
-    after=$(cpu "$@")
-    awk -v before="$before" -v after="$after" -v out="$out" 'BEGIN {
-        split(out, f, " "); printf "%s %.1f\n", f[2], (after - before) * 1e6 / f[1] }'
-}
+# shellcheck source=ab-measure.sh
+source "$ROOT/loadtest/ab-measure.sh"
 run 2s "https://127.0.0.1:$EDGE$URL_PATH" >/dev/null
 run 2s "https://127.0.0.1:$NGX$URL_PATH" >/dev/null
 # nginx's master and its workers (the workers do the serving; the cache loader comes and goes).
@@ -101,8 +90,8 @@ NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" -f "worker process"))
 echo "cache hit over TLS (HTTP/1.1, keep-alive), $SIZE bytes, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
 echo "(req/s shares 2 cores with wrk; CPU per request is each server's own, all its processes and threads)"
 for round in $(seq "$ROUNDS"); do
-    read -r nginx_rps nginx_cpu < <(phase "https://127.0.0.1:$NGX$URL_PATH" "${NGINX_PIDS[@]}")
-    read -r edge_rps edge_cpu < <(phase "https://127.0.0.1:$EDGE$URL_PATH" "$EDGE_PID")
+    read -r nginx_rps nginx_cpu < <(phase "${NGINX_PIDS[*]}" "https://127.0.0.1:$NGX$URL_PATH")
+    read -r edge_rps edge_cpu < <(phase "$EDGE_PID" "https://127.0.0.1:$EDGE$URL_PATH")
     printf 'round %s: nginx %s req/s %s µs/req, edge %s req/s %s µs/req; edge/nginx: req/s %s, by CPU %s\n' \
         "$round" "$nginx_rps" "$nginx_cpu" "$edge_rps" "$edge_cpu" \
         "$(awk -v a="$edge_rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')" \
@@ -110,6 +99,4 @@ for round in $(seq "$ROUNDS"); do
     awk -v a="$edge_rps" -v b="$nginx_rps" 'BEGIN { printf "%.4f\n", a / b }' >> "$WORK/ratios"
     awk -v a="$edge_cpu" -v b="$nginx_cpu" 'BEGIN { printf "%.4f\n", b / a }' >> "$WORK/cpu-ratios"
 done
-# Single rounds swing by ±15% on two shared cores; the median of the rounds is the figure.
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf 'median of %s rounds: edge/nginx req/s %s, by CPU per request %s\n' "$ROUNDS" "$(median "$WORK/ratios")" "$(median "$WORK/cpu-ratios")"

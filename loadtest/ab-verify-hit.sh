@@ -53,19 +53,8 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1")
 [ "$status" = 401 ] || { echo "verify edge answered $status without a token" >&2; exit 1; }
 
-run() { wrk -t2 -c64 -d"$1" "${@:2}" | awk '/Requests\/sec/ { print $2 } / requests in / { print $1 }'; }
-# CPU seconds (user + system, all threads) a process has used: /proc/PID/stat fields 14 and 15.
-HZ=$(getconf CLK_TCK)
-cpu() { awk -v hz="$HZ" '{ sub(/.*\) /, ""); printf "%.4f", ($12 + $13) / hz }' "/proc/$1/stat"; }
-# One measured phase against one edge: "req/s cpu-µs-per-request".
-phase() {
-    local pid=$1 before after out; shift
-    before=$(cpu "$pid")
-    out=$(run "$DURATION" "$@" | tr '\n' ' ')
-    after=$(cpu "$pid")
-    awk -v before="$before" -v after="$after" -v out="$out" 'BEGIN {
-        split(out, f, " "); printf "%s %.1f\n", f[2], (after - before) * 1e6 / f[1] }'
-}
+# shellcheck source=ab-measure.sh
+source "$ROOT/loadtest/ab-measure.sh"
 run 5s "http://127.0.0.1:$PLAIN/v1/stream/ab?offset=-1" >/dev/null
 run 5s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$VERIFY/v1/stream/ab?offset=-1" >/dev/null
 echo "edge cache hit, $SIZE bytes, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
@@ -80,6 +69,4 @@ for round in $(seq "$ROUNDS"); do
     awk -v a="$verify" -v b="$plain" 'BEGIN { printf "%.4f\n", a / b }' >> "$WORK/ratios"
     awk -v a="$verifycpu" -v b="$plaincpu" 'BEGIN { printf "%.4f\n", b / a }' >> "$WORK/cpu-ratios"
 done
-# Single rounds swing by ±15% on two shared cores; the median of the rounds is the figure.
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf 'median of %s rounds: verify/no-auth req/s %s, by CPU per request %s\n' "$ROUNDS" "$(median "$WORK/ratios")" "$(median "$WORK/cpu-ratios")"
