@@ -230,6 +230,7 @@ let package = Package(
                 "EdgeNode", "OriginServer", "StreamStore", "TestSupport", "StreamAuth",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(

@@ -238,12 +238,6 @@ public struct EdgeConfiguration: Sendable {
         return (host, port)
     }
 
-    /// `http://HOST:PORT` with an optional trailing `/`.
-    public static func parseUpstream(_ text: String) -> (String, Int)? {
-        guard let (secure, host, port) = parseUpstreamURL(text), !secure else { return nil }
-        return (host, port)
-    }
-
     /// `http://HOST:PORT` or `https://HOST:PORT`, with an optional trailing `/`.
     public static func parseUpstreamURL(_ text: String) -> (secure: Bool, host: String, port: Int)? {
         let secure = text.hasPrefix("https://")

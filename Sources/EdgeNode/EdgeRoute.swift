@@ -11,6 +11,9 @@ public struct EdgeRoute: Sendable, Equatable {
     public var pathPrefix: String
     public var upstreamHost: String
     public var upstreamPort: Int
+    /// Set for an `https://` upstream: how the edge checks it (verification on by default, the
+    /// system's trust store unless `ca_file` says otherwise); `nil` for `http://`.
+    public var upstreamTLS: UpstreamTLSSettings?
     /// Pooled keep-alive connections to this route's upstream.
     public var maxConnections = 64
     /// Bound on one exchange with the route's upstream, waiting for a connection included;
@@ -27,7 +30,9 @@ public struct EdgeRoute: Sendable, Equatable {
     }
 
     /// Settings a `[[route]]` table may hold.
-    public static let fileKeys: Set<String> = ["path_prefix", "upstream", "max_connections", "timeout", "max_response_bytes"]
+    public static let fileKeys: Set<String> = [
+        "path_prefix", "upstream", "max_connections", "timeout", "max_response_bytes", "ca_file", "tls_verify", "server_name",
+    ]
 
     /// The most `[[route]]` tables an `edge.conf` may hold: each has a connection pool of its own,
     /// and matching walks them all.
@@ -49,10 +54,22 @@ public struct EdgeRoute: Sendable, Equatable {
         guard let text = try section.string("upstream") else {
             throw section.problem("[[route]] for \(prefix) needs 'upstream', e.g. \"http://127.0.0.1:9000\"")
         }
-        guard let (host, port) = EdgeConfiguration.parseUpstream(text) else {
-            throw section.problem("upstream", "'upstream' must be an http:// URL with host and port, e.g. \"http://127.0.0.1:9000\"")
+        guard let (secure, host, port) = EdgeConfiguration.parseUpstreamURL(text) else {
+            throw section.problem(
+                "upstream", "'upstream' must be an http:// or https:// URL with host and port, e.g. \"http://127.0.0.1:9000\"")
         }
         self.init(pathPrefix: prefix, upstreamHost: host, upstreamPort: port)
+        upstreamTLS = secure ? UpstreamTLSSettings() : nil
+        let caFile = try section.string("ca_file")
+        let verify = try section.bool("tls_verify")
+        let serverName = try section.string("server_name")
+        if !secure, caFile != nil || verify != nil || serverName != nil {
+            let key = caFile != nil ? "ca_file" : verify != nil ? "tls_verify" : "server_name"
+            throw section.problem(key, "'\(key)' applies only to an https:// upstream")
+        }
+        if let caFile { upstreamTLS?.caFile = caFile }
+        if let verify { upstreamTLS?.verify = verify }
+        if let serverName { upstreamTLS?.serverName = serverName }
         if let value = try section.int("max_connections") {
             guard value > 0 else { throw section.problem("max_connections", "'max_connections' must be positive") }
             maxConnections = value

@@ -26,7 +26,7 @@ public final class EdgeServer: Sendable {
     private let logger: Logger
     private let upstream: UpstreamClient
     private let liveUpstream: UpstreamClient
-    /// Why the upstream's TLS context could not be made, reported by `start`.
+    /// Why an upstream's (or a route's) TLS context could not be made, reported by `start`.
     private let upstreamTLSProblem: (any Error)?
     /// One pooled client per `[[route]]`, shut down with the server.
     private let routeUpstreams: [RouteUpstream]
@@ -57,14 +57,18 @@ public final class EdgeServer: Sendable {
         self.group = group
         self.ownsGroup = ownsGroup
         self.logger = logger
-        // Made once for both pools; a CA file that cannot be read stops `start` with its reason.
-        var upstreamTLS: UpstreamTLS?
-        do {
-            upstreamTLS = try configuration.upstreamTLS.map { try UpstreamTLS($0, host: configuration.upstreamHost) }
-            upstreamTLSProblem = nil
-        } catch {
-            upstreamTLSProblem = error
+        // Made once for both pools (and once per https route); a CA file that cannot be read
+        // stops `start` with its reason.
+        var tlsProblem: (any Error)?
+        func makeTLS(_ settings: UpstreamTLSSettings?, host: String) -> UpstreamTLS? {
+            do {
+                return try settings.map { try UpstreamTLS($0, host: host) }
+            } catch {
+                tlsProblem = tlsProblem ?? error
+                return nil
+            }
         }
+        let upstreamTLS = makeTLS(configuration.upstreamTLS, host: configuration.upstreamHost)
         self.upstream = UpstreamClient(
             host: configuration.upstreamHost, port: configuration.upstreamPort, group: group,
             maxConnections: configuration.upstreamMaxConnections, connectTimeout: configuration.upstreamConnectTimeout,
@@ -76,8 +80,10 @@ public final class EdgeServer: Sendable {
         let routeUpstreams = configuration.routes.map { route in
             RouteUpstream(route: route, client: UpstreamClient(
                 host: route.upstreamHost, port: route.upstreamPort, group: group, maxConnections: route.maxConnections,
-                connectTimeout: configuration.upstreamConnectTimeout, maxResponseBytes: route.maxResponseBytes))
+                connectTimeout: configuration.upstreamConnectTimeout, maxResponseBytes: route.maxResponseBytes,
+                tls: makeTLS(route.upstreamTLS, host: route.upstreamHost)))
         }
+        upstreamTLSProblem = tlsProblem
         self.routeUpstreams = routeUpstreams
         let connections = self.connections
         self.service = EdgeService(

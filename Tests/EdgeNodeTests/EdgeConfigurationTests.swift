@@ -60,7 +60,9 @@ struct EdgeConfigurationTests {
     @Test func parsesAddresses() {
         #expect(EdgeConfiguration.parseHostPort("[::1]:80")! == ("::1", 80))
         #expect(EdgeConfiguration.parseHostPort("127.0.0.1:65536") == nil)
-        #expect(EdgeConfiguration.parseUpstream("http://127.0.0.1:4437")! == ("127.0.0.1", 4437))
-        #expect(EdgeConfiguration.parseUpstream("http://127.0.0.1:4437/v1") == nil)
+        #expect(EdgeConfiguration.parseUpstreamURL("http://127.0.0.1:4437")! == (false, "127.0.0.1", 4437))
+        #expect(EdgeConfiguration.parseUpstreamURL("https://[::1]:4437/")! == (true, "::1", 4437))
+        #expect(EdgeConfiguration.parseUpstreamURL("http://127.0.0.1:4437/v1") == nil)
+        #expect(EdgeConfiguration.parseUpstreamURL("ftp://127.0.0.1:4437") == nil)
     }
 }

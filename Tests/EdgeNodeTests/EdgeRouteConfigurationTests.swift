@@ -38,6 +38,28 @@ struct EdgeRouteConfigurationTests {
         #expect(assets.maxConnections == 4 && assets.timeout == .seconds(5) && assets.maxResponseBytes == 1024)
     }
 
+    @Test func anHTTPSRouteVerifiesByDefault() throws {
+        let configuration = try apply("""
+            [[route]]
+            path_prefix = "/api/"
+            upstream = "https://app.internal:443"
+
+            [[route]]
+            path_prefix = "/files/"
+            upstream = "https://10.0.0.5:8443"
+            ca_file = "/etc/ds/ca.pem"
+            server_name = "files.internal"
+            tls_verify = false
+
+            [[route]]
+            path_prefix = "/plain/"
+            upstream = "http://127.0.0.1:9000"
+            """)
+        #expect(configuration.routes[0].upstreamTLS == UpstreamTLSSettings())
+        #expect(configuration.routes[1].upstreamTLS == UpstreamTLSSettings(caFile: "/etc/ds/ca.pem", verify: false, serverName: "files.internal"))
+        #expect(configuration.routes[2].upstreamTLS == nil)
+    }
+
     @Test func noRoutesByDefault() throws {
         #expect(try apply("listen = \"127.0.0.1:4438\"\n").routes.isEmpty)
         #expect(EdgeConfiguration().routeCacheBudgetBytes == 16 << 20)
@@ -49,8 +71,10 @@ struct EdgeRouteConfigurationTests {
         ("[[route]]\npath_prefix = \"/api/\"\n", 1, "needs 'upstream'"),
         ("[[route]]\npath_prefix = \"api/\"\nupstream = \"http://127.0.0.1:9000\"\n", 2, "must start with /"),
         ("[[route]]\npath_prefix = \"/a b/\"\nupstream = \"http://127.0.0.1:9000\"\n", 2, "must be a URL path"),
-        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"https://127.0.0.1:9000\"\n", 3, "'upstream' must be an http:// URL"),
-        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1\"\n", 3, "'upstream' must be an http:// URL"),
+        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"ftp://127.0.0.1:9000\"\n", 3, "'upstream' must be an http:// or https:// URL"),
+        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1\"\n", 3, "'upstream' must be an http:// or https:// URL"),
+        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1:9000\"\nca_file = \"/ca.pem\"\n", 4, "'ca_file' applies only to an https:// upstream"),
+        ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"https://127.0.0.1:9000\"\ntls_verify = \"no\"\n", 4, "'tls_verify' must be"),
         ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1:9000\"\nmax_connections = 0\n", 4, "must be positive"),
         ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1:9000\"\ntimeout = \"soon\"\n", 4, "must be a duration"),
         ("[[route]]\npath_prefix = \"/api/\"\nupstream = \"http://127.0.0.1:9000\"\ntimeout = \"0s\"\n", 4, "longer than 0"),

@@ -2,6 +2,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import ServerSupport
 import StreamAuth
 import TestSupport
@@ -11,12 +12,13 @@ import Testing
 /// `[[route]]` of the edge, all on ephemeral ports.
 private func withRoute<T>(
     prefix: String = "/api/",
+    tls: NIOSSLContext? = nil,
     route configureRoute: (inout EdgeRoute) -> Void = { _ in },
     edge configureEdge: (inout EdgeConfiguration) -> Void = { _ in },
     _ responder: @escaping FakeUpstream.Responder,
     _ body: (EdgeTopology, FakeUpstream) async throws -> T
 ) async throws -> T {
-    let app = try await FakeUpstream.start(responder)
+    let app = try await FakeUpstream.start(tls: tls, responder)
     do {
         let result = try await withEdges(edge: { configuration in
             var route = EdgeRoute(pathPrefix: prefix, upstreamHost: "127.0.0.1", upstreamPort: app.port)
@@ -69,6 +71,38 @@ struct EdgeRouteTests {
             #expect(head.header("Content-Length") == String(response.body.count))
             #expect(head.body.isEmpty)
             #expect(app.requests(.HEAD).count == 1)
+        }
+    }
+
+    /// An https:// route upstream: checked against the configured CA and name, like the stream
+    /// upstream; one the edge cannot verify is 502 and never reached in the clear.
+    @Test func anHTTPSRouteUpstreamIsVerified() async throws {
+        let ca = try TestCertificateAuthority(serverName: "app.internal", namesLoopback: false)
+        defer { ca.remove() }
+        let answer: FakeUpstream.Responder = { request in FakeResponse(status: .ok, body: "secure \(request.uri)") }
+        try await withRoute(tls: try ca.serverContext(), route: {
+            $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile, serverName: "app.internal")
+        }, answer) { edges, app in
+            let response = try await edges.request(.GET, "/api/x")
+            #expect(response.status == 200)
+            #expect(response.text == "secure /api/x")
+            #expect(app.requests.count == 1)
+        }
+        // Another name than the certificate's: refused before any request is sent.
+        try await withRoute(tls: try ca.serverContext(), route: {
+            $0.upstreamTLS = UpstreamTLSSettings(caFile: ca.caFile, serverName: "other.internal")
+        }, answer) { edges, app in
+            let response = try await edges.request(.GET, "/api/x")
+            #expect(response.status == 502)
+            #expect(app.requests.isEmpty)
+        }
+        // The system's trust store does not know the test CA.
+        try await withRoute(tls: try ca.serverContext(), route: {
+            $0.upstreamTLS = UpstreamTLSSettings(serverName: "app.internal")
+        }, answer) { edges, app in
+            let response = try await edges.request(.GET, "/api/x")
+            #expect(response.status == 502)
+            #expect(app.requests.isEmpty)
         }
     }
 

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import TestSupport
 
 /// A request as the fake upstream received it.
@@ -107,15 +108,18 @@ final class FakeUpstream: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
+    /// Set: connections speak TLS with this context before HTTP.
+    private let tls: NIOSSLContext?
 
-    private init(responder: @escaping Responder) {
+    private init(responder: @escaping Responder, tls: NIOSSLContext?) {
         state = NIOLockedValueBox(State(responder: responder))
+        self.tls = tls
     }
 
     /// Starts a fake upstream on `port` (by default a free one outside the ephemeral range, so
     /// that `restart()` can take it back).
-    static func start(port: Int? = nil, _ responder: @escaping Responder) async throws -> FakeUpstream {
-        let fake = FakeUpstream(responder: responder)
+    static func start(port: Int? = nil, tls: NIOSSLContext? = nil, _ responder: @escaping Responder) async throws -> FakeUpstream {
+        let fake = FakeUpstream(responder: responder, tls: tls)
         if let port {
             try await fake.listen(port: port)
         } else {
@@ -145,6 +149,7 @@ final class FakeUpstream: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = self.tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
                     try channel.pipeline.syncOperations.addHandler(FakeUpstreamHandler(upstream: self))
                     self.track(channel)

@@ -96,6 +96,14 @@ public struct TestCertificateAuthority: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
+    /// A server context presenting this CA's server certificate (HTTP/1.1 only).
+    public func serverContext() throws -> NIOSSLContext {
+        let configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) },
+            privateKey: .file(keyFile))
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     public func remove() {
         try? FileManager.default.removeItem(at: directory)
     }
