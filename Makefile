@@ -35,7 +35,9 @@ origin: release
 # instants, checking every acknowledged append survives exactly once (loadtest/crash-harness.py),
 # and a real full disk (a 4 MiB tmpfs) under a file-backed origin (loadtest/disk-full-check.sh);
 # SIGHUP under traffic to a TLS origin and a verifying edge, rotating certificates and keys, then
-# SIGTERM (loadtest/reload-check.py); and the systemd units under deploy/ through systemd-analyze verify.
+# SIGTERM (loadtest/reload-check.py); the systemd units under deploy/ through systemd-analyze verify;
+# and the Prometheus rules and Grafana dashboard (deploy/prometheus/check.sh: promtool check and unit
+# tests, then a real Prometheus scraping an edge, whose hit-ratio rule must match the edge's counters).
 CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
@@ -47,6 +49,7 @@ test: deps
 	loadtest/disk-full-check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 	python3 loadtest/reload-check.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" --seconds 60
 	deploy/verify-units.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
+	deploy/prometheus/check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh
