@@ -35,7 +35,8 @@ public enum RequestClass: String, Sendable, CaseIterable {
 }
 
 /// The edge's counters, gauges and histogram, at `/metrics` (Prometheus text) and
-/// `/__edge/stats` (JSON). Every name starts with `ds_edge_`.
+/// `/__edge/stats` (JSON, with a history of the last hour by the second and the last day by the
+/// minute, and the busiest streams). Every Prometheus name starts with `ds_edge_`.
 public final class EdgeMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let requests: [RequestClass: [CacheOutcome: Counter]]
@@ -43,6 +44,7 @@ public final class EdgeMetrics: Sendable {
     let collapsedWaiters: Counter
     let bytesFromCache: Counter
     let bytesFromUpstream: Counter
+    let bytesReceived: Counter
     let upstreamErrors: Counter
     /// Failures of `[[route]]` upstreams, apart from `upstreamErrors`: an application server
     /// being down says nothing about the origin.
@@ -53,24 +55,38 @@ public final class EdgeMetrics: Sendable {
     let routeCacheEntries: Gauge
     let openConnections: Gauge
     let openSSE: Gauge
+    let openLongPolls: Gauge
+    let upstreamSSESubscriptions: Gauge
     let cacheBytes: Gauge
     let cacheEntries: Gauge
-    let cacheEvictions: Gauge
+    let cacheEvictions: Counter
     let upstreamLatency: ValueHistogram
     let connectionCounters: ConnectionCounters
-    /// Plain totals for the JSON view and the dashboard (Prometheus counters are write-only).
-    private let totals = NIOLockedValueBox(Totals())
+    /// Plain counts for the JSON view, the history and the top streams (Prometheus counters
+    /// are write-only).
+    private let state = NIOLockedValueBox(State())
 
-    struct Totals {
-        // Keyed by the enums, not their names: this is updated on every request, the JSON
-        // view that needs names is rendered rarely.
-        var requests: [RequestClass: [CacheOutcome: Int]] = [:]
-        var upstream: [RequestClass: Int] = [:]
-        var collapsed = 0
-        var bytesFromCache = 0
-        var bytesFromUpstream = 0
-        var upstreamErrors = 0
-        var routeUpstreamErrors = 0
+    /// How many streams the top-streams sketch tracks (the page shows the first 20).
+    static let trackedStreams = 200
+
+    /// What one busy stream saw, counted since the sketch took it in.
+    struct StreamTally: Sendable {
+        var servedFromCache = 0
+        var bytes = 0
+    }
+
+    private struct State {
+        var counts = EdgeCounts()
+        var openSSE = 0
+        var openLongPolls = 0
+        /// SSE clients and waiting long-polls per stream: exact, and bounded by the connections.
+        var liveReaders: [String: Int] = [:]
+        var streams = HeavyHitters<String, StreamTally>(capacity: EdgeMetrics.trackedStreams) { StreamTally() }
+        var history = SampleHistory<EdgeSample>()
+        var lastSampled = EdgeCounts()
+        /// Evictions already added to the Prometheus counter (the cache counts them itself).
+        var evictionsReported = 0
+        var startedAt: Int64 = 0
     }
 
     public init() {
@@ -91,8 +107,10 @@ public final class EdgeMetrics: Sendable {
         self.requests = requests
         self.upstreamRequests = upstream
         collapsedWaiters = registry.makeCounter(descriptor: name("collapsed_waiters", "total", "Client requests answered by another client's upstream request"))
-        bytesFromCache = registry.makeCounter(descriptor: name("cache_served_bytes", "total", "Body bytes served from the cache"))
-        bytesFromUpstream = registry.makeCounter(descriptor: name("upstream_served_bytes", "total", "Body bytes served from upstream answers"))
+        bytesFromCache = registry.makeCounter(descriptor: name("cache_served_bytes", "total", "Stream body bytes served from the cache"))
+        bytesFromUpstream = registry.makeCounter(descriptor: name("upstream_served_bytes", "total", "Stream body bytes served from upstream answers"))
+        bytesReceived = registry.makeCounter(
+            descriptor: name("upstream_received_bytes", "total", "Stream body bytes received from the upstream"))
         upstreamErrors = registry.makeCounter(descriptor: name("upstream_errors", "total", "Upstream requests that failed (connect, timeout, closed)"))
         routeUpstreamErrors = registry.makeCounter(
             descriptor: name("route_upstream_errors", "total", "Requests to [[route]] upstreams that failed (connect, timeout, closed, too large)"))
@@ -101,51 +119,125 @@ public final class EdgeMetrics: Sendable {
         routeCacheEntries = registry.makeGauge(descriptor: name("route_cache_entries", "", "Entries in the cache of [[route]] answers"))
         openConnections = registry.makeGauge(descriptor: name("open_connections", "", "Open client connections"))
         openSSE = registry.makeGauge(descriptor: name("open_sse_connections", "", "Client SSE responses in progress"))
+        openLongPolls = registry.makeGauge(descriptor: name("open_long_polls", "", "Client long-polls waiting for an upstream answer"))
+        upstreamSSESubscriptions = registry.makeGauge(
+            descriptor: name("upstream_sse_subscriptions", "", "Upstream SSE subscriptions, each feeding every SSE client of its stream"))
         cacheBytes = registry.makeGauge(descriptor: name("cache_bytes", "", "Bytes held by the cache, headers included"))
         cacheEntries = registry.makeGauge(descriptor: name("cache_entries", "", "Entries in the cache"))
-        cacheEvictions = registry.makeGauge(descriptor: name("cache_evictions", "total", "Entries evicted to stay within the budget"))
+        cacheEvictions = registry.makeCounter(descriptor: name("cache_evictions", "total", "Entries evicted to stay within the budget"))
         upstreamLatency = registry.makeValueHistogram(
             descriptor: name("upstream_latency", "seconds", "Time to a complete upstream answer"),
-            buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
+            buckets: EdgeCounts.latencyBounds)
         connectionCounters = ConnectionCounters(registry: registry, subsystem: "edge")
     }
 
-    func request(_ kind: RequestClass, _ outcome: CacheOutcome) {
+    /// A client request answered. `bytes`: the body sent, from the cache (`fromCache`) or from
+    /// an upstream answer; `stream` names the stream it was for, if any.
+    func request(_ kind: RequestClass, _ outcome: CacheOutcome, stream: String? = nil, bytes: Int = 0, fromCache: Bool = false) {
         requests[kind]?[outcome]?.increment()
         if outcome == .collapsed { collapsedWaiters.increment() }
-        totals.withLockedValue {
-            $0.requests[kind, default: [:]][outcome, default: 0] += 1
-            if outcome == .collapsed { $0.collapsed += 1 }
+        let bytes = kind == .route ? 0 : max(0, bytes)
+        if bytes > 0 { (fromCache ? bytesFromCache : bytesFromUpstream).increment(by: Int64(bytes)) }
+        state.withLockedValue { state in
+            state.counts.countRequest(kind, outcome)
+            if fromCache { state.counts.bytesFromCache &+= bytes } else { state.counts.bytesFromUpstream &+= bytes }
+            if let stream {
+                state.streams.record(stream) { tally in
+                    if outcome.isServedFromCache { tally.servedFromCache &+= 1 }
+                    tally.bytes &+= bytes
+                }
+            }
+        }
+    }
+
+    /// Body bytes sent that belong to a request counted elsewhere: SSE events relayed from the
+    /// stream's upstream subscription, the catch-up reads of an SSE response.
+    func sent(bytes: Int, fromCache: Bool, stream: String?) {
+        guard bytes > 0 else { return }
+        (fromCache ? bytesFromCache : bytesFromUpstream).increment(by: Int64(bytes))
+        state.withLockedValue { state in
+            if fromCache { state.counts.bytesFromCache &+= bytes } else { state.counts.bytesFromUpstream &+= bytes }
+            if let stream { state.streams.updateIfTracked(stream) { $0.bytes &+= bytes } }
         }
     }
 
     func upstream(_ kind: RequestClass) {
         upstreamRequests[kind]?.increment()
-        totals.withLockedValue { $0.upstream[kind, default: 0] += 1 }
+        state.withLockedValue { $0.counts.upstream[kind.ordinal] &+= 1 }
+    }
+
+    /// A stream upstream answer complete after `seconds`, with `bytes` of body.
+    func upstreamAnswered(seconds: Double, bytes: Int) {
+        upstreamLatency.record(seconds)
+        upstreamReceived(bytes: bytes)
+        state.withLockedValue { $0.counts.countLatency(seconds) }
+    }
+
+    /// Body bytes received from the stream upstream (SSE data as it arrives).
+    func upstreamReceived(bytes: Int) {
+        guard bytes > 0 else { return }
+        bytesReceived.increment(by: Int64(bytes))
+        state.withLockedValue { $0.counts.bytesReceived &+= bytes }
     }
 
     func upstreamFailed() {
         upstreamErrors.increment()
-        totals.withLockedValue { $0.upstreamErrors += 1 }
+        state.withLockedValue { $0.counts.upstreamErrors &+= 1 }
     }
 
     func routeUpstreamFailed() {
         routeUpstreamErrors.increment()
-        totals.withLockedValue { $0.routeUpstreamErrors += 1 }
+        state.withLockedValue { $0.counts.routeUpstreamErrors &+= 1 }
     }
 
-    func served(bytes: Int, fromCache: Bool) {
-        guard bytes > 0 else { return }
-        (fromCache ? bytesFromCache : bytesFromUpstream).increment(by: Int64(bytes))
-        totals.withLockedValue {
-            if fromCache { $0.bytesFromCache += bytes } else { $0.bytesFromUpstream += bytes }
+    /// The kinds of reader that stay connected, waiting for data.
+    enum LiveReader { case sse, longPoll }
+
+    /// A reader of `stream` started waiting (an SSE response, a long-poll in flight).
+    func liveReaderStarted(_ stream: String, _ kind: LiveReader) {
+        (kind == .sse ? openSSE : openLongPolls).increment()
+        state.withLockedValue { state in
+            state.liveReaders[stream, default: 0] += 1
+            if kind == .sse { state.openSSE += 1 } else { state.openLongPolls += 1 }
         }
+    }
+
+    func liveReaderEnded(_ stream: String, _ kind: LiveReader) {
+        (kind == .sse ? openSSE : openLongPolls).decrement()
+        state.withLockedValue { state in
+            let left = (state.liveReaders[stream] ?? 1) - 1
+            state.liveReaders[stream] = left > 0 ? left : nil
+            if kind == .sse { state.openSSE -= 1 } else { state.openLongPolls -= 1 }
+        }
+    }
+
+    /// Takes this second's sample into the history (called once a second; `time` in Unix seconds).
+    func sample(at time: Int64, cache: ResponseCache.Stats, openConnections: Int, sseSubscriptions: Int) {
+        upstreamSSESubscriptions.set(Double(sseSubscriptions))
+        let newEvictions: Int = state.withLockedValue { state in
+            if state.startedAt == 0 { state.startedAt = time }
+            state.counts.evictions = cache.evictions
+            let gauges = EdgeGauges(
+                cacheBytes: cache.bytes, cacheEntries: cache.entries, openConnections: openConnections, openSSE: state.openSSE,
+                openLongPolls: state.openLongPolls, upstreamSSESubscriptions: sseSubscriptions)
+            state.history.record(EdgeSample(counts: state.counts.since(state.lastSampled), gauges: gauges), at: time)
+            state.lastSampled = state.counts
+            return reportEvictions(&state, cache.evictions)
+        }
+        if newEvictions > 0 { cacheEvictions.increment(by: Int64(newEvictions)) }
+    }
+
+    private func reportEvictions(_ state: inout State, _ evictions: Int) -> Int {
+        let new = max(0, evictions - state.evictionsReported)
+        state.evictionsReported = max(state.evictionsReported, evictions)
+        return new
     }
 
     func update(cache: ResponseCache.Stats, routeCache: RouteCache.Stats) {
         cacheBytes.set(Double(cache.bytes))
         cacheEntries.set(Double(cache.entries))
-        cacheEvictions.set(Double(cache.evictions))
+        let newEvictions = state.withLockedValue { reportEvictions(&$0, cache.evictions) }
+        if newEvictions > 0 { cacheEvictions.increment(by: Int64(newEvictions)) }
         routeCacheBytes.set(Double(routeCache.bytes))
         routeCacheEntries.set(Double(routeCache.entries))
     }
@@ -156,38 +248,153 @@ public final class EdgeMetrics: Sendable {
         return registry.emitToBuffer()
     }
 
-    /// The same figures as JSON, for `/__edge/stats` and the dashboard.
-    func json(cache: ResponseCache.Stats, routeCache: RouteCache.Stats, openConnections: Int) -> [UInt8] {
-        let totals = self.totals.withLockedValue { $0 }
-        let clientRequests = totals.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
-        let upstreamRequests = totals.upstream.values.reduce(0, +)
-        // The hit rate is the stream cache's: route answers are cached by other rules
-        // (`routeCache` and the `route` class say how that goes).
-        let streamRequests = totals.requests.filter { $0.key != .route }.values
-        let hits = streamRequests.reduce(0) { $0 + ($1[.hit] ?? 0) + ($1[.stale] ?? 0) + ($1[.revalidated] ?? 0) }
-        let cacheable = streamRequests.reduce(0) { $0 + $1.filter { $0.key != .pass }.values.reduce(0, +) }
-        let requestsByName = Dictionary(uniqueKeysWithValues: totals.requests.map { kind, outcomes in
-            (kind.rawValue, Dictionary(uniqueKeysWithValues: outcomes.map { ($0.key.rawValue, $0.value) }))
-        })
-        let upstreamByName = Dictionary(uniqueKeysWithValues: totals.upstream.map { ($0.key.rawValue, $0.value) })
-        let object: [String: Any] = [
+    /// Which part of the history a stats request asks for.
+    enum HistoryRequest: Equatable {
+        case none
+        /// Every per-second sample (the last hour).
+        case seconds
+        /// Per-second samples newer than a Unix time.
+        case secondsAfter(Int64)
+        /// Every per-minute sample (the last day).
+        case minutes
+
+        /// From the stats path's query: `history=hour`, `history=day` or `since=UNIX_SECONDS`;
+        /// anything else asks for no history.
+        init(query: Substring) {
+            self = .none
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                switch (parts[0], parts[1]) {
+                case ("history", "hour"): self = .seconds
+                case ("history", "day"): self = .minutes
+                case ("since", let value):
+                    if let time = Int64(value), time >= 0 { self = .secondsAfter(time) }
+                default: continue
+                }
+            }
+        }
+    }
+
+    /// The figures as JSON, for `/__edge/stats` and the dashboards: totals since the edge
+    /// started, ratios, the busiest streams, and the part of the history asked for.
+    func json(
+        cache: ResponseCache.Stats, routeCache: RouteCache.Stats, openConnections: Int, history: HistoryRequest = .none,
+        now: Int64
+    ) -> [UInt8] {
+        let (counts, openSSE, openLongPolls, top, live, samples, startedAt, tracked) = state.withLockedValue { state in
+            let top = state.streams.top(20)
+            let samples: [SampleHistory<EdgeSample>.Stamped]
+            switch history {
+            case .none: samples = []
+            case .seconds: samples = state.history.seconds()
+            case .secondsAfter(let time): samples = state.history.seconds(after: time)
+            case .minutes: samples = state.history.minutes()
+            }
+            let live = top.map { state.liveReaders[$0.key] ?? 0 }
+            return (state.counts, state.openSSE, state.openLongPolls, top, live, samples, state.startedAt, state.streams.total)
+        }
+        let clientRequests = counts.clientRequests
+        let upstreamRequests = counts.upstreamRequests
+        let requestsByName = Dictionary(uniqueKeysWithValues: RequestClass.allCases.map { kind in
+            (kind.rawValue, Dictionary(uniqueKeysWithValues: CacheOutcome.allCases.map { ($0.rawValue, counts.requests(kind, $0)) }.filter { $0.1 > 0 }))
+        }.filter { !$0.1.isEmpty })
+        let upstreamByName = Dictionary(uniqueKeysWithValues: RequestClass.allCases.map { ($0.rawValue, counts.upstream[$0.ordinal]) }.filter { $0.1 > 0 })
+        let streamBytes = counts.bytesFromCache + counts.bytesFromUpstream
+        var object: [String: Any] = [
+            "now": now,
+            "startedAt": startedAt,
             "requests": requestsByName,
             "upstreamRequests": upstreamByName,
             "clientRequestsTotal": clientRequests,
             "upstreamRequestsTotal": upstreamRequests,
-            "collapsedWaiters": totals.collapsed,
-            "hitRate": cacheable == 0 ? 0 : Double(hits) / Double(cacheable),
+            "collapsedWaiters": RequestClass.allCases.reduce(0) { $0 + counts.requests($1, .collapsed) },
+            "hitRate": Self.ratio(counts.servedFromCache, counts.cacheCandidates) ?? 0,
+            "requestOffload": Self.ratio(counts.streamRequests - counts.streamUpstreamRequests, counts.streamRequests) ?? 0,
+            "byteOffload": Self.ratio(streamBytes - counts.bytesReceived, streamBytes) ?? 0,
+            "bytesSaved": max(0, streamBytes - counts.bytesReceived),
             "collapseRatio": upstreamRequests == 0 ? 0 : Double(clientRequests) / Double(upstreamRequests),
-            "bytesFromCache": totals.bytesFromCache,
-            "bytesFromUpstream": totals.bytesFromUpstream,
-            "upstreamErrors": totals.upstreamErrors,
-            "routeUpstreamErrors": totals.routeUpstreamErrors,
+            "bytesFromCache": counts.bytesFromCache,
+            "bytesFromUpstream": counts.bytesFromUpstream,
+            "bytesReceived": counts.bytesReceived,
+            "upstreamErrors": counts.upstreamErrors,
+            "routeUpstreamErrors": counts.routeUpstreamErrors,
             "routeCache": [
                 "bytes": routeCache.bytes, "entries": routeCache.entries, "evictions": routeCache.evictions, "budget": routeCache.budget,
             ],
             "openConnections": openConnections,
+            "openSSE": openSSE,
+            "openLongPolls": openLongPolls,
             "cache": ["bytes": cache.bytes, "entries": cache.entries, "evictions": cache.evictions, "budget": cache.budget],
+            "topStreams": zip(top, live).map { entry, live -> [String: Any] in
+                [
+                    "stream": entry.key, "requests": entry.count, "error": entry.error, "servedFromCache": entry.tally.servedFromCache,
+                    "bytes": entry.tally.bytes, "liveReaders": live,
+                ]
+            },
+            "topStreamsTracked": Self.trackedStreams,
+            "topStreamsRequests": tracked,
         ]
-        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
+        if let p50 = counts.latencyQuantile(0.5) { object["upstreamLatencyP50"] = p50.isFinite ? p50 : -1 }
+        if let p99 = counts.latencyQuantile(0.99) { object["upstreamLatencyP99"] = p99.isFinite ? p99 : -1 }
+        var bytes = Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
+        if history != .none {
+            // Numbers only, written directly: thousands of rows go out when a page opens, and
+            // JSONSerialization would build an object tree for each.
+            bytes.removeLast()  // the closing brace
+            bytes += Array(#","history":"#.utf8)
+            bytes += Self.historyJSON(samples, step: history == .minutes ? 60 : 1)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        return bytes
+    }
+
+    static func ratio(_ part: Int, _ whole: Int) -> Double? {
+        whole > 0 ? Double(part) / Double(whole) : nil
+    }
+
+    /// The columns of a history row, in order.
+    static let historyColumns: [String] =
+        ["time", "span"] + CacheOutcome.allCases.map(\.rawValue) + RequestClass.allCases.map(\.rawValue) + [
+            "served_from_cache", "cache_candidates", "stream_requests", "upstream_requests", "long_poll_upstream_requests",
+            "bytes_from_cache", "bytes_from_upstream", "bytes_received", "upstream_errors", "route_upstream_errors", "evictions",
+            "latency_p50", "latency_p99", "cache_bytes", "cache_entries", "open_connections", "open_sse", "open_long_polls",
+            "sse_subscriptions",
+        ]
+
+    /// `{"step":S,"columns":[…],"rows":[[…],…]}`: requests by outcome count every class, the
+    /// ratios' parts (`served_from_cache` ÷ `cache_candidates`, upstream ÷ stream requests)
+    /// leave `route` out; latencies are bucket bounds in seconds, -1 past the last bound, null
+    /// without upstream answers.
+    static func historyJSON(_ samples: [SampleHistory<EdgeSample>.Stamped], step: Int) -> [UInt8] {
+        var out = "{\"step\":\(step),\"columns\":[" + historyColumns.map { "\"\($0)\"" }.joined(separator: ",") + "],\"rows\":["
+        out.reserveCapacity(samples.count * 160)
+        for (index, stamped) in samples.enumerated() {
+            let counts = stamped.sample.counts
+            let gauges = stamped.sample.gauges
+            var row: [String] = [String(stamped.time), String(stamped.span)]
+            for outcome in CacheOutcome.allCases {
+                row.append(String(RequestClass.allCases.reduce(0) { $0 + counts.requests($1, outcome) }))
+            }
+            for kind in RequestClass.allCases {
+                row.append(String(CacheOutcome.allCases.reduce(0) { $0 + counts.requests(kind, $1) }))
+            }
+            func latency(_ quantile: Double) -> String {
+                guard let value = counts.latencyQuantile(quantile) else { return "null" }
+                return value.isFinite ? String(value) : "-1"
+            }
+            row += [
+                String(counts.servedFromCache), String(counts.cacheCandidates), String(counts.streamRequests),
+                String(counts.streamUpstreamRequests), String(counts.upstream[RequestClass.longPoll.ordinal]),
+                String(counts.bytesFromCache), String(counts.bytesFromUpstream), String(counts.bytesReceived),
+                String(counts.upstreamErrors), String(counts.routeUpstreamErrors), String(counts.evictions),
+                latency(0.5), latency(0.99), String(gauges.cacheBytes), String(gauges.cacheEntries), String(gauges.openConnections),
+                String(gauges.openSSE), String(gauges.openLongPolls), String(gauges.upstreamSSESubscriptions),
+            ]
+            if index > 0 { out += "," }
+            out += "[" + row.joined(separator: ",") + "]"
+        }
+        out += "]}"
+        return Array(out.utf8)
     }
 }

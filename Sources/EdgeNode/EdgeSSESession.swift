@@ -50,7 +50,7 @@ final class EdgeSSESession: SSESession {
 
     func start(_ output: any SSEOutput) {
         self.output = output
-        service.metrics.openSSE.increment()
+        service.metrics.liveReaderStarted(plan.stream, .sse)
         reconnectTimer = loop.assumeIsolated().scheduleTask(in: service.configuration.sseReconnectInterval) { [weak self] in
             self?.stop()
         }
@@ -65,12 +65,12 @@ final class EdgeSSESession: SSESession {
             // Answered entirely by catch-up reads (a closed stream, a client that left early):
             // one SSE request, served by the edge without an upstream subscription.
             counted = true
-            service.metrics.request(.sse, .hit)
+            service.metrics.request(.sse, .hit, stream: plan.stream)
         }
         reconnectTimer?.cancel()
         subscription?.detach(id)
         subscription = nil
-        service.metrics.openSSE.decrement()
+        service.metrics.liveReaderEnded(plan.stream, .sse)
         output?.finish()
     }
 
@@ -145,7 +145,7 @@ final class EdgeSSESession: SSESession {
             }
             if !counted {
                 counted = true
-                service.metrics.request(.sse, created ? .miss : .collapsed)
+                service.metrics.request(.sse, created ? .miss : .collapsed, stream: plan.stream)
             }
             if position > offset {
                 // The subscription is ahead: the cache brings this client up to it. If the last
@@ -168,7 +168,7 @@ final class EdgeSSESession: SSESession {
         if batch.from == batch.to && !batch.closed { return }
         if batch.from == offset {
             offset = batch.to
-            service.metrics.served(bytes: batch.raw.readableBytes, fromCache: false)
+            service.metrics.sent(bytes: batch.raw.readableBytes, fromCache: false, stream: plan.stream)
             guard send(events(of: batch)) else { return }
             if batch.closed { stop() }
         } else if batch.to <= offset {

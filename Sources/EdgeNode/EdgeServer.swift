@@ -47,6 +47,8 @@ public final class EdgeServer: Sendable {
         var cap: ConnectionCap?
         var tls: ServerTLS?
         var bodyBudget: RequestBodyBudget?
+        /// Takes a history sample every second while the edge runs.
+        var sampler: RepeatedTask?
     }
 
     public init(configuration: EdgeConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "durable-streams.edge")) {
@@ -202,11 +204,13 @@ public final class EdgeServer: Sendable {
             HTTPServerHandler(responder: responder, bodyBudget: bodyBudget, framing: framing)
         }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        let sampler = startSampling()
         state.withLockedValue {
             $0.channel = channel
             $0.cap = cap
             $0.tls = tls
             $0.bodyBudget = bodyBudget
+            $0.sampler = sampler
         }
         logger.info("edge listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
@@ -219,13 +223,28 @@ public final class EdgeServer: Sendable {
         }
     }
 
+    /// One history sample a second, on one event loop (cheap: a copy of the counts under the
+    /// metrics lock), timed by the wall clock so samples line up with real seconds.
+    private func startSampling() -> RepeatedTask {
+        let (metrics, service, connections, wallClock) = (self.metrics, self.service, self.connections, configuration.wallClock)
+        return group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            metrics.sample(
+                at: Int64(wallClock()), cache: service.cache.stats, openConnections: connections.count,
+                sseSubscriptions: service.fanout.count)
+        }
+    }
+
     /// Stops accepting, ends in-flight requests, waits for connections to close (up to
     /// `gracePeriod`), and closes the upstream pools (the routes' too).
     public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
-        let channel = state.withLockedValue { state in
-            defer { state.channel = nil }
-            return state.channel
+        let (channel, sampler) = state.withLockedValue { state in
+            defer {
+                state.channel = nil
+                state.sampler = nil
+            }
+            return (state.channel, state.sampler)
         }
+        sampler?.cancel()
         readiness.beginDraining()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)

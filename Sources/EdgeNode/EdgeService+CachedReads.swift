@@ -44,11 +44,11 @@ extension EdgeService {
             switch lifetime == .expired ? .expired : freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
                 if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
-                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale where kind == .catchUp:
                 if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
                 revalidate(key, entry, kind: kind, loop: loop)
-                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale, .expired:
                 break  // a live answer must carry a fresh cursor: ask the upstream again
             }
@@ -72,18 +72,23 @@ extension EdgeService {
             else {
                 return nil
             }
-            return serve(fallback, outcome: .stale, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest)
+            return serve(fallback, outcome: .stale, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(), countsRequest: countsRequest)
         }
         // Answered on the client's loop, where the flight's promise completes (the callback may
         // use this request's loop-bound state), through one promise per waiter rather than a
         // chain of futures: with thousands of waiters per flight, each one counts.
         let answered = loop.makePromise(of: ServerReply.self)
+        if kind == .longPoll && countsRequest {
+            // A long-poll waiting on a flight is a live reader of the stream until answered.
+            metrics.liveReaderStarted(stream, .longPoll)
+            answered.futureResult.whenComplete { [metrics] _ in metrics.liveReaderEnded(stream, .longPoll) }
+        }
         joined.future.assumeIsolated().whenComplete { [self] result in
             let response: UpstreamResponse
             switch result {
             case .failure(let error):
                 if let stale = servedStale() { return answered.succeed(stale) }
-                if countsRequest { metrics.request(kind, outcome) }
+                if countsRequest { metrics.request(kind, outcome, stream: stream) }
                 return answered.succeed(Self.upstreamFailure(error))
             case .success(let value):
                 response = value
@@ -93,7 +98,7 @@ extension EdgeService {
                 // or purged meanwhile; the copy this request holds still answers (never our 304).
                 if let entry = cache.get(key) ?? fallback {
                     return answered.succeed(serve(
-                        entry, outcome: .revalidated, kind: kind, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(),
+                        entry, outcome: .revalidated, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: configuration.clock(),
                         countsRequest: countsRequest))
                 }
                 return answered.completeWith(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))
@@ -108,7 +113,7 @@ extension EdgeService {
                 return answered.completeWith(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))
             }
             let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
-            answered.succeed(relay(answer, outcome: outcome, kind: kind, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
+            answered.succeed(relay(answer, outcome: outcome, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
         }
         return answered.futureResult
     }
@@ -123,7 +128,7 @@ extension EdgeService {
         let cancellation = UpstreamCancellation()
         let client = kind == .longPoll ? liveUpstream : upstream
         let result = client.execute(head, body: nil, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response -> UpstreamResponse in
-            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            metrics.upstreamAnswered(seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9, bytes: response.body.readableBytes)
             var response = response
             response.headersToServe = Self.headersToServe(response)
             // Served only to requests the edge authorised: private beyond it, marked once here.

@@ -20,14 +20,15 @@ extension EdgeService {
         live?.onCancel { cancellation.cancel() }
         let client = kind == .longPoll ? liveUpstream : upstream
         return client.execute(head, body: body, timeout: timeout, on: loop, cancellation: cancellation).map { [self] response in
-            metrics.upstreamLatency.record(Double((NIODeadline.now() - started).nanoseconds) / 1e9)
-            if let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix) {
+            metrics.upstreamAnswered(seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9, bytes: response.body.readableBytes)
+            let stream = Self.streamName(request.head.uri, prefix: configuration.streamPathPrefix)
+            if let stream {
                 observeTail(stream, response.facts)
                 if request.head.method == .GET || request.head.method == .HEAD {
                     lifetimes.observe(stream, status: response.head.status, response.head.headers, now: configuration.wallClock())
                 }
             }
-            return relay(response, outcome: .pass, kind: kind, ifNoneMatch: nil, countsRequest: countsRequest)
+            return relay(response, outcome: .pass, kind: kind, stream: stream, ifNoneMatch: nil, countsRequest: countsRequest)
         }.recover { [metrics] error in
             metrics.upstreamFailed()
             if countsRequest { metrics.request(kind, .pass) }

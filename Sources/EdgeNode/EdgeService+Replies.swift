@@ -8,18 +8,23 @@ import ServerSupport
 extension EdgeService {
     /// An answer from the cache, with `Age`, or a 304 when the client already has it.
     func serve(
-        _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, now: NIODeadline, countsRequest: Bool = true
+        _ entry: CachedResponse, outcome: CacheOutcome, kind: RequestClass, stream: String? = nil, ifNoneMatch: String?, now: NIODeadline,
+        countsRequest: Bool = true
     ) -> ServerReply {
-        if countsRequest { metrics.request(kind, outcome) }
         let age = String(max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000))
         if let ifNoneMatch, let etag = entry.etag, EntityTag.ifNoneMatch(ifNoneMatch, matches: etag) {
+            if countsRequest { metrics.request(kind, outcome, stream: stream, fromCache: true) }
             var headers = entry.headers
             headers.add(name: "X-Cache", value: outcome.rawValue)
             headers.add(name: "Age", value: age)
             headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
-        metrics.served(bytes: entry.body.readableBytes, fromCache: true)
+        if countsRequest {
+            metrics.request(kind, outcome, stream: stream, bytes: entry.body.readableBytes, fromCache: true)
+        } else {
+            metrics.sent(bytes: entry.body.readableBytes, fromCache: true, stream: stream)
+        }
         // The entry's head is bytes already (`CachedResponse.encoded`) and holds neither
         // `X-Cache` nor `Age` (`endToEnd` drops the upstream's): two lines are all a hit adds.
         var extra = ExtraHeaderLines()
@@ -46,18 +51,23 @@ extension EdgeService {
 
     /// An upstream answer passed on to the client.
     func relay(
-        _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, ifNoneMatch: String?, countsRequest: Bool = true
+        _ response: UpstreamResponse, outcome: CacheOutcome, kind: RequestClass, stream: String? = nil, ifNoneMatch: String?,
+        countsRequest: Bool = true
     ) -> ServerReply {
-        if countsRequest { metrics.request(kind, outcome) }
         if response.head.status == .ok, let ifNoneMatch, let etag = response.facts.etag,
             EntityTag.ifNoneMatch(ifNoneMatch, matches: etag)
         {
+            if countsRequest { metrics.request(kind, outcome, stream: stream) }
             var headers = Self.headersToServe(response)
             headers.add(name: "X-Cache", value: outcome.rawValue)
             headers.remove(name: "Content-Length")
             return .response(HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), body: [])
         }
-        metrics.served(bytes: response.body.readableBytes, fromCache: false)
+        if countsRequest {
+            metrics.request(kind, outcome, stream: stream, bytes: response.body.readableBytes)
+        } else {
+            metrics.sent(bytes: response.body.readableBytes, fromCache: false, stream: stream)
+        }
         // Encoded once for a whole flight (`fetch`): each waiter adds its `X-Cache` line only.
         let encoded = response.encoded ?? EncodedResponse(
             HTTPResponseHead(version: .http1_1, status: response.head.status, headers: Self.headersToServe(response)), body: response.body)

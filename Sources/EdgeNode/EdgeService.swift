@@ -37,7 +37,7 @@ final class EdgeService: HTTPResponder {
         self.routes = routes
         self.routeCache = RouteCache(budgetBytes: configuration.routeCacheBudgetBytes)
         self.cache = ResponseCache(budgetBytes: configuration.cacheBudgetBytes)
-        self.fanout = SSEFanout(upstream: upstream)
+        self.fanout = SSEFanout(upstream: upstream, onReceived: { [metrics] in metrics.upstreamReceived(bytes: $0) })
         self.metrics = metrics
         self.connections = connections
     }
@@ -77,7 +77,9 @@ final class EdgeService: HTTPResponder {
                 let text = metrics.render(cache: cache.stats, routeCache: routeCache.stats)
                 return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", text))
             case configuration.statsPath:
-                let json = metrics.json(cache: cache.stats, routeCache: routeCache.stats, openConnections: connections())
+                let json = metrics.json(
+                    cache: cache.stats, routeCache: routeCache.stats, openConnections: connections(),
+                    history: EdgeMetrics.HistoryRequest(query: query), now: Int64(configuration.wallClock()))
                 return loop.makeSucceededFuture(Self.local("application/json", json))
             case configuration.dashboardPath:
                 return loop.makeSucceededFuture(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))

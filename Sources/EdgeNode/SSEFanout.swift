@@ -47,6 +47,8 @@ final class SSESubscription: Sendable {
     /// edge's tail tracker, so that cached tail answers the subscription has passed are known
     /// to be out of date.
     private let observe: @Sendable (StreamOffset, Bool) -> Void
+    /// Told the size of each piece of body the upstream sends (the edge's byte counts).
+    private let onReceived: @Sendable (Int) -> Void
     private let state: NIOLockedValueBox<State>
 
     private struct State {
@@ -61,8 +63,10 @@ final class SSESubscription: Sendable {
     }
 
     init(key: String, start: StreamOffset, upstream: UpstreamClient, requestHead: HTTPRequestHead, loop: any EventLoop,
-         observe: @escaping @Sendable (StreamOffset, Bool) -> Void, onFinished: @escaping @Sendable (SSESubscription) -> Void) {
+         observe: @escaping @Sendable (StreamOffset, Bool) -> Void, onReceived: @escaping @Sendable (Int) -> Void = { _ in },
+         onFinished: @escaping @Sendable (SSESubscription) -> Void) {
         self.key = key
+        self.onReceived = onReceived
         self.upstream = upstream
         self.requestHead = requestHead
         self.loop = loop
@@ -128,6 +132,7 @@ final class SSESubscription: Sendable {
     }
 
     private func received(_ body: ByteBuffer) {
+        onReceived(body.readableBytes)
         var batches: [SSEBatch] = []
         var subscribers: [SSESubscriber] = []
         var failed = false
@@ -240,9 +245,12 @@ final class SSEFanout: Sendable {
     private let upstream: UpstreamClient
     private let subscriptions = NIOLockedValueBox<[String: SSESubscription]>([:])
     private let nextID = NIOLockedValueBox<UInt64>(1)
+    /// Told the size of each piece of body any subscription receives.
+    private let onReceived: @Sendable (Int) -> Void
 
-    init(upstream: UpstreamClient) {
+    init(upstream: UpstreamClient, onReceived: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.upstream = upstream
+        self.onReceived = onReceived
     }
 
     /// The key of a stream's subscription: one per stream and credentials.
@@ -269,7 +277,7 @@ final class SSEFanout: Sendable {
             if let existing = subscriptions[key] { return (existing, false) }
             let subscription = SSESubscription(
                 key: key, start: start, upstream: upstream, requestHead: head, loop: loop, observe: observe,
-                onFinished: { [weak self] finished in self?.remove(finished) })
+                onReceived: onReceived, onFinished: { [weak self] finished in self?.remove(finished) })
             subscriptions[key] = subscription
             return (subscription, true)
         }

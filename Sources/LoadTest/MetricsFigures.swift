@@ -24,8 +24,9 @@ extension MetricsSnapshot {
     }
 
     /// One edge's figures for the report. Outcomes leave out class `other` (metrics scrapes,
-    /// the dashboard), which the load did not send; the hit rate counts HIT, STALE and COLLAPSED
-    /// as answered without an upstream request of their own, over every outcome but PASS (which
+    /// the dashboard), which the load did not send; the hit rate counts HIT, STALE, REVALIDATED
+    /// and COLLAPSED as answered without an upstream request of their own (the edge's own
+    /// definition), over every outcome but PASS (which
     /// was never a candidate for the cache). Nil hit rate when there was no such read.
     public func edgeSummary(url: String) -> EdgeSummary {
         let clientRequests = filtered { $0.labels["class"] != "other" }
@@ -34,7 +35,7 @@ extension MetricsSnapshot {
 
         // From the rounded counts, so the rate always agrees with the outcomes printed next to it;
         // summed as Doubles so absurd scraped values cannot overflow.
-        let served = ["HIT", "STALE", "COLLAPSED"].reduce(0.0) { $0 + Double(outcomes[$1] ?? 0) }
+        let served = ["HIT", "STALE", "REVALIDATED", "COLLAPSED"].reduce(0.0) { $0 + Double(outcomes[$1] ?? 0) }
         let reads = outcomes.reduce(0.0) { $0 + ($1.key == "PASS" ? 0 : Double($1.value)) }
         let hitRate = reads > 0 ? served / reads : nil
         return EdgeSummary(url: url, outcomes: outcomes, upstreamRequests: upstream, hitRate: hitRate)
