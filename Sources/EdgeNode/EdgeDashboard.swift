@@ -69,7 +69,9 @@ enum EdgeDashboard {
         }
         function charts() {
           const rows = history.rows, times = rows.map(r => r[0]);
-          const to = times.length ? times[times.length - 1] : stats.now, from = to - windowSeconds;
+          // The axis starts when the window does, or when the edge started if that is later: a new
+          // edge's first minutes fill the chart rather than a sliver at its right edge.
+          const to = times.length ? times[times.length - 1] : stats.now, from = Math.max(to - windowSeconds, Math.min(stats.startedAt || 0, to - 60));
           const base = { times, from, to };
           const chart = (id, o) => DS.chart($(id), Object.assign({}, base, o));
           chart('c-hit', { title: 'hit ratio', format: F.pct, max: 1, series: [{ name: 'hit ratio', color: '#4caf50', values: ratio('served_from_cache', 'cache_candidates') }] });
@@ -95,7 +97,7 @@ enum EdgeDashboard {
             { name: 'all', color: '#90a4ae', values: rows.map(r => val(r, 'open_connections')) }, { name: 'SSE', color: '#26a69a', values: rows.map(r => val(r, 'open_sse')) },
             { name: 'long-polls', color: '#ab47bc', values: rows.map(r => val(r, 'open_long_polls')) }] });
         }
-        function top() {
+        function streamsTable() {
           const list = stats.topStreams || [];
           $('top-note').textContent = `the ${list.length} busiest of ${F.int(stats.topStreamsRequests)} stream requests counted since the edge started (up to ${stats.topStreamsTracked} streams tracked)`;
           $('top').innerHTML = '<tr><th>stream</th><th>requests</th><th>hit ratio</th><th>bytes</th><th>live readers</th></tr>' + (list.length ? list.map(e => {
@@ -105,7 +107,7 @@ enum EdgeDashboard {
         }
         function render() {
           $('empty').hidden = stats.clientRequestsTotal > 0;
-          tiles(); charts(); top();
+          tiles(); charts(); streamsTable();
           $('status').textContent = 'live · ' + new Date(stats.now * 1000).toLocaleTimeString();
           document.body.dataset.loaded = 'true';
         }
