@@ -64,6 +64,13 @@ public struct EdgeConfiguration: Sendable {
     public var metricsPath = "/metrics"
     public var statsPath = "/__edge/stats"
     public var dashboardPath = "/__edge/"
+    /// Other edges to show beside this one on the fleet page (`dashboardPath` + `fleet/`),
+    /// as `http(s)://HOST:PORT`; empty: no fleet page.
+    public var peers: [String] = []
+    /// The origin whose own request rate the fleet page shows (`/__origin/stats`).
+    public var fleetOrigin: String?
+    /// The fleet page's path: under the dashboard's.
+    public var fleetPath: String { dashboardPath + (dashboardPath.hasSuffix("/") ? "" : "/") + "fleet/" }
     public var eventLoopThreads = System.coreCount
     /// Timeouts and caps on client connections (`header_timeout`, `max_connections`, …).
     public var limits = ConnectionLimits()
@@ -94,7 +101,7 @@ public struct EdgeConfiguration: Sendable {
         "upstream_timeout", "upstream_long_poll_timeout", "sse_reconnect_interval", "stale_while_revalidate",
         "stale_if_error", "credentials", "max_body_bytes", "metrics_path", "stats_path", "dashboard_path",
         "trust_forwarded_host", "upstream_authorization_file", "access_log", "route", "route_cache_budget_bytes",
-        "upstream_ca_file", "upstream_tls_verify", "upstream_server_name",
+        "upstream_ca_file", "upstream_tls_verify", "upstream_server_name", "peers", "fleet_origin",
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
@@ -129,6 +136,19 @@ public struct EdgeConfiguration: Sendable {
         if let caFile { upstreamTLS?.caFile = caFile }
         if let verify { upstreamTLS?.verify = verify }
         if let serverName { upstreamTLS?.serverName = serverName }
+        if let peers = try file.strings("peers") {
+            guard peers.count <= 64 else { throw file.problem("peers", "'peers' may list at most 64 edges") }
+            for peer in peers where Self.parseUpstreamURL(peer) == nil {
+                throw file.problem("peers", "'peers' must list http:// or https:// URLs with host and port; '\(peer)' is not one")
+            }
+            self.peers = peers
+        }
+        if let origin = try file.string("fleet_origin") {
+            guard Self.parseUpstreamURL(origin) != nil else {
+                throw file.problem("fleet_origin", "'fleet_origin' must be an http:// or https:// URL with host and port")
+            }
+            fleetOrigin = origin
+        }
         if let value = try file.int("cache_budget_bytes") {
             guard value >= 0 else { throw file.problem("cache_budget_bytes", "'cache_budget_bytes' must not be negative") }
             cacheBudgetBytes = value

@@ -30,6 +30,8 @@ public final class EdgeServer: Sendable {
     private let upstreamTLSProblem: (any Error)?
     /// One pooled client per `[[route]]`, shut down with the server.
     private let routeUpstreams: [RouteUpstream]
+    /// The fleet page's clients for the peers, shut down with the server.
+    private let fleet: FleetResponder?
     private let service: EdgeService
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
@@ -85,12 +87,26 @@ public final class EdgeServer: Sendable {
                 connectTimeout: configuration.upstreamConnectTimeout, maxResponseBytes: route.maxResponseBytes,
                 tls: makeTLS(route.upstreamTLS, host: route.upstreamHost)))
         }
-        upstreamTLSProblem = tlsProblem
         self.routeUpstreams = routeUpstreams
+        // The fleet page: this edge first (answered locally), then its peers and the origin.
+        var fleet: FleetResponder?
+        if !configuration.peers.isEmpty || configuration.fleetOrigin != nil {
+            var members = [FleetMember(localEdge: "this edge (\(configuration.host):\(configuration.port))")]
+            members += configuration.peers.compactMap { FleetMember(kind: .edge, url: $0) }
+            if let origin = configuration.fleetOrigin.flatMap({ FleetMember(kind: .origin, url: $0) }) { members.append(origin) }
+            do {
+                fleet = try FleetResponder(basePath: configuration.fleetPath, members: members, localIndex: 0, group: group)
+            } catch {
+                tlsProblem = tlsProblem ?? error
+            }
+        }
+        upstreamTLSProblem = tlsProblem
+        self.fleet = fleet
         let connections = self.connections
         self.service = EdgeService(
             configuration: configuration, upstream: upstream, liveUpstream: liveUpstream, metrics: metrics,
             routes: RouteTable(routeUpstreams.map { ($0.route.pathPrefix, $0) }, streamPathPrefix: configuration.streamPathPrefix),
+            fleet: fleet,
             connections: { connections.count })
     }
 
@@ -164,11 +180,11 @@ public final class EdgeServer: Sendable {
         var authorize: (any HTTPResponder) -> any HTTPResponder = { $0 }
         if configuration.credentials == .verify {
             try await reloadAuth(configuration.auth, upstreamAuthorizationFile: configuration.upstreamAuthorizationFile)
-            let authorizing = { [auth = self.auth, configuration = self.configuration, refusals = metrics.authRefusals]
+            let authorizing = { [auth = self.auth, configuration = self.configuration, refusals = metrics.authRefusals, fleetPaths = fleet?.paths ?? []]
                 (inner: any HTTPResponder, credential: AuthorizingResponder.ReadCredential) in
                 AuthorizingResponder(
                     inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
-                    operationalPaths: [configuration.metricsPath, configuration.statsPath, configuration.dashboardPath],
+                    operationalPaths: Set([configuration.metricsPath, configuration.statsPath, configuration.dashboardPath] + fleetPaths),
                     readCredential: credential, otherPathsScope: .admin, onRefusal: { refusals.count($0) })
             }
             let routes = self.service.routes
@@ -252,6 +268,7 @@ public final class EdgeServer: Sendable {
         await upstream.shutdown()
         await liveUpstream.shutdown()
         for route in routeUpstreams { await route.client.shutdown() }
+        await fleet?.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
     }
 

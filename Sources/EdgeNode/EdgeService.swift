@@ -28,9 +28,12 @@ final class EdgeService: HTTPResponder {
     /// The `[[route]]` upstreams, by path prefix.
     let routes: RouteTable<RouteUpstream>
     let routeCache: RouteCache
+    /// The fleet page of this edge and its `peers`, if any are configured.
+    let fleet: FleetResponder?
 
     init(configuration: EdgeConfiguration, upstream: UpstreamClient, liveUpstream: UpstreamClient, metrics: EdgeMetrics,
-         routes: RouteTable<RouteUpstream>, connections: @escaping @Sendable () -> Int) {
+         routes: RouteTable<RouteUpstream>, fleet: FleetResponder? = nil, connections: @escaping @Sendable () -> Int) {
+        self.fleet = fleet
         self.configuration = configuration
         self.upstream = upstream
         self.liveUpstream = liveUpstream
@@ -46,6 +49,13 @@ final class EdgeService: HTTPResponder {
 
     func connectionOpened() { metrics.openConnections.increment() }
     func connectionClosed() { metrics.openConnections.decrement() }
+
+    /// `/__edge/stats` for a query (`history=hour|day`, `since=T`).
+    func statsJSON(query: Substring) -> [UInt8] {
+        metrics.json(
+            cache: cache.stats, routeCache: routeCache.stats, openConnections: connections(),
+            history: EdgeMetrics.HistoryRequest(query: query), now: Int64(configuration.wallClock()))
+    }
 
     func refusal(_ error: ProtocolError) -> ServerReply {
         var reply = Self.text(HTTPResponseStatus(statusCode: error.status.rawValue), error.reason + "\n", cache: "PASS")
@@ -77,14 +87,13 @@ final class EdgeService: HTTPResponder {
                 let text = metrics.render(cache: cache.stats, routeCache: routeCache.stats)
                 return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", text))
             case configuration.statsPath:
-                let json = metrics.json(
-                    cache: cache.stats, routeCache: routeCache.stats, openConnections: connections(),
-                    history: EdgeMetrics.HistoryRequest(query: query), now: Int64(configuration.wallClock()))
-                return loop.makeSucceededFuture(Self.local("application/json", json))
+                return loop.makeSucceededFuture(Self.local("application/json", statsJSON(query: query)))
             case configuration.dashboardPath:
                 return loop.makeSucceededFuture(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
             default:
-                break
+                if let fleet, let reply = fleet.respond(path: path, query: query, on: loop, localStats: statsJSON(query:)) {
+                    return reply
+                }
             }
         }
         // The edge's own pages (above) and streams keep priority over routes; `routes` never

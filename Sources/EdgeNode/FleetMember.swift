@@ -13,6 +13,16 @@ public struct FleetMember: Sendable, Equatable {
     /// The member's stats path: `/__edge/stats` or `/__origin/stats` unless configured otherwise.
     public var statsPath: String
 
+    /// The edge serving the fleet page itself: shown as `label`, never fetched.
+    init(localEdge label: String) {
+        kind = .edge
+        url = label
+        host = "127.0.0.1"
+        port = 0
+        tls = nil
+        statsPath = "/__edge/stats"
+    }
+
     /// A member from `http(s)://HOST:PORT`; nil for anything else.
     public init?(kind: Kind, url: String, statsPath: String? = nil) {
         guard let (secure, host, port) = EdgeConfiguration.parseUpstreamURL(url) else { return nil }

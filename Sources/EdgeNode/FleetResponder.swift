@@ -12,20 +12,18 @@ final class FleetResponder: Sendable {
     /// Where the page lives; it ends with `/`, and the page's other paths hang under it.
     let basePath: String
     let members: [FleetMember]
-    /// A member this server can answer for without a request (the edge serving the page itself):
-    /// its index and how to make its stats for a query.
-    let local: (index: Int, stats: @Sendable (Substring) -> [UInt8])?
+    /// The member this server answers for itself, without a request (the edge serving the page).
+    let localIndex: Int?
     private let clients: [UpstreamClient?]
     /// Bound on one member's answer: a member that does not answer is shown as down.
     static let timeout: TimeAmount = .seconds(3)
 
-    init(basePath: String, members: [FleetMember], local: (index: Int, stats: @Sendable (Substring) -> [UInt8])? = nil,
-         group: any EventLoopGroup) throws {
+    init(basePath: String, members: [FleetMember], localIndex: Int? = nil, group: any EventLoopGroup) throws {
         self.basePath = basePath
         self.members = members
-        self.local = local
+        self.localIndex = localIndex
         clients = try members.enumerated().map { index, member in
-            if index == local?.index { return nil }
+            if index == localIndex { return nil }
             return UpstreamClient(
                 host: member.host, port: member.port, group: group, maxConnections: 2, maxQueued: 16,
                 connectTimeout: .seconds(2), maxResponseBytes: 16 << 20,
@@ -39,8 +37,11 @@ final class FleetResponder: Sendable {
         [basePath, basePath + "members"] + members.indices.map { basePath + "member/\($0)/stats" }
     }
 
-    /// Answers `path` if it is one of the fleet's, nil otherwise.
-    func respond(path: String, query: Substring, on loop: any EventLoop) -> EventLoopFuture<ServerReply>? {
+    /// Answers `path` if it is one of the fleet's, nil otherwise. `localStats` makes the stats
+    /// of the member at `localIndex` for a query.
+    func respond(
+        path: String, query: Substring, on loop: any EventLoop, localStats: ((Substring) -> [UInt8])? = nil
+    ) -> EventLoopFuture<ServerReply>? {
         guard path.hasPrefix(basePath) else { return nil }
         let rest = path.dropFirst(basePath.count)
         if rest.isEmpty {
@@ -58,8 +59,8 @@ final class FleetResponder: Sendable {
         else { return nil }
         // Only the history parameters go on: nothing a page could use to reach anything else.
         let forwarded = Self.historyQuery(query)
-        if let local, local.index == index {
-            return loop.makeSucceededFuture(EdgeService.local("application/json", local.stats(Substring(forwarded))))
+        if index == localIndex, let localStats {
+            return loop.makeSucceededFuture(EdgeService.local("application/json", localStats(Substring(forwarded))))
         }
         guard let client = clients[index] else { return nil }
         let member = members[index]

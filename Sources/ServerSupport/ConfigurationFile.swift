@@ -62,6 +62,7 @@ public struct ConfigurationFile {
 
     public func string(_ key: String) throws -> String? { try top.string(key) }
     public func int(_ key: String) throws -> Int? { try top.int(key) }
+    public func strings(_ key: String) throws -> [String]? { try top.strings(key) }
     /// A number written as an integer or a float (`10` or `2.5`).
     public func number(_ key: String) throws -> Double? { try top.number(key) }
     public func bool(_ key: String) throws -> Bool? { try top.bool(key) }
@@ -138,6 +139,17 @@ public struct ConfigurationFile {
             guard let value = table[key] else { return nil }
             guard let string = value.string else { throw problem(key, "'\(key)' must be a string") }
             return string
+        }
+
+        /// A list of strings (`["a", "b"]`).
+        public func strings(_ key: String) throws -> [String]? {
+            guard let value = table[key] else { return nil }
+            let problem = { self.problem(key, "'\(key)' must be a list of strings, e.g. [\"a\", \"b\"]") }
+            guard let array = value.array else { throw problem() }
+            return try array.map { element in
+                guard let string = element.tomlValue.string else { throw problem() }
+                return string
+            }
         }
 
         public func int(_ key: String) throws -> Int? {

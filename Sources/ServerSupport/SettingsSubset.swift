@@ -1,5 +1,5 @@
 /// The part of TOML our settings files use: one `key = value` per line, where a value is a
-/// single-line string, an integer, a float or a boolean, `#` comments, and `[[name]]` headers
+/// single-line string, an integer, a float, a boolean or a one-line list of strings, `#` comments, and `[[name]]` headers
 /// (an array of tables with a bare name, such as `edge.conf`'s `[[route]]`).
 ///
 /// Files are checked against it before TOMLKit parses them. The parser inside TOMLKit (toml++)
@@ -37,7 +37,7 @@ enum SettingsSubset {
         guard rest.first == UInt8(ascii: "=") else { return "expected '=' after the setting's name" }
         rest = skipBlanks(rest.dropFirst())
         guard let afterValue = value(rest) else {
-            return "a value must be a one-line \"string\", a number, true or false"
+            return "a value must be a one-line \"string\", a number, true, false or a list of \"strings\""
         }
         rest = skipBlanks(afterValue)
         guard rest.isEmpty || rest.first == UInt8(ascii: "#") else { return "unexpected text after the value" }
@@ -72,11 +72,26 @@ enum SettingsSubset {
         return arrayTableHeader(bytes)
     }
 
+    /// What follows a one-line list of "strings" (`["a", "b"]`, a trailing comma allowed;
+    /// `peers` in edge.conf), given the text after its `[`, or `nil`.
+    private static func stringList(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        var rest = skipBlanks(text)
+        while rest.first == UInt8(ascii: "\"") {
+            guard let after = basicString(rest.dropFirst()) else { return nil }
+            rest = skipBlanks(after)
+            guard rest.first == UInt8(ascii: ",") else { break }
+            rest = skipBlanks(rest.dropFirst())
+        }
+        guard rest.first == UInt8(ascii: "]") else { return nil }
+        return rest.dropFirst()
+    }
+
     /// What follows a value that is in the subset, or `nil`.
     private static func value(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
         guard let first = text.first else { return nil }
         switch first {
         case UInt8(ascii: "\""): return basicString(text.dropFirst())
+        case UInt8(ascii: "["): return stringList(text.dropFirst())
         case UInt8(ascii: "'"):
             let body = text.dropFirst()
             guard let close = body.firstIndex(of: UInt8(ascii: "'")),
