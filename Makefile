@@ -37,7 +37,9 @@ origin: release
 # SIGHUP under traffic to a TLS origin and a verifying edge, rotating certificates and keys, then
 # SIGTERM (loadtest/reload-check.py); the systemd units under deploy/ through systemd-analyze verify;
 # and the Prometheus rules and Grafana dashboard (deploy/prometheus/check.sh: promtool check and unit
-# tests, then a real Prometheus scraping an edge, whose hit-ratio rule must match the edge's counters).
+# tests, then a real Prometheus scraping an edge, whose hit-ratio rule must match the edge's counters);
+# and the dashboards rendered by headless Chromium against an origin and two edges under traffic
+# (loadtest/dashboard-check.py: charts hold points, tiles and fleet sums match /__edge/stats).
 CRASH_CYCLES ?= 10
 test: deps
 	$(SWIFT) build --build-tests
@@ -50,6 +52,7 @@ test: deps
 	python3 loadtest/reload-check.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams" --seconds 60
 	deploy/verify-units.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
 	deploy/prometheus/check.sh "$$($(SWIFT) build --show-bin-path)/durable-streams"
+	python3 loadtest/dashboard-check.py --binary "$$($(SWIFT) build --show-bin-path)/durable-streams"
 
 bench: release
 	SKIP_BUILD=1 loadtest/bench-origin.sh

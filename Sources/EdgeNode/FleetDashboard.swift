@@ -8,6 +8,7 @@ enum FleetDashboard {
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>durable-streams fleet</title>
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        <link rel="icon" href="data:,">
         <style>\#(DashboardAssets.style)</style></head><body>
         <header><h1>durable-streams fleet</h1><span class="muted" id="status">connecting…</span>
         <span style="flex:1"></span>

@@ -85,7 +85,8 @@ struct EdgeObservabilityTests {
             #expect(html.contains("<script"))
             #expect(!html.contains("<script src"))
             #expect(html.range(of: #"<script[^>]*\ssrc\s*="#, options: .regularExpression) == nil)
-            #expect(!html.contains("<link"))
+            // One link only: an empty icon, so browsers do not ask for /favicon.ico.
+            #expect(html.components(separatedBy: "<link").count == 2 && html.contains(#"<link rel="icon" href="data:,">"#))
             #expect(!html.contains("@import"))
             #expect(!html.contains("http://"))
             #expect(!html.contains("https://"))
