@@ -12,7 +12,8 @@ Chromium (`--dump-dom` after the page's scripts ran) and checks, from the render
 - the fleet page counts both edges up, its totals are the sums of the two edges' stats, each
   edge's row matches that edge, and its charts drew data points.
 
-With --screenshots DIR it also saves edge.png and fleet.png, taken while traffic runs.
+With --screenshots DIR it also saves edge-dashboard.png and fleet-dashboard.png, taken while
+traffic runs.
 
     python3 loadtest/dashboard-check.py --binary .build/debug/durable-streams
 
@@ -149,7 +150,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--seconds", type=float, default=4.0, help="how long the readers run")
-    parser.add_argument("--screenshots", help="directory for edge.png and fleet.png")
+    parser.add_argument("--screenshots", help="directory for edge-dashboard.png and fleet-dashboard.png")
     arguments = parser.parse_args()
     browser = chromium_binary()
     work = tempfile.mkdtemp(prefix="ds-dashboard-")
@@ -206,9 +207,9 @@ def main():
         if arguments.screenshots:
             os.makedirs(arguments.screenshots, exist_ok=True)
             chromium(browser, os.path.join(work, "shot-edge"), f"http://{HOST}:{edge_ports[0]}/__edge/",
-                     os.path.abspath(os.path.join(arguments.screenshots, "edge.png")))
+                     os.path.abspath(os.path.join(arguments.screenshots, "edge-dashboard.png")))
             chromium(browser, os.path.join(work, "shot-fleet"), f"http://{HOST}:{fleet_port}/",
-                     os.path.abspath(os.path.join(arguments.screenshots, "fleet.png")))
+                     os.path.abspath(os.path.join(arguments.screenshots, "fleet-dashboard.png")))
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
