@@ -248,33 +248,8 @@ public final class EdgeMetrics: Sendable {
         return registry.emitToBuffer()
     }
 
-    /// Which part of the history a stats request asks for.
-    enum HistoryRequest: Equatable {
-        case none
-        /// Every per-second sample (the last hour).
-        case seconds
-        /// Per-second samples newer than a Unix time.
-        case secondsAfter(Int64)
-        /// Every per-minute sample (the last day).
-        case minutes
-
-        /// From the stats path's query: `history=hour`, `history=day` or `since=UNIX_SECONDS`;
-        /// anything else asks for no history.
-        init(query: Substring) {
-            self = .none
-            for pair in query.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                switch (parts[0], parts[1]) {
-                case ("history", "hour"): self = .seconds
-                case ("history", "day"): self = .minutes
-                case ("since", let value):
-                    if let time = Int64(value), time >= 0 { self = .secondsAfter(time) }
-                default: continue
-                }
-            }
-        }
-    }
+    /// Which part of the history a stats request asks for (shared with the origin).
+    typealias HistoryRequest = ServerSupport.HistoryRequest
 
     /// The figures as JSON, for `/__edge/stats` and the dashboards: totals since the edge
     /// started, ratios, the busiest streams, and the part of the history asked for.
