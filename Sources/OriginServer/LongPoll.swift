@@ -11,8 +11,8 @@ extension StreamService {
     func longPoll(_ path: String, _ read: StreamOperation.Read, live: LiveRequest, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         let promise = loop.makePromise(of: ServerReply.self)
         let deadline = NIODeadline.now() + configuration.longPollTimeout
-        metrics.openLongPolls.increment()
-        promise.futureResult.whenComplete { [metrics] _ in metrics.openLongPolls.decrement() }
+        metrics.liveReaderStarted(path, .longPoll)
+        promise.futureResult.whenComplete { [metrics] _ in metrics.liveReaderEnded(path, .longPoll) }
 
         func timedOut(at offset: StreamOffset, closed: Bool) -> ServerReply {
             var extra: [(String, String)] = [(HeaderName.nextOffset, offset.description), (HeaderName.upToDate, "true")]

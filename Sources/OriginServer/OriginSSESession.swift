@@ -23,6 +23,8 @@ final class OriginSSESession: SSESession {
     private var reconnectTimer: Scheduled<Void>?
     private var finished = false
     private var touched = false
+    /// Counted as a live reader (from `start` until `stop`).
+    private var counted = false
 
     init(service: StreamService, path: String, start: ReadStart, clientCursor: String?, base64: Bool, loop: any EventLoop) {
         self.service = service
@@ -36,7 +38,10 @@ final class OriginSSESession: SSESession {
     /// Starts streaming into `output`, after the response head has been written.
     func start(_ output: any SSEOutput) {
         self.output = output
-        service.metrics.openSSE.increment()
+        if !finished {
+            counted = true
+            service.metrics.liveReaderStarted(path, .sse)
+        }
         reconnectTimer = loop.assumeIsolated().scheduleTask(in: service.configuration.sseReconnectInterval) { [weak self] in
             self?.stop()
         }
@@ -54,7 +59,7 @@ final class OriginSSESession: SSESession {
         finished = true
         reconnectTimer?.cancel()
         if let waiting { service.store.cancel(waiting) }
-        service.metrics.openSSE.decrement()
+        if counted { service.metrics.liveReaderEnded(path, .sse) }
         output?.finish()
     }
 
@@ -95,7 +100,7 @@ final class OriginSSESession: SSESession {
                 upToDate: read.upToDate, closed: read.reachedClosedEnd)
             SSEEncoder.writeControl(control, into: &events)
             sentControl = true
-            service.metrics.bytesOut.increment(by: Int64(events.readableBytes))
+            service.metrics.sent(bytes: events.readableBytes, stream: path)
             _ = output?.send(events)
         }
         if read.reachedClosedEnd {

@@ -41,6 +41,8 @@ public final class OriginServer: Sendable {
         var cap: ConnectionCap?
         var tls: ServerTLS?
         var bodyBudget: RequestBodyBudget?
+        /// Takes a history sample every second while the origin runs (`/__origin/stats`).
+        var sampler: RepeatedTask?
     }
 
     /// - Parameters:
@@ -56,7 +58,9 @@ public final class OriginServer: Sendable {
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         self.ownsGroup = group == nil
         self.logger = logger
-        self.service = StreamService(configuration: configuration, store: self.store, metrics: metrics)
+        let connections = self.connections
+        self.service = StreamService(
+            configuration: configuration, store: self.store, metrics: metrics, connections: { connections.count })
     }
 
     /// The port the server listens on, once started.
@@ -100,8 +104,11 @@ public final class OriginServer: Sendable {
         // /readyz behind authentication (public unless health_scope says otherwise); the access
         // log outermost, so that refusals are logged too.
         service = try operations.wrap(service, accessLogPath: configuration.accessLog) { [auth] inner in
+            // The stats and the dashboard tell what /metrics tells: the same scope guards them.
             AuthorizingResponder(
-                inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix, onRefusal: { authRefusals.count($0) })
+                inner, policy: auth, streamPathPrefix: configuration.streamPathPrefix,
+                operationalPaths: ["/metrics", StreamService.statsPath, StreamService.dashboardPath],
+                onRefusal: { authRefusals.count($0) })
         }
         let responder = service
         // Read before binding: a certificate that cannot be used stops the start with its reason.
@@ -131,14 +138,27 @@ public final class OriginServer: Sendable {
         let sweeper = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
             store.sweepExpired(on: loop).map { _ in }.recover { _ in }
         }
+        let sampler = startSampling()
         state.withLockedValue {
             $0.channel = channel
             $0.sweeper = sweeper
             $0.cap = cap
             $0.tls = tls
             $0.bodyBudget = bodyBudget
+            $0.sampler = sampler
         }
         logger.info("origin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+    }
+
+    /// One history sample a second, on one event loop (cheap: a copy of the counts under the
+    /// metrics lock, and the store's stream count), timed by the wall clock so that samples line
+    /// up with real seconds.
+    private func startSampling() -> RepeatedTask {
+        let (metrics, store, connections, clock) = (self.metrics, self.store, self.connections, service.clock)
+        metrics.started(at: Int64(clock()))
+        return group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            metrics.sample(at: Int64(clock()), openConnections: connections.count, streams: store.streamCount)
+        }
     }
 
     /// Loads `settings`' key files and puts them in force for every request from now on. On an
@@ -151,15 +171,17 @@ public final class OriginServer: Sendable {
     /// Stops accepting connections, ends in-flight long-polls (204) and SSE responses, waits for
     /// connections to close (up to `gracePeriod`), then releases the event loops it owns.
     public func shutdown(gracePeriod: TimeAmount = .seconds(5)) async throws {
-        let (channel, sweeper) = state.withLockedValue { state in
+        let (channel, sweeper, sampler) = state.withLockedValue { state in
             defer {
                 state.channel = nil
                 state.sweeper = nil
+                state.sampler = nil
             }
-            return (state.channel, state.sweeper)
+            return (state.channel, state.sweeper, state.sampler)
         }
         readiness.beginDraining()
         sweeper?.cancel()
+        sampler?.cancel()
         try? await channel?.close()
         try await connections.quiesceAll(gracePeriod: gracePeriod)
         operations.finish()

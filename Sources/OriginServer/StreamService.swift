@@ -17,14 +17,31 @@ final class StreamService: HTTPResponder {
     let clock: @Sendable () -> Double
     /// Catch-up answers for ranges that no longer change, kept as bytes while asked for.
     let answers = ReadAnswerCache()
+    /// Client connections open now (`/__origin/stats`).
+    let connections: @Sendable () -> Int
+
+    /// The origin's own pages: the live dashboard and the JSON it polls.
+    static let dashboardPath = "/__origin/"
+    static let statsPath = "/__origin/stats"
 
     init(configuration: OriginConfiguration, store: any StreamStore, metrics: OriginMetrics,
-         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+         connections: @escaping @Sendable () -> Int = { 0 }) {
         self.configuration = configuration
         self.store = store
         self.metrics = metrics
         self.cursors = CursorPolicy(intervalSeconds: configuration.cursorIntervalSeconds)
         self.clock = clock
+        self.connections = connections
+    }
+
+    /// A reply and what it added to its stream, for the metrics.
+    struct Answer {
+        var reply: ServerReply
+        /// 1 for an append that added data.
+        var appends = 0
+        /// Bytes added: an append's body, or a new stream's initial body.
+        var appendedBytes = 0
     }
 
     var maxBodyBytes: Int { configuration.maxBodyBytes }
@@ -36,85 +53,114 @@ final class StreamService: HTTPResponder {
 
     /// Answers one request. The future always succeeds: failures become error responses.
     func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
-        metrics.bytesIn.increment(by: Int64(request.body.readableBytes))
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
         let path = uri[..<(queryStart ?? uri.endIndex)]
         let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
         let method = request.head.method.rawValue
 
-        let operationName: String
-        let reply: EventLoopFuture<ServerReply>
+        let operation: OriginOperation
+        var stream: String?
+        let answer: EventLoopFuture<Answer>
         if path.hasPrefix(configuration.streamPathPrefix) {
             if method == "OPTIONS" {
-                operationName = "options"
-                reply = loop.makeSucceededFuture(Self.preflight())
+                operation = .options
+                answer = loop.makeSucceededFuture(Answer(reply: Self.preflight()))
             } else {
                 do throws(ProtocolError) {
                     // The same function edges key their caches by: both must agree on which stream a path names.
                     let streamPath = try StreamPath.canonicalName(urlPath: path, prefix: configuration.streamPathPrefix)
-                    let operation = try StreamOperation.decode(
+                    let decoded = try StreamOperation.decode(
                         method: method, query: query, header: { request.head.headers.first(name: $0) },
                         bodyLength: request.body.readableBytes)
-                    operationName = Self.name(of: operation)
-                    reply = perform(operation, on: streamPath, request: request, live: live, loop: loop)
+                    operation = Self.operation(of: decoded)
+                    stream = streamPath
+                    answer = perform(decoded, on: streamPath, request: request, live: live, loop: loop)
                 } catch {
-                    operationName = "invalid"
-                    reply = loop.makeSucceededFuture(Self.errorReply(error))
+                    operation = .invalid
+                    answer = loop.makeSucceededFuture(Answer(reply: Self.errorReply(error)))
                 }
             }
         } else if path == "/metrics" && method == "GET" {
-            operationName = "metrics"
-            var head = ResponseHeaders.head(.ok, [("Content-Type", "text/plain; version=0.0.4"), ("Cache-Control", ResponseHeaders.noStore)])
+            operation = .metrics
             let text = metrics.render(streamCount: store.streamCount, storage: store.statistics)
-            head.headers.replaceOrAdd(name: "Content-Length", value: String(text.count))
-            reply = loop.makeSucceededFuture(.response(head, body: [ByteBuffer(bytes: text)]))
+            answer = loop.makeSucceededFuture(Answer(reply: Self.local("text/plain; version=0.0.4", text)))
+        } else if path == Self.statsPath && method == "GET" {
+            operation = .metrics
+            answer = stats(query: query, loop: loop).map { Answer(reply: $0) }
+        } else if path == Self.dashboardPath && method == "GET" {
+            operation = .metrics
+            answer = loop.makeSucceededFuture(Answer(reply: Self.local("text/html; charset=utf-8", OriginDashboard.page)))
         } else if path == "/healthz" {
-            operationName = "other"
-            reply = loop.makeSucceededFuture(Self.text(.ok, "ok\n"))
+            operation = .other
+            answer = loop.makeSucceededFuture(Answer(reply: Self.text(.ok, "ok\n")))
         } else {
-            operationName = "other"
-            reply = loop.makeSucceededFuture(Self.errorReply(ProtocolError(
-                .notFound, "no route: streams live under \(configuration.streamPathPrefix)<name>")))
+            operation = .other
+            answer = loop.makeSucceededFuture(Answer(reply: Self.errorReply(ProtocolError(
+                .notFound, "no route: streams live under \(configuration.streamPathPrefix)<name>"))))
         }
-        let metrics = self.metrics
-        return reply.map { reply in
-            metrics.request(operationName, status: reply.status.code)
-            metrics.bytesOut.increment(by: Int64(reply.bodyBytes))
-            return reply
+        let (metrics, requestBytes) = (self.metrics, request.body.readableBytes)
+        return answer.map { [stream] answer in
+            metrics.request(
+                operation, status: answer.reply.status.code, stream: stream, requestBytes: requestBytes,
+                responseBytes: answer.reply.bodyBytes, appends: answer.appends, appendedBytes: answer.appendedBytes)
+            return answer.reply
         }
     }
 
-    private static func name(of operation: StreamOperation) -> String {
+    private static func operation(of operation: StreamOperation) -> OriginOperation {
         switch operation {
-        case .create: return "create"
-        case .append(let append): return append.contentType == nil ? "close" : "append"
+        case .create: return .create
+        case .append(let append): return append.contentType == nil ? .close : .append
         case .read(let read):
             switch read.mode {
-            case .catchUp: return "read"
-            case .longPoll: return "long_poll"
-            case .sse: return "sse"
+            case .catchUp: return .read
+            case .longPoll: return .longPoll
+            case .sse: return .sse
             }
-        case .head: return "head"
-        case .delete: return "delete"
+        case .head: return .head
+        case .delete: return .delete
+        }
+    }
+
+    /// A 200 the origin makes about itself (metrics, stats, the dashboard): never cached.
+    static func local(_ contentType: String, _ bytes: [UInt8]) -> ServerReply {
+        let head = ResponseHeaders.head(.ok, [
+            ("Content-Type", contentType), ("Content-Length", String(bytes.count)), ("Cache-Control", ResponseHeaders.noStore),
+        ])
+        return .response(head, body: [ByteBuffer(bytes: bytes)])
+    }
+
+    /// `/__origin/stats`: the metrics' figures, with each listed stream's size from the store
+    /// (its tail offset, kept in memory by every store: no I/O), never touching a stream.
+    private func stats(query: Substring, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        let snapshot = metrics.snapshot(history: HistoryRequest(query: query))
+        let sizes = snapshot.top.map { entry in
+            store.info(entry.key, on: loop).map { Optional($0.tail.position) }.recover { _ in nil }
+        }
+        let (streams, openConnections, now) = (store.streamCount, connections(), Int64(clock()))
+        return EventLoopFuture.whenAllSucceed(sizes, on: loop).map { sizes in
+            Self.local("application/json", OriginMetrics.json(snapshot, sizes: sizes, openConnections: openConnections, streams: streams, now: now))
         }
     }
 
     private func perform(_ operation: StreamOperation, on path: String, request: ServerRequest, live: LiveRequest, loop: any EventLoop)
-        -> EventLoopFuture<ServerReply>
+        -> EventLoopFuture<Answer>
     {
-        let future: EventLoopFuture<ServerReply>
+        let future: EventLoopFuture<Answer>
         switch operation {
         case .create(let create):
             future = self.create(path, create, request: request, loop: loop)
         case .append(let append):
             future = self.append(path, append, body: request.body, loop: loop)
         case .read(let read):
+            let reply: EventLoopFuture<ServerReply>
             switch read.mode {
-            case .catchUp: future = catchUp(path, read, request: request.head, sentAsStored: !mayCompress(request.head), loop: loop)
-            case .longPoll: future = longPoll(path, read, live: live, loop: loop)
-            case .sse: future = sse(path, read, loop: loop)
+            case .catchUp: reply = catchUp(path, read, request: request.head, sentAsStored: !mayCompress(request.head), loop: loop)
+            case .longPoll: reply = longPoll(path, read, live: live, loop: loop)
+            case .sse: reply = sse(path, read, loop: loop)
             }
+            future = reply.map { Answer(reply: $0) }
         case .head:
             future = store.info(path, on: loop).map { info in
                 var extra: [(String, String)] = [
@@ -123,33 +169,33 @@ final class StreamService: HTTPResponder {
                 ]
                 extra += info.lifetime.headers
                 if info.closed { extra.append((HeaderName.closed, "true")) }
-                return .response(ResponseHeaders.head(.ok, extra), body: [])
+                return Answer(reply: .response(ResponseHeaders.head(.ok, extra), body: []))
             }
         case .delete:
             future = store.delete(path, on: loop).map { [configuration] in
                 configuration.onStreamDeleted?(path)
-                return Self.empty(.noContent)
+                return Answer(reply: Self.empty(.noContent))
             }
         }
         return future.recover { error in
             guard let error = error as? ProtocolError else {
-                return Self.errorReply(ProtocolError(.internalServerError, "internal error"))
+                return Answer(reply: Self.errorReply(ProtocolError(.internalServerError, "internal error")))
             }
-            return Self.errorReply(error)
+            return Answer(reply: Self.errorReply(error))
         }
     }
 
     // MARK: - Writes
 
     private func create(_ path: String, _ create: StreamOperation.Create, request: ServerRequest, loop: any EventLoop)
-        -> EventLoopFuture<ServerReply>
+        -> EventLoopFuture<Answer>
     {
         var fork: ForkCommand?
         if let asked = create.fork {
             // The source is named by its URL path; one outside the stream routes names no stream.
             guard let source = try? StreamPath.canonicalName(urlPath: Substring(asked.source), prefix: configuration.streamPathPrefix)
             else {
-                return loop.makeSucceededFuture(Self.errorReply(ForkErrors.sourceNotFound))
+                return loop.makeSucceededFuture(Answer(reply: Self.errorReply(ForkErrors.sourceNotFound)))
             }
             fork = ForkCommand(source: source, offset: asked.offset, subOffset: asked.subOffset)
         }
@@ -164,9 +210,9 @@ final class StreamService: HTTPResponder {
         }.flatMapErrorThrowing { error in
             guard let error = error as? ProtocolError else { throw error }
             switch error.status {
-            case .notFound: return Self.errorReply(ForkErrors.sourceNotFound)
-            case .gone: return Self.errorReply(ForkErrors.sourceGone)
-            default: return Self.errorReply(error)
+            case .notFound: return Answer(reply: Self.errorReply(ForkErrors.sourceNotFound))
+            case .gone: return Answer(reply: Self.errorReply(ForkErrors.sourceGone))
+            default: return Answer(reply: Self.errorReply(error))
             }
         }
     }
@@ -174,11 +220,11 @@ final class StreamService: HTTPResponder {
     private func makeStream(
         _ path: String, _ create: StreamOperation.Create, type: ContentType?, fork: ForkCommand?, request: ServerRequest,
         loop: any EventLoop
-    ) -> EventLoopFuture<ServerReply> {
+    ) -> EventLoopFuture<Answer> {
         let body = Body.framing(request.body, as: type, allowEmptyArray: true)
         let command = CreateCommand(contentType: type, lifetime: create.lifetime, closed: create.closed, body: body, fork: fork)
         let location = absoluteURL(for: request.head)
-        return store.create(path, command, on: loop).map { [configuration, metrics] result in
+        return store.create(path, command, on: loop).map { [configuration] result in
             var extra: [(String, String)] = [
                 ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.info.tail.description),
                 ("Content-Length", "0"),
@@ -187,10 +233,11 @@ final class StreamService: HTTPResponder {
             if result.info.closed { extra.append((HeaderName.closed, "true")) }
             if result.created {
                 extra.append(("Location", location))
-                metrics.appendedBytes.increment(by: Int64(request.body.readableBytes))
                 configuration.onStreamCreated?(path)
             }
-            return .response(ResponseHeaders.head(result.created ? .created : .ok, extra), body: [])
+            return Answer(
+                reply: .response(ResponseHeaders.head(result.created ? .created : .ok, extra), body: []),
+                appendedBytes: result.created ? request.body.readableBytes : 0)
         }
     }
 
@@ -204,27 +251,26 @@ final class StreamService: HTTPResponder {
     }
 
     private func append(_ path: String, _ append: StreamOperation.Append, body: ByteBuffer, loop: any EventLoop)
-        -> EventLoopFuture<ServerReply>
+        -> EventLoopFuture<Answer>
     {
         let command = AppendCommand(
             contentType: append.contentType, seq: append.seq, closed: append.closed, producer: append.producer,
             body: Body.framing(body, as: append.contentType, allowEmptyArray: false))
-        return store.append(path, command, on: loop).map { [metrics] result in
+        return store.append(path, command, on: loop).map { result in
             var extra: [(String, String)] = [(HeaderName.nextOffset, result.tail.description)]
             if result.closed { extra.append((HeaderName.closed, "true")) }
             if let producer = result.producer {
                 extra.append((HeaderName.producerEpoch, String(producer.epoch)))
                 extra.append((HeaderName.producerSeq, String(producer.lastSeq)))
             }
-            if !result.duplicate && body.readableBytes > 0 {
-                metrics.appends.increment()
-                metrics.appendedBytes.increment(by: Int64(body.readableBytes))
-            }
+            let added = !result.duplicate && body.readableBytes > 0
             // A producer's first delivery of data is 200, a retry 204; plain appends and every
             // close-only request (no body) are 204 (§5.2.1, §5.3).
             let status: HTTPResponseStatus = append.producer != nil && !result.duplicate && body.readableBytes > 0 ? .ok : .noContent
             if status == .ok { extra.append(("Content-Length", "0")) }
-            return .response(ResponseHeaders.head(status, extra), body: [])
+            return Answer(
+                reply: .response(ResponseHeaders.head(status, extra), body: []), appends: added ? 1 : 0,
+                appendedBytes: added ? body.readableBytes : 0)
         }
     }
 

@@ -197,6 +197,35 @@ struct AuthTests {
             #expect(try await origin.request(.GET, "/healthz").status == 200)
         }
     }
+
+    // The origin's stats and dashboard tell what /metrics tells, and follow its rule: public
+    // without metrics_scope, that scope on every stream with it.
+    @Test func originPagesAreGuardedLikeMetrics() async throws {
+        guard !Topology.throughEdge else { return }  // the edge would pass these to the origin as other paths
+        let files = try AuthFiles()
+        defer { files.remove() }
+        let paths = ["/metrics", "/__origin/stats", "/__origin/stats?history=hour", "/__origin/"]
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            for path in paths { #expect(try await origin.request(.GET, path).status == 200, "\(path)") }
+        }
+        try await withOrigin(configure: {
+            $0.auth = files.settings
+            $0.auth.metricsScope = .admin
+        }) { (origin: Origin) async throws in
+            for path in paths {
+                let anonymous = try await origin.request(.GET, path)
+                #expect(anonymous.status == 401 && anonymous.header("WWW-Authenticate") != nil, "\(path)")
+                #expect(try await origin.request(.GET, path, headers: bearer(AuthFiles.reader)).status == 403, "\(path)")
+                #expect(try await origin.request(.GET, path, headers: bearer(AuthFiles.writer)).status == 403, "\(path)")
+                let admin = try await origin.request(.GET, path, headers: bearer(AuthFiles.admin))
+                #expect(admin.status == 200 && admin.header("Cache-Control") == "no-store", "\(path)")
+            }
+            // A stream named like the pages is a stream: stream rules apply to it, not metrics_scope.
+            #expect(try await origin.request(.GET, "/v1/stream/__origin?offset=-1").status == 401)
+            #expect(try await origin.request(.PUT, "/v1/stream/pub/__origin", headers: bearer(AuthFiles.writer)).status == 201)
+            #expect(try await origin.request(.GET, "/v1/stream/pub/__origin?offset=-1", headers: bearer(AuthFiles.reader)).status == 200)
+        }
+    }
 }
 
 @Suite("Readiness and access log")
