@@ -41,6 +41,8 @@ enum OriginDashboard {
         </main>
         <script>\#(DashboardAssets.chartScript)</script>
         <script>
+        // Top-level names must not be the window's own unforgeable ones (top, window, document,
+        // location): declaring one is a SyntaxError that stops the whole script.
         const STATS = '\#(statsPath)';
         const OPS = [['read', '#42a5f5'], ['long_poll', '#ab47bc'], ['sse', '#26a69a'], ['append', '#ef5350'], ['create', '#ffa726'], ['close', '#ff7043'],
           ['head', '#ffca28'], ['delete', '#8d6e63'], ['options', '#9ccc65'], ['invalid', '#e57373'], ['metrics', '#78909c'], ['other', '#b0bec5']];
@@ -93,7 +95,7 @@ enum OriginDashboard {
           if (!first || t - first.t < 0.5) return null;
           return Math.max(0, appends - first.appends.get(stream)) / (t - first.t);
         }
-        function top() {
+        function streamTable() {
           const list = stats.topStreams || [];
           const t = Date.now() / 1000;
           marks.push({ t, appends: new Map(list.map(e => [e.stream, e.appends])) });
@@ -107,7 +109,7 @@ enum OriginDashboard {
         }
         function render() {
           $('empty').hidden = stats.streamRequestsTotal > 0;
-          tiles(); charts(); top();
+          tiles(); charts(); streamTable();
           $('status').textContent = 'live · ' + new Date(stats.now * 1000).toLocaleTimeString();
           document.body.dataset.loaded = 'true';
         }

@@ -228,6 +228,9 @@ struct OriginStatsEndToEndTests {
             #expect(!html.contains("https://"))
             #expect(!html.contains("//cdn"))
             #expect(page.text.contains("'/__origin/stats'"))
+            // A global function named like a window property the page cannot replace (`top`, …)
+            // is a SyntaxError in a browser: the page would never load.
+            #expect(page.text.range(of: #"function\s+(top|window|document|location|parent|frames)\s*\("#, options: .regularExpression) == nil)
             for hook in ["data-stat=", "data-stream=", "dataset.loaded = 'true'", "DS.chart("] {
                 #expect(page.text.contains(hook), "page lacks \(hook)")
             }
