@@ -10,7 +10,8 @@ Chromium (`--dump-dom` after the page's scripts ran) and checks, from the render
 - the tiles show what `/__edge/stats` says (client and upstream requests, hit ratio), and the
   top-streams table names the streams read;
 - the fleet page counts both edges up, its totals are the sums of the two edges' stats, each
-  edge's row matches that edge, and its charts drew data points.
+  edge's row matches that edge, it reaches the origin's /__origin/stats, and its charts drew
+  data points.
 
 With --screenshots DIR it also saves edge-dashboard.png and fleet-dashboard.png, taken while
 traffic runs.
@@ -256,6 +257,8 @@ def main():
             row = fleet.edges.get(f"http://{HOST}:{port}", {})
             check(row.get("status") == "up", f"fleet row for {port}: {row}")
             check(row.get("clientRequestsTotal") == integer(edge["clientRequestsTotal"]), f"fleet row for {port}: {row} vs {edge['clientRequestsTotal']}")
+        check(fleet.stats.get("originRate", "unreachable") not in ("unreachable", "not configured"),
+              f"fleet origin rate: {fleet.stats.get('originRate')}")
         for chart in ("c-hit", "c-origin", "c-outcome"):
             check(fleet.points.get(chart, 0) >= 2, f"fleet chart {chart} drew {fleet.points.get(chart)} points")
         print(f"dashboard-check: ok (edge page: {page.points['c-hit']} hit-ratio points, {edge_stats['clientRequestsTotal']} requests; "

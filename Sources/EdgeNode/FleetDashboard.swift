@@ -19,7 +19,7 @@ enum FleetDashboard {
         <div class="card"><h2>Edges</h2><div class="scroll"><table id="edges"></table></div></div>
         <div class="grid" style="margin-top:14px">
           <div class="card"><h2>Hit ratio</h2><div class="muted">the fleet (summed parts) and each edge</div><div class="chart" id="c-hit"></div></div>
-          <div class="card"><h2>Readers served and origin load</h2><div class="muted">requests per second: clients of all edges, what the edges asked upstream, and what the origin answered in all</div><div class="chart" id="c-origin"></div></div>
+          <div class="card"><h2>Readers served and origin load</h2><div class="muted">requests per second: clients of all edges, what the edges asked upstream, and the stream requests the origin answered in all</div><div class="chart" id="c-origin"></div></div>
           <div class="card"><h2>Requests by cache outcome</h2><div class="muted">all edges, per second, stacked</div><div class="chart" id="c-outcome"></div></div>
           <div class="card"><h2>Bandwidth</h2><div class="muted">all edges, body bytes per second</div><div class="chart" id="c-bytes"></div></div>
           <div class="card"><h2>Connections</h2><div class="muted">open client connections, stacked by edge</div><div class="chart" id="c-conns"></div></div>
@@ -80,7 +80,7 @@ enum FleetDashboard {
           }
           $('empty').hidden = totals.clients > 0;
           const clientRate = up.reduce((a, m) => a + (recentRate(m, 'stream_requests', 10) || 0), 0);
-          const originRate = origin && origin.ok ? recentRate(origin, 'requests', 10) : null;
+          const originRate = origin && origin.ok ? recentRate(origin, 'stream_requests', 10) : null;
           const tiles = [['edgesUp', 'Edges up', `${up.length} of ${edges.length}`], ['hitRate', 'Fleet hit ratio', F.pct(div(totals.served, totals.candidates))],
             ['requestOffload', 'Request offload', F.pct(div(totals.stream - totals.upstream, totals.stream))], ['byteOffload', 'Byte offload', F.pct(div(totals.sent - totals.received, totals.sent))],
             ['clientRequestsTotal', 'Client requests', F.int(totals.clients)], ['upstreamRequestsTotal', 'Upstream requests', F.int(totals.upstreamAll)],
@@ -106,7 +106,7 @@ enum FleetDashboard {
           const originMap = origin && origin.rows ? new Map(origin.rows.map(r => [r[0], r])) : null;
           const originSeries = [{ name: 'clients of the edges', color: '#42a5f5', values: perSecond((m, r) => col(m, r, 'stream_requests')) },
             { name: 'edges to their upstream', color: '#ffa726', values: perSecond((m, r) => col(m, r, 'upstream_requests')) }];
-          if (originMap) originSeries.push({ name: 'origin, all requests', color: '#ef5350', values: times.map(t => { const r = originMap.get(t); return r ? col(origin, r, 'requests') / col(origin, r, 'span') : null }) });
+          if (originMap) originSeries.push({ name: 'origin, stream requests', color: '#ef5350', values: times.map(t => { const r = originMap.get(t); return r ? col(origin, r, 'stream_requests') / col(origin, r, 'span') : null }) });
           chart('c-origin', { title: 'origin load', format: F.rate, series: originSeries });
           chart('c-outcome', { title: 'requests by outcome', format: F.rate, stacked: true, series: OUTCOMES.map(([n, c]) => ({ name: n, color: c, values: perSecond((m, r) => col(m, r, n)) })) });
           chart('c-bytes', { title: 'bandwidth', format: F.bytesRate, series: [

@@ -12,6 +12,7 @@ enum OriginDashboard {
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>durable-streams origin</title>
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        <link rel="icon" href="data:,">
         <style>\#(DashboardAssets.style)</style></head><body>
         <header><h1>durable-streams origin</h1><span class="muted" id="status">connecting…</span>
         <span style="flex:1"></span>
