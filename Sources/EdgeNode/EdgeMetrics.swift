@@ -77,10 +77,8 @@ public final class EdgeMetrics: Sendable {
 
     private struct State {
         var counts = EdgeCounts()
-        var openSSE = 0
-        var openLongPolls = 0
         /// SSE clients and waiting long-polls per stream: exact, and bounded by the connections.
-        var liveReaders: [String: Int] = [:]
+        var liveReaders = LiveReaders()
         var streams = HeavyHitters<String, StreamTally>(capacity: EdgeMetrics.trackedStreams) { StreamTally() }
         var history = SampleHistory<EdgeSample>()
         var lastSampled = EdgeCounts()
@@ -191,24 +189,15 @@ public final class EdgeMetrics: Sendable {
     }
 
     /// The kinds of reader that stay connected, waiting for data.
-    enum LiveReader { case sse, longPoll }
-
     /// A reader of `stream` started waiting (an SSE response, a long-poll in flight).
-    func liveReaderStarted(_ stream: String, _ kind: LiveReader) {
+    func liveReaderStarted(_ stream: String, _ kind: LiveReaders.Kind) {
         (kind == .sse ? openSSE : openLongPolls).increment()
-        state.withLockedValue { state in
-            state.liveReaders[stream, default: 0] += 1
-            if kind == .sse { state.openSSE += 1 } else { state.openLongPolls += 1 }
-        }
+        state.withLockedValue { $0.liveReaders.started(stream, kind) }
     }
 
-    func liveReaderEnded(_ stream: String, _ kind: LiveReader) {
+    func liveReaderEnded(_ stream: String, _ kind: LiveReaders.Kind) {
         (kind == .sse ? openSSE : openLongPolls).decrement()
-        state.withLockedValue { state in
-            let left = (state.liveReaders[stream] ?? 1) - 1
-            state.liveReaders[stream] = left > 0 ? left : nil
-            if kind == .sse { state.openSSE -= 1 } else { state.openLongPolls -= 1 }
-        }
+        state.withLockedValue { $0.liveReaders.ended(stream, kind) }
     }
 
     /// Takes this second's sample into the history (called once a second; `time` in Unix seconds).
@@ -218,8 +207,8 @@ public final class EdgeMetrics: Sendable {
             if state.startedAt == 0 { state.startedAt = time }
             state.counts.evictions = cache.evictions
             let gauges = EdgeGauges(
-                cacheBytes: cache.bytes, cacheEntries: cache.entries, openConnections: openConnections, openSSE: state.openSSE,
-                openLongPolls: state.openLongPolls, upstreamSSESubscriptions: sseSubscriptions)
+                cacheBytes: cache.bytes, cacheEntries: cache.entries, openConnections: openConnections, openSSE: state.liveReaders.sse,
+                openLongPolls: state.liveReaders.longPolls, upstreamSSESubscriptions: sseSubscriptions)
             state.history.record(EdgeSample(counts: state.counts.since(state.lastSampled), gauges: gauges), at: time)
             state.lastSampled = state.counts
             return reportEvictions(&state, cache.evictions)
@@ -266,8 +255,8 @@ public final class EdgeMetrics: Sendable {
             case .secondsAfter(let time): samples = state.history.seconds(after: time)
             case .minutes: samples = state.history.minutes()
             }
-            let live = top.map { state.liveReaders[$0.key] ?? 0 }
-            return (state.counts, state.openSSE, state.openLongPolls, top, live, samples, state.startedAt, state.streams.total)
+            let live = top.map { state.liveReaders.count(for: $0.key) }
+            return (state.counts, state.liveReaders.sse, state.liveReaders.longPolls, top, live, samples, state.startedAt, state.streams.total)
         }
         let clientRequests = counts.clientRequests
         let upstreamRequests = counts.upstreamRequests

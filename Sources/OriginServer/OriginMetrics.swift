@@ -57,10 +57,8 @@ public final class OriginMetrics: Sendable {
         /// list on every request; this keeps the hot path to one small dictionary lookup.
         var requestCounters: [RequestKey: Counter] = [:]
         var counts = OriginCounts()
-        var openLongPolls = 0
-        var openSSE = 0
-        /// Waiting long-polls and SSE responses per stream: exact, bounded by the connections.
-        var liveReaders: [String: Int] = [:]
+        /// Waiting long-polls and SSE responses, in all and per stream.
+        var liveReaders = LiveReaders()
         var streams = HeavyHitters<String, StreamTally>(capacity: OriginMetrics.trackedStreams) { StreamTally() }
         var history = SampleHistory<OriginSample>()
         var lastSampled = OriginCounts()
@@ -169,24 +167,15 @@ public final class OriginMetrics: Sendable {
     }
 
     /// The kinds of reader that stay connected, waiting for data.
-    enum LiveReader { case sse, longPoll }
-
     /// A reader of `stream` started waiting (an SSE response, a long-poll in progress).
-    func liveReaderStarted(_ stream: String, _ kind: LiveReader) {
+    func liveReaderStarted(_ stream: String, _ kind: LiveReaders.Kind) {
         (kind == .sse ? openSSE : openLongPolls).increment()
-        state.withLockedValue { state in
-            state.liveReaders[stream, default: 0] += 1
-            if kind == .sse { state.openSSE += 1 } else { state.openLongPolls += 1 }
-        }
+        state.withLockedValue { $0.liveReaders.started(stream, kind) }
     }
 
-    func liveReaderEnded(_ stream: String, _ kind: LiveReader) {
+    func liveReaderEnded(_ stream: String, _ kind: LiveReaders.Kind) {
         (kind == .sse ? openSSE : openLongPolls).decrement()
-        state.withLockedValue { state in
-            let left = (state.liveReaders[stream] ?? 1) - 1
-            state.liveReaders[stream] = left > 0 ? left : nil
-            if kind == .sse { state.openSSE -= 1 } else { state.openLongPolls -= 1 }
-        }
+        state.withLockedValue { $0.liveReaders.ended(stream, kind) }
     }
 
     /// Takes the interval ending at `time` (Unix seconds) into the history: called once a second
@@ -195,7 +184,7 @@ public final class OriginMetrics: Sendable {
         state.withLockedValue { state in
             if state.startedAt == 0 { state.startedAt = time }
             let gauges = OriginGauges(
-                openConnections: openConnections, openLongPolls: state.openLongPolls, openSSE: state.openSSE, streams: streams)
+                openConnections: openConnections, openLongPolls: state.liveReaders.longPolls, openSSE: state.liveReaders.sse, streams: streams)
             state.history.record(OriginSample(counts: state.counts.since(state.lastSampled), gauges: gauges), at: time)
             state.lastSampled = state.counts
         }
@@ -236,8 +225,8 @@ public final class OriginMetrics: Sendable {
         state.withLockedValue { state in
             let top = state.streams.top(Self.shownStreams)
             return Snapshot(
-                counts: state.counts, openLongPolls: state.openLongPolls, openSSE: state.openSSE, top: top,
-                liveReaders: top.map { state.liveReaders[$0.key] ?? 0 }, history: history,
+                counts: state.counts, openLongPolls: state.liveReaders.longPolls, openSSE: state.liveReaders.sse, top: top,
+                liveReaders: top.map { state.liveReaders.count(for: $0.key) }, history: history,
                 samples: state.history.samples(for: history), startedAt: state.startedAt,
                 streamRequestsCounted: state.streams.total)
         }
