@@ -88,7 +88,7 @@ struct EdgeFaultRecoveryTests {
     /// reads, long-polls and SSE all work through the edge again.
     @Test func edgeRecoversWhenTheOriginRestartsOnTheSamePort() async throws {
         var originConfiguration = OriginConfiguration()
-        originConfiguration.longPollTimeout = .seconds(5)
+        originConfiguration.longPollTimeout = .seconds(30)
         originConfiguration.maxChunkBytes = 2
         let first = try await withPortOutsideEphemeralRange { port in
             originConfiguration.port = port

@@ -53,7 +53,10 @@ func withEdges<T>(
 ) async throws -> T {
     var originConfiguration = OriginConfiguration()
     originConfiguration.port = 0
-    originConfiguration.longPollTimeout = .seconds(5)
+    // Long enough that a loaded CI machine never turns "append wakes the parked poll" into a
+    // 204 timeout; shorter than the edge's upstream timeout below so a poll never becomes a 504.
+    // Tests about timeouts set their own.
+    originConfiguration.longPollTimeout = .seconds(30)
     configureOrigin(&originConfiguration)
     let origin = OriginServer(configuration: originConfiguration, store: store, group: MultiThreadedEventLoopGroup.singleton)
     try await origin.start()
