@@ -88,6 +88,23 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // Subscriptions (§6–7): configurations, glob links, the wake state machine, Ed25519
+        // webhook signing (swift-crypto), callback tokens, SSRF-checked webhook delivery over
+        // NIO's HTTP client pipeline, and the registry that runs them beside a store.
+        .target(
+            name: "Subscriptions",
+            dependencies: [
+                "DurableStreams",
+                "StreamStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The origin's HTTP/1.1 server on SwiftNIO.
         .target(
             name: "OriginServer",
@@ -96,6 +113,7 @@ let package = Package(
                 "StreamStore",
                 "ServerSupport",
                 "StreamAuth",
+                "Subscriptions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -239,6 +257,17 @@ let package = Package(
                 "LoadTest", "OriginServer", "EdgeNode", "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SubscriptionsTests",
+            dependencies: [
+                "Subscriptions", "StreamStore", "DurableStreams", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(
