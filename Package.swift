@@ -160,6 +160,7 @@ let package = Package(
                 "LoadTest",
                 "ServerSupport",
                 "StreamStore",
+                "Subscriptions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -8,7 +8,7 @@ extension OriginConfiguration {
     public static let fileKeys: Set<String> = Set<String>([
         "host", "port", "long_poll_timeout", "sse_reconnect_interval", "cursor_interval", "max_chunk_bytes",
         "max_body_bytes", "compression", "compression_threshold_bytes", "data_dir",
-        "fsync", "max_file_handles", "access_log",
+        "fsync", "max_file_handles", "access_log", "subscriptions", "public_url", "webhook_ca_file",
     ])
         .union(ConnectionLimits.fileKeys)
         .union(AuthSettings.fileKeys)
@@ -39,6 +39,14 @@ extension OriginConfiguration {
         if let value = try file.bool("compression") { compression = value }
         if let value = try file.int("compression_threshold_bytes") { compressionThresholdBytes = max(0, value) }
         if let value = try file.string("access_log") { accessLog = value }
+        if let value = try file.bool("subscriptions") { subscriptions = value }
+        if let value = try file.string("public_url") {
+            guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+                throw file.problem("public_url", "'public_url' must be an http:// or https:// URL")
+            }
+            publicURL = value
+        }
+        if let value = try file.string("webhook_ca_file") { webhookCAFile = value }
         try limits.apply(file)
         try auth.apply(file)
         tls = try TLSSettings.read(from: file)

@@ -1,6 +1,7 @@
 import NIOCore
 import ServerSupport
 import StreamAuth
+import Subscriptions
 
 /// Everything an origin server can be told. Defaults are what `durable-streams origin` uses.
 public struct OriginConfiguration: Sendable {
@@ -33,6 +34,20 @@ public struct OriginConfiguration: Sendable {
     public var auth = AuthSettings()
     /// Listen with TLS (and offer HTTP/2) when set; plain HTTP/1.1 when `nil`.
     public var tls: TLSSettings?
+    /// Subscriptions (§6–7) under `<prefix>__ds/`. Off, the reserved paths answer 404; either
+    /// way no stream may be named under `__ds`.
+    public var subscriptions = true
+    /// Scheme and host clients reach the streams at (`https://streams.example.com`), for the
+    /// URLs subscriptions hand out (`callback_url`, `jwks_url`: this, the stream prefix, then
+    /// `__ds/…`). When unset they are built from each request's `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` (set by our edge) or `Host`.
+    public var publicURL: String?
+    /// The webhook signing key and the token secret; fresh random ones per process when unset
+    /// (`durable-streams origin --data-dir` keeps them in the data directory).
+    public var subscriptionKeys: SubscriptionKeys?
+    /// A PEM file of the CA certificates `https` webhooks must chain to, instead of the system's.
+    public var webhookCAFile: String?
+
     /// Event loop threads when the server creates its own group.
     public var eventLoopThreads = System.coreCount
 

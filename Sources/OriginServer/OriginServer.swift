@@ -7,6 +7,7 @@ import NIOPosix
 import ServerSupport
 import StreamAuth
 import StreamStore
+import Subscriptions
 
 /// A Durable Streams origin: an HTTP/1.1 server over a `StreamStore`.
 ///
@@ -26,6 +27,8 @@ public final class OriginServer: Sendable {
     private let ownsGroup: Bool
     private let logger: Logger
     private let service: StreamService
+    /// Subscriptions (§6–7); `nil` when `configuration.subscriptions` is off.
+    public let subscriptions: SubscriptionRegistry?
     private let state = NIOLockedValueBox(RunState())
     private let connections = ConnectionRegistry()
     /// `/readyz` and the access log.
@@ -59,8 +62,24 @@ public final class OriginServer: Sendable {
         self.ownsGroup = group == nil
         self.logger = logger
         let connections = self.connections
+        self.subscriptions = configuration.subscriptions ? Self.makeSubscriptions(configuration, store: self.store, group: self.group, logger: logger) : nil
         self.service = StreamService(
-            configuration: configuration, store: self.store, metrics: metrics, connections: { connections.count })
+            configuration: configuration, store: self.store, metrics: metrics, connections: { connections.count },
+            subscriptions: subscriptions)
+    }
+
+    /// Subscriptions over `store`, delivering webhooks with NIO's HTTP client on `group`.
+    private static func makeSubscriptions(_ configuration: OriginConfiguration, store: any StreamStore, group: any EventLoopGroup, logger: Logger)
+        -> SubscriptionRegistry
+    {
+        let keys = configuration.subscriptionKeys ?? .random()
+        let client = WebhookClient(
+            group: group, threadPool: .singleton, trustRoots: configuration.webhookCAFile.map { .file($0) } ?? .default)
+        return SubscriptionRegistry(
+            store: store, signer: keys.signer, tokens: CallbackTokens(secret: keys.tokenSecret), group: group, logger: logger
+        ) { url, headers, body, timeout in
+            client.post(url, headers: headers, body: body, timeout: timeout).map { (status: $0.status, body: $0.body) }
+        }
     }
 
     /// The port the server listens on, once started.
@@ -180,6 +199,7 @@ public final class OriginServer: Sendable {
             return (state.channel, state.sweeper, state.sampler)
         }
         readiness.beginDraining()
+        subscriptions?.shutdown()
         sweeper?.cancel()
         sampler?.cancel()
         try? await channel?.close()

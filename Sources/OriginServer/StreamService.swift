@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import ServerSupport
 import StreamStore
+import Subscriptions
 
 /// Turns requests into replies: routing, the protocol's rules for each operation, and the
 /// response headers they require. Stateless apart from the store; runs on the calling
@@ -19,6 +20,8 @@ final class StreamService: HTTPResponder {
     let answers = ReadAnswerCache()
     /// Client connections open now (`/__origin/stats`).
     let connections: @Sendable () -> Int
+    /// Subscriptions (§6–7), told of every create, append and delete; `nil` when turned off.
+    let subscriptions: SubscriptionRegistry?
 
     /// The origin's own pages: the live dashboard and the JSON it polls.
     static let dashboardPath = "/__origin/"
@@ -26,8 +29,9 @@ final class StreamService: HTTPResponder {
 
     init(configuration: OriginConfiguration, store: any StreamStore, metrics: OriginMetrics,
          clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
-         connections: @escaping @Sendable () -> Int = { 0 }) {
+         connections: @escaping @Sendable () -> Int = { 0 }, subscriptions: SubscriptionRegistry? = nil) {
         self.configuration = configuration
+        self.subscriptions = subscriptions
         self.store = store
         self.metrics = metrics
         self.cursors = CursorPolicy(intervalSeconds: configuration.cursorIntervalSeconds)
@@ -70,6 +74,17 @@ final class StreamService: HTTPResponder {
                 do throws(ProtocolError) {
                     // The same function edges key their caches by: both must agree on which stream a path names.
                     let streamPath = try StreamPath.canonicalName(urlPath: path, prefix: configuration.streamPathPrefix)
+                    // Routed before any stream operation: `__ds` is never a stream (§6).
+                    if SubscriptionPaths.isReserved(streamPath) {
+                        guard let subscriptions else {
+                            throw ProtocolError(.notFound, "__ds is reserved for control APIs, and subscriptions are turned off")
+                        }
+                        operation = .other
+                        let routes = SubscriptionRoutes(registry: subscriptions)
+                        answer = routes.respond(method: method, name: streamPath, request: request, baseURL: streamRootURL(for: request.head), loop: loop)
+                            .map { Answer(reply: $0) }
+                        return finish(answer, operation: operation, stream: nil, request: request)
+                    }
                     let decoded = try StreamOperation.decode(
                         method: method, query: query, header: { request.head.headers.first(name: $0) },
                         bodyLength: request.body.readableBytes)
@@ -99,6 +114,13 @@ final class StreamService: HTTPResponder {
             answer = loop.makeSucceededFuture(Answer(reply: Self.errorReply(ProtocolError(
                 .notFound, "no route: streams live under \(configuration.streamPathPrefix)<name>"))))
         }
+        return finish(answer, operation: operation, stream: stream, request: request)
+    }
+
+    /// Counts the answer in the metrics once it is known.
+    private func finish(_ answer: EventLoopFuture<Answer>, operation: OriginOperation, stream: String?, request: ServerRequest)
+        -> EventLoopFuture<ServerReply>
+    {
         let (metrics, requestBytes) = (self.metrics, request.body.readableBytes)
         return answer.map { [stream] answer in
             metrics.request(
@@ -172,7 +194,8 @@ final class StreamService: HTTPResponder {
                 return Answer(reply: .response(ResponseHeaders.head(.ok, extra), body: []))
             }
         case .delete:
-            future = store.delete(path, on: loop).map { [configuration] in
+            future = store.delete(path, on: loop).map { [configuration, subscriptions] in
+                subscriptions?.streamDeleted(path)
                 configuration.onStreamDeleted?(path)
                 return Answer(reply: Self.empty(.noContent))
             }
@@ -224,7 +247,13 @@ final class StreamService: HTTPResponder {
         let body = Body.framing(request.body, as: type, allowEmptyArray: true)
         let command = CreateCommand(contentType: type, lifetime: create.lifetime, closed: create.closed, body: body, fork: fork)
         let location = absoluteURL(for: request.head)
-        return store.create(path, command, on: loop).map { [configuration] result in
+        return store.create(path, command, on: loop).flatMap { result in
+            // Subscriptions hear of the stream before the client does (§6.2: a pattern links a
+            // new stream before its first data), and a wake event is written before the answer.
+            guard result.created, let subscriptions = self.subscriptions, !subscriptions.isEmpty else { return loop.makeSucceededFuture(result) }
+            let linkAt = fork == nil ? StreamOffset.zero : result.info.tail
+            return subscriptions.streamCreated(path, linkAt: linkAt, tail: result.info.tail, on: loop).map { result }
+        }.map { [configuration] result in
             var extra: [(String, String)] = [
                 ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.info.tail.description),
                 ("Content-Length", "0"),
@@ -241,13 +270,29 @@ final class StreamService: HTTPResponder {
         }
     }
 
-    /// `Location` must be absolute; the Host header tells which name the client used (or, behind
-    /// an edge, `X-Forwarded-Host`).
+    /// `Location` must be absolute: the public scheme and host, then the path as requested.
     private func absoluteURL(for head: HTTPRequestHead) -> String {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return publicOrigin(for: head) + path
+    }
+
+    /// `scheme://host` as clients reach this server: `public_url` when configured, else what the
+    /// request says: `X-Forwarded-Proto` and `X-Forwarded-Host` (set by our edge; an edge
+    /// replaces any a client sends) or `Host`, and this server's own scheme.
+    func publicOrigin(for head: HTTPRequestHead) -> String {
+        if let configured = configuration.publicURL {
+            return configured.hasSuffix("/") ? String(configured.dropLast()) : configured
+        }
         let host = head.headers.first(name: "X-Forwarded-Host") ?? head.headers.first(name: "Host")
             ?? "\(configuration.host):\(configuration.port)"
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-        return "http://\(host)\(path)"
+        let forwarded = head.headers.first(name: "X-Forwarded-Proto")?.lowercased()
+        let scheme = forwarded == "https" || forwarded == "http" ? forwarded! : (configuration.tls == nil ? "http" : "https")
+        return "\(scheme)://\(host)"
+    }
+
+    /// The stream root's public URL (`http://host/v1/stream/`), for the URLs subscriptions hand out.
+    func streamRootURL(for head: HTTPRequestHead) -> String {
+        publicOrigin(for: head) + configuration.streamPathPrefix
     }
 
     private func append(_ path: String, _ append: StreamOperation.Append, body: ByteBuffer, loop: any EventLoop)
@@ -256,7 +301,14 @@ final class StreamService: HTTPResponder {
         let command = AppendCommand(
             contentType: append.contentType, seq: append.seq, closed: append.closed, producer: append.producer,
             body: Body.framing(body, as: append.contentType, allowEmptyArray: false))
-        return store.append(path, command, on: loop).map { result in
+        return store.append(path, command, on: loop).flatMap { result in
+            // A wake event an append causes is written before the append is answered, so a
+            // worker that sees the answer can already read it.
+            guard !result.duplicate, body.readableBytes > 0, let subscriptions = self.subscriptions, !subscriptions.isEmpty else {
+                return loop.makeSucceededFuture(result)
+            }
+            return subscriptions.streamAppended(path, tail: result.tail, on: loop).map { result }
+        }.map { result in
             var extra: [(String, String)] = [(HeaderName.nextOffset, result.tail.description)]
             if result.closed { extra.append((HeaderName.closed, "true")) }
             if let producer = result.producer {

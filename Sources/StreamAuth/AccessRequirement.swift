@@ -44,6 +44,9 @@ public struct AccessRequirement: Equatable, Sendable {
         guard let stream = try? StreamPath.canonicalName(urlPath: path, prefix: prefix) else {
             return AccessRequirement(needs: [Need(scope: .read, stream: "")])
         }
+        if stream == "__ds" || stream.hasPrefix("__ds/") {
+            return reserved(method: method, name: stream)
+        }
         switch method {
         case "GET", "HEAD":
             return AccessRequirement(needs: [Need(scope: .read, stream: stream)])
@@ -61,6 +64,27 @@ public struct AccessRequirement: Equatable, Sendable {
             // DELETE, and anything else (the server answers 405 to what it does not know).
             return AccessRequirement(needs: [Need(scope: .admin, stream: stream)])
         }
+    }
+
+    /// The reserved control paths (§6): the webhook key set is public; a wake's callback, ack
+    /// and release carry the subscription's own token, which the server checks itself; reading
+    /// a subscription needs `read`, claiming its wake `write`, anything that changes it `admin`,
+    /// each on the name `__ds/subscriptions/<id>` (so a prefix scope can grant a family of ids).
+    static func reserved(method: String, name: String) -> AccessRequirement {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count == 2, parts[1] == "jwks.json", method == "GET" || method == "HEAD" { return .open }
+        guard parts.count >= 3, parts[1] == "subscriptions" else {
+            return AccessRequirement(needs: [Need(scope: .read, stream: name)])
+        }
+        let resource = parts[0...2].joined(separator: "/")
+        if parts.count == 4, method == "POST", ["callback", "ack", "release"].contains(parts[3]) { return .open }
+        if parts.count == 4, method == "POST", parts[3] == "claim" {
+            return AccessRequirement(needs: [Need(scope: .write, stream: resource)])
+        }
+        if parts.count == 3, method == "GET" || method == "HEAD" {
+            return AccessRequirement(needs: [Need(scope: .read, stream: resource)])
+        }
+        return AccessRequirement(needs: [Need(scope: .admin, stream: resource)])
     }
 
     /// Whether `principal` may make the request.

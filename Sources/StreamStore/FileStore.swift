@@ -80,6 +80,12 @@ public final class FileStore: StreamStore, @unchecked Sendable {
 
     public var streamCount: Int { lock.withLock { streams.values.count { $0.durable && !$0.record.softDeleted } } }
 
+    public var streamNames: [String] {
+        lock.withLock {
+            streams.compactMap { $0.value.durable && !$0.value.record.softDeleted ? String(decoding: $0.key.bytes, as: UTF8.self) : nil }
+        }
+    }
+
     /// Open segment and index files (for metrics and tests).
     public var openFileHandles: Int { files.handles.openCount }
 

@@ -211,6 +211,12 @@ public final class MemoryStore: StreamStore {
 
     public var streamCount: Int { state.withLockedValue { $0.streams.values.count { !$0.softDeleted } } }
 
+    public var streamNames: [String] {
+        state.withLockedValue { state in
+            state.streams.compactMap { $0.value.softDeleted ? nil : String(decoding: $0.key.bytes, as: UTF8.self) }
+        }
+    }
+
     public func create(_ path: String, _ command: CreateCommand, on loop: any EventLoop) -> EventLoopFuture<CreateResult> {
         let now = clock()
         let key = StreamKey(path)

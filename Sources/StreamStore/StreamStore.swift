@@ -46,6 +46,11 @@ public protocol StreamStore: AnyObject, Sendable {
     /// Number of live streams (for metrics).
     var streamCount: Int { get }
 
+    /// The names of the live streams (not soft-deleted), from memory: subscriptions link the
+    /// existing streams a new pattern matches (§6.2). May include streams whose lifetime has
+    /// just ended; reading them then fails as usual.
+    var streamNames: [String] { get }
+
     /// Finishes what was accepted and releases files; writes are refused from the start of the
     /// call. Called once the servers using the store have stopped.
     func shutdown() async

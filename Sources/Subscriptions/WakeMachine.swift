@@ -99,6 +99,11 @@ public struct WakeMachine: Sendable, Equatable {
 
     public var hasPending: Bool { links.values.contains { $0.hasPending } }
 
+    /// The next time `tick(now:)` has something to do: a lease ending or a retry due.
+    public var nextDeadline: UInt64? {
+        [wake?.leaseDeadline, retryAt].compactMap { $0 }.min()
+    }
+
     // MARK: - Links
 
     /// Links a stream (or adds a second reason to an existing link, keeping its cursor).

@@ -29,7 +29,9 @@ struct DevCommand: AsyncParsableCommand {
         var originConfiguration = OriginConfiguration()
         originConfiguration.port = port
         originConfiguration.limits.maxConnections = share
-        let store = try storage.resolve(file: nil).map(StorageOptions.open)
+        let storeOptions = try storage.resolve(file: nil)
+        let store = try storeOptions.map(StorageOptions.open)
+        originConfiguration.subscriptionKeys = try storeOptions.map { try StorageOptions.subscriptionKeys($0) }
         let origin = OriginServer(configuration: originConfiguration, store: store)
         try await origin.start()
         var edgeConfiguration = EdgeConfiguration()

@@ -40,6 +40,12 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(help: "gzip/deflate responses for clients that accept it: on or off (default on).")
     var compression: Toggle?
 
+    @Option(help: "Scheme and host clients reach the streams at, e.g. https://streams.example.com, for the URLs subscriptions hand out (default: from each request).")
+    var publicURL: String?
+
+    @Option(help: "Subscriptions under <prefix>__ds/: on or off (default on).")
+    var subscriptions: Toggle?
+
     @OptionGroup var storage: StorageOptions
 
     enum Toggle: String, ExpressibleByArgument {
@@ -51,8 +57,9 @@ struct OriginCommand: AsyncParsableCommand {
         FileDescriptorLimit.raise()
         // Until the reload handler is in place, a SIGHUP must not end the process.
         signal(SIGHUP, SIG_IGN)
-        let (configuration, storeOptions) = try resolve()
+        var (configuration, storeOptions) = try resolve()
         let store = try storeOptions.map(StorageOptions.open)
+        configuration.subscriptionKeys = try storeOptions.map { try StorageOptions.subscriptionKeys($0) }
         let server = OriginServer(configuration: configuration, store: store)
         try await server.start()
         print("durable-streams origin listening on \(server.baseURL!) (streams under \(configuration.streamPathPrefix), metrics at /metrics)")
@@ -110,6 +117,13 @@ struct OriginCommand: AsyncParsableCommand {
             configuration.maxBodyBytes = maxBodyBytes
         }
         if let compression { configuration.compression = compression == .on }
+        if let subscriptions { configuration.subscriptions = subscriptions == .on }
+        if let publicURL {
+            guard publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://") else {
+                throw ValidationError("--public-url must be an http:// or https:// URL")
+            }
+            configuration.publicURL = publicURL
+        }
         return (configuration, storeOptions)
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ServerSupport
 import StreamStore
+import Subscriptions
 
 /// Where an origin keeps its streams: `--data-dir` and its settings, shared by `origin` and `dev`.
 struct StorageOptions: ParsableArguments {
@@ -37,6 +38,11 @@ struct StorageOptions: ParsableArguments {
     }
 
     /// Opens the store (recovering what the directory holds) and says what it found.
+    /// The subscription keys kept in the data directory (`subscriptions/`), made on first use.
+    static func subscriptionKeys(_ options: FileStoreOptions) throws -> SubscriptionKeys {
+        try SubscriptionKeys.load(directory: options.directory + "/subscriptions")
+    }
+
     static func open(_ options: FileStoreOptions) throws -> FileStore {
         do {
             let store = try FileStore.open(options)
