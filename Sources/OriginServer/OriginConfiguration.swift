@@ -45,6 +45,9 @@ public struct OriginConfiguration: Sendable {
     /// The webhook signing key and the token secret; fresh random ones per process when unset
     /// (`durable-streams origin --data-dir` keeps them in the data directory).
     public var subscriptionKeys: SubscriptionKeys?
+    /// Where subscriptions keep their state (links, acked offsets, generations, retry times)
+    /// across restarts; in memory only when unset. `--data-dir` uses `<data-dir>/subscriptions`.
+    public var subscriptionDirectory: String?
     /// A PEM file of the CA certificates `https` webhooks must chain to, instead of the system's.
     public var webhookCAFile: String?
 

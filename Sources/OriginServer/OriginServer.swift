@@ -76,7 +76,8 @@ public final class OriginServer: Sendable {
         let client = WebhookClient(
             group: group, threadPool: .singleton, trustRoots: configuration.webhookCAFile.map { .file($0) } ?? .default)
         return SubscriptionRegistry(
-            store: store, signer: keys.signer, tokens: CallbackTokens(secret: keys.tokenSecret), group: group, logger: logger
+            store: store, signer: keys.signer, tokens: CallbackTokens(secret: keys.tokenSecret), group: group, logger: logger,
+            journal: configuration.subscriptionDirectory.map { SubscriptionJournal(directory: $0) }
         ) { url, headers, body, timeout in
             client.post(url, headers: headers, body: body, timeout: timeout).map { (status: $0.status, body: $0.body) }
         }
@@ -130,6 +131,11 @@ public final class OriginServer: Sendable {
                 onRefusal: { authRefusals.count($0) })
         }
         let responder = service
+        // Subscriptions kept by an earlier run are back before the first request.
+        if let subscriptions {
+            let count = try await subscriptions.restore(on: group.next()).get()
+            if count > 0 { logger.info("subscriptions restored", metadata: ["count": "\(count)"]) }
+        }
         // Read before binding: a certificate that cannot be used stops the start with its reason.
         let tls = try configuration.tls.map(ServerTLS.init)
         let cap = ConnectionCap(limit: configuration.limits.effectiveMaxConnections(descriptorLimit: FileDescriptorLimit.current))

@@ -60,8 +60,7 @@ struct SubscriptionRoutes {
             case ("GET", nil, 0):
                 return loop.makeSucceededFuture(Self.json(.ok, try registry.get(id, baseURL: baseURL)))
             case ("DELETE", nil, 0):
-                try registry.delete(id)
-                return loop.makeSucceededFuture(Self.noContent)
+                return registry.delete(id, on: loop).map { Self.noContent }
             case ("POST", "streams", 1):
                 struct Request: Decodable { var streams: [String] }
                 guard let request = try? JSONDecoder().decode(Request.self, from: Data(body)) else {
@@ -70,8 +69,7 @@ struct SubscriptionRoutes {
                 let paths = try SubscriptionConfiguration.streamPaths(request.streams)
                 return registry.addStreams(id, paths, on: loop).map { Self.noContent }
             case ("DELETE", "streams", 2):
-                try registry.removeStream(id, rest[1])
-                return loop.makeSucceededFuture(Self.noContent)
+                return registry.removeStream(id, rest[1], on: loop).map { Self.noContent }
             case ("POST", "callback", 1):
                 return registry.callback(id, bearer: bearer, body: body, on: loop).map { Self.json(.ok, $0) }
             case ("POST", "claim", 1):

@@ -18,6 +18,9 @@ public final class SubscriptionRegistry: Sendable {
 
     /// How many subscriptions a server keeps at most: each costs memory and a check per append.
     public static let maxSubscriptions = 10_000
+    /// How far generations skip ahead at a restart: wakes issued after the last write of the
+    /// state had numbers the file does not know, and a generation is never used twice.
+    static let restartGenerationGap = 1_000
     static let maxIDBytes = 128
     static let maxWorkerBytes = 256
 
@@ -48,8 +51,14 @@ public final class SubscriptionRegistry: Sendable {
     let send: Send
     let group: any EventLoopGroup
     let logger: Logger
+    /// Where the state is kept across restarts; `nil`: in memory only.
+    let journal: SubscriptionJournal?
 
-    public init(store: any StreamStore, signer: WebhookSigner, tokens: CallbackTokens, group: any EventLoopGroup, logger: Logger, send: @escaping Send) {
+    public init(
+        store: any StreamStore, signer: WebhookSigner, tokens: CallbackTokens, group: any EventLoopGroup, logger: Logger,
+        journal: SubscriptionJournal? = nil, send: @escaping Send
+    ) {
+        self.journal = journal
         self.store = store
         self.signer = signer
         self.tokens = tokens
@@ -114,7 +123,9 @@ public final class SubscriptionRegistry: Sendable {
         if let pattern = configuration.pattern {
             globbed = store.streamNames.filter { pattern.matches($0) && wakeStreams[$0] == nil && !SubscriptionPaths.isReserved($0) }
         }
-        return linkAtTails(id, explicit: configuration.streams, globbed: globbed, on: loop).flatMapThrowing { _ in
+        return linkAtTails(id, explicit: configuration.streams, globbed: globbed, on: loop).flatMap {
+            self.persist(on: loop)
+        }.flatMapThrowing { _ in
             guard let body = self.state.withLockedValue({ state in state.entries[id].map { self.body(id, $0, baseURL: baseURL) } }) else {
                 throw Self.notFound
             }
@@ -130,7 +141,16 @@ public final class SubscriptionRegistry: Sendable {
     }
 
     /// `DELETE`: the subscription is gone; its wake's callbacks, acks and releases now fail.
-    public func delete(_ id: String) throws(SubscriptionError) {
+    public func delete(_ id: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        do throws(SubscriptionError) {
+            try remove(id)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return persist(on: loop)
+    }
+
+    private func remove(_ id: String) throws(SubscriptionError) {
         let removed = state.withLockedValue { state -> Entry? in
             guard let entry = state.entries.removeValue(forKey: id) else { return nil }
             if let stream = entry.configuration.wakeStream {
@@ -147,11 +167,20 @@ public final class SubscriptionRegistry: Sendable {
     public func addStreams(_ id: String, _ paths: [String], on loop: any EventLoop) -> EventLoopFuture<Void> {
         let exists = state.withLockedValue { $0.entries[id] != nil }
         guard exists else { return loop.makeFailedFuture(Self.notFound) }
-        return linkAtTails(id, explicit: paths, globbed: [], on: loop)
+        return linkAtTails(id, explicit: paths, globbed: [], on: loop).flatMap { self.persist(on: loop) }
     }
 
     /// `DELETE …/streams/:path`: drops the explicit link only.
-    public func removeStream(_ id: String, _ path: String) throws(SubscriptionError) {
+    public func removeStream(_ id: String, _ path: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        do throws(SubscriptionError) {
+            try unlink(id, path)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return persist(on: loop)
+    }
+
+    private func unlink(_ id: String, _ path: String) throws(SubscriptionError) {
         let found = state.withLockedValue { state -> Bool in
             guard state.entries[id] != nil else { return false }
             state.entries[id]!.machine.unlinkExplicit(path)
@@ -274,6 +303,96 @@ public final class SubscriptionRegistry: Sendable {
     /// Whether any subscription exists: the stream routes skip all of this when none does.
     public var isEmpty: Bool { state.withLockedValue { $0.entries.isEmpty } }
 
+    // MARK: - Keeping the state
+
+    /// Writes the whole state to the journal (when there is one); completes once it is durable.
+    /// A failed write is logged and reported to the caller, whose request then fails.
+    func persist(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let journal else { return loop.makeSucceededVoidFuture() }
+        let snapshot = state.withLockedValue { state in
+            SubscriptionSnapshot(subscriptions: state.entries.keys.sorted().map { id in
+                let entry = state.entries[id]!
+                let retryAt = entry.machine.retryAt.map { at -> Int64 in
+                    let remaining = at > Self.monotonicNow ? at - Self.monotonicNow : 0
+                    return Int64(Date().timeIntervalSince1970 * 1000) + Int64(remaining / 1_000_000)
+                }
+                return SubscriptionSnapshot.Subscription(
+                    id: id, configuration: String(decoding: entry.configuration.requestBody, as: UTF8.self), createdAt: entry.createdAt,
+                    baseURL: entry.baseURL, generation: entry.machine.generation, failures: entry.machine.failures,
+                    retryAtMilliseconds: retryAt,
+                    links: entry.machine.links.keys.sorted().map { path in
+                        let link = entry.machine.links[path]!
+                        return SubscriptionSnapshot.Link(path: path, explicit: link.explicit, glob: link.glob, acked: link.acked.description)
+                    })
+            })
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try JSONEncoder().encode(snapshot))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return journal.save(bytes, on: loop).flatMapErrorThrowing { [logger] error in
+            logger.error("could not keep the subscriptions' state", metadata: ["error": "\(error)"])
+            throw SubscriptionError(status: 503, code: "STORAGE_ERROR", "the subscription state could not be kept")
+        }
+    }
+
+    /// Loads what the journal kept (at startup, before serving): every subscription comes back
+    /// with its links and cursors, tails read from the store, no wake in flight (a new salt
+    /// fences tokens the old process gave out), and pending work wakes at once.
+    public func restore(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        guard let journal else { return loop.makeSucceededFuture(0) }
+        let snapshot: SubscriptionSnapshot
+        do {
+            guard let bytes = try journal.load() else { return loop.makeSucceededFuture(0) }
+            snapshot = try JSONDecoder().decode(SubscriptionSnapshot.self, from: Data(bytes))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let paths = Set(snapshot.subscriptions.flatMap { $0.links.map(\.path) })
+        let lookups = paths.map { path in
+            store.info(path, on: loop).map { Optional($0.tail) }.recover { _ in nil }.map { (path, $0) }
+        }
+        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMapThrowing { found in
+            let tails = Dictionary(found, uniquingKeysWith: { first, _ in first })
+            let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = Self.monotonicNow
+            var restored: [(String, Entry)] = []
+            for kept in snapshot.subscriptions {
+                let configuration = try SubscriptionConfiguration.parse(Array(kept.configuration.utf8))
+                var links: [String: StreamLink] = [:]
+                for link in kept.links {
+                    let tail = tails[link.path].flatMap { $0 } ?? .zero
+                    var acked = StreamOffset(link.acked) ?? .zero
+                    // A stream deleted and made again while we were down starts over.
+                    if acked > tail { acked = .zero }
+                    links[link.path] = StreamLink(explicit: link.explicit, glob: link.glob, acked: acked, tail: tail)
+                }
+                let kind: WakeMachine.Kind = configuration.wakeStream.map { .pullWake(wakeStream: $0) } ?? .webhook
+                let retryAt = kept.retryAtMilliseconds.map { at in now &+ UInt64(max(0, at - nowMilliseconds)) * 1_000_000 }
+                let machine = WakeMachine(
+                    kind: kind, leaseNanos: UInt64(configuration.leaseMilliseconds) * 1_000_000,
+                    salt: String(UInt32.random(in: .min ... .max), radix: 16), generation: kept.generation + Self.restartGenerationGap,
+                    links: links, failures: kept.failures, retryAt: retryAt)
+                restored.append((kept.id, Entry(configuration: configuration, hash: configuration.hash, machine: machine,
+                                                createdAt: kept.createdAt, baseURL: kept.baseURL)))
+            }
+            self.state.withLockedValue { state in
+                for (id, entry) in restored {
+                    state.entries[id] = entry
+                    if let stream = entry.configuration.wakeStream { state.wakeStreams[stream, default: 0] += 1 }
+                }
+            }
+            for (id, _) in restored {
+                let actions = self.state.withLockedValue { $0.entries[id]!.machine.tick(now: now) }
+                _ = self.perform(id, actions, on: loop)
+                if let next = self.state.withLockedValue({ $0.entries[id]!.machine.nextDeadline }) { self.arm(id, at: next) }
+            }
+            return restored.count
+        }
+    }
+
     // MARK: - Internals
 
     static let notFound = SubscriptionError(status: 404, code: "SUBSCRIPTION_NOT_FOUND", "no such subscription")
@@ -346,7 +465,8 @@ public final class SubscriptionRegistry: Sendable {
         switch result {
         case .success(let acknowledged):
             let reply = SubscriptionJSON.encode(["ok": true, "next_wake": acknowledged.nextWake])
-            return perform(id, acknowledged.actions, on: loop).map { reply }
+            // The acks are kept before they are confirmed.
+            return persist(on: loop).flatMap { self.perform(id, acknowledged.actions, on: loop) }.map { reply }
         case .failure(let error):
             return loop.makeFailedFuture(error)
         }
@@ -358,20 +478,26 @@ public final class SubscriptionRegistry: Sendable {
     ) -> EventLoopFuture<Void> {
         guard !SubscriptionPaths.isReserved(path) else { return loop.makeSucceededVoidFuture() }
         let now = Self.monotonicNow
-        let work = state.withLockedValue { state -> [(String, [WakeMachine.Action])] in
-            guard !state.stopped, !state.entries.isEmpty else { return [] }
+        let (work, linked) = state.withLockedValue { state -> ([(String, [WakeMachine.Action])], Bool) in
+            guard !state.stopped, !state.entries.isEmpty else { return ([], false) }
             let isWakeStream = state.wakeStreams[path] != nil
             var work: [(String, [WakeMachine.Action])] = []
+            var linked = false
             for id in state.entries.keys {
                 let globMatch = !isWakeStream && state.entries[id]!.configuration.pattern?.matches(path) == true
-                guard globMatch || state.entries[id]!.machine.links[path] != nil else { continue }
+                let wasLinked = state.entries[id]!.machine.links[path] != nil
+                guard globMatch || wasLinked else { continue }
                 let actions = change(&state.entries[id]!.machine, globMatch, now)
+                linked = linked || (!wasLinked && state.entries[id]!.machine.links[path] != nil)
                 if !actions.isEmpty { work.append((id, actions)) }
             }
-            return work
+            return (work, linked)
         }
-        guard !work.isEmpty else { return loop.makeSucceededVoidFuture() }
-        return EventLoopFuture.andAllComplete(work.map { perform($0.0, $0.1, on: loop) }, on: loop)
+        // A new link is kept before the write that made it is answered: after a crash its
+        // data is still pending. (Tails are not kept: the store has them.)
+        let kept = linked ? persist(on: loop) : loop.makeSucceededVoidFuture()
+        guard !work.isEmpty else { return kept }
+        return kept.flatMap { EventLoopFuture.andAllComplete(work.map { self.perform($0.0, $0.1, on: loop) }, on: loop) }
     }
 
     /// Links streams at their current tails (a stream that does not exist yet at the beginning).
@@ -401,6 +527,11 @@ public final class SubscriptionRegistry: Sendable {
     /// written; deliveries and timers only start.
     private func perform(_ id: String, _ actions: [WakeMachine.Action], on loop: any EventLoop) -> EventLoopFuture<Void> {
         var writes: [EventLoopFuture<Void>] = []
+        // A new wake moved the generation: kept in the background (a restart skips ahead by
+        // `restartGenerationGap` anyway, for wakes issued after the last write).
+        if actions.contains(where: { if case .schedule = $0 { false } else { true } }) {
+            _ = persist(on: loop)
+        }
         for action in actions {
             switch action {
             case .deliver(let wake): deliver(id, wake)
@@ -459,7 +590,8 @@ public final class SubscriptionRegistry: Sendable {
                 }
                 return state.entries[id]!.machine.deliveryFailed(wake.id, now: now, jitter: Double.random(in: -0.2...0.2))
             }
-            _ = self.perform(id, actions, on: loop)
+            // Auto-acks and the retry schedule are kept; nobody waits for them.
+            _ = self.persist(on: loop).flatMap { self.perform(id, actions, on: loop) }
         }
     }
 

@@ -94,6 +94,16 @@ public struct WakeMachine: Sendable, Equatable {
         self.generation = generation
     }
 
+    /// A machine as a restart finds it: links and counters as kept, no wake in flight (its
+    /// lease was on the old process's clock, and its worker's token is for the old salt).
+    /// Pending work wakes at the first `tick`.
+    public init(kind: Kind, leaseNanos: UInt64, salt: String, generation: Int, links: [String: StreamLink], failures: Int, retryAt: UInt64?) {
+        self.init(kind: kind, leaseNanos: leaseNanos, salt: salt, generation: generation)
+        self.links = links
+        self.failures = failures
+        self.retryAt = retryAt
+    }
+
     /// `failed` while a webhook retry is scheduled (§6.3).
     public var status: String { retryAt != nil ? "failed" : "active" }
 

@@ -32,6 +32,7 @@ struct DevCommand: AsyncParsableCommand {
         let storeOptions = try storage.resolve(file: nil)
         let store = try storeOptions.map(StorageOptions.open)
         originConfiguration.subscriptionKeys = try storeOptions.map { try StorageOptions.subscriptionKeys($0) }
+        originConfiguration.subscriptionDirectory = storeOptions.map { $0.directory + "/subscriptions" }
         let origin = OriginServer(configuration: originConfiguration, store: store)
         try await origin.start()
         var edgeConfiguration = EdgeConfiguration()

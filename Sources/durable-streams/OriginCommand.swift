@@ -60,6 +60,7 @@ struct OriginCommand: AsyncParsableCommand {
         var (configuration, storeOptions) = try resolve()
         let store = try storeOptions.map(StorageOptions.open)
         configuration.subscriptionKeys = try storeOptions.map { try StorageOptions.subscriptionKeys($0) }
+        configuration.subscriptionDirectory = storeOptions.map { $0.directory + "/subscriptions" }
         let server = OriginServer(configuration: configuration, store: store)
         try await server.start()
         print("durable-streams origin listening on \(server.baseURL!) (streams under \(configuration.streamPathPrefix), metrics at /metrics)")
