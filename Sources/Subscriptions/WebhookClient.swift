@@ -14,9 +14,12 @@ import Darwin
 
 /// A webhook's answer: its status (a 3xx included, as redirects are not followed) and body.
 public struct WebhookResponse: Sendable, Equatable {
+    /// The HTTP status code of the final (non-1xx) response head.
     public var status: Int
+    /// The whole response body, at most 64 KiB.
     public var body: [UInt8]
 
+    /// A response as given (for callers' fakes and tests).
     public init(status: Int, body: [UInt8]) {
         self.status = status
         self.body = body
@@ -28,6 +31,7 @@ public struct WebhookResponse: Sendable, Equatable {
 /// (A delivery refused by the SSRF rule fails with `SubscriptionError` instead: status 400, code
 /// `WEBHOOK_URL_REJECTED`, the same refusal `WebhookURL.parse` gives for an IP literal.)
 public struct WebhookDeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Which step failed; what a caller may act on (all of them are worth a retry later).
     public enum Kind: Sendable, Equatable {
         /// The host name did not resolve (or resolved to nothing).
         case resolution
@@ -45,10 +49,13 @@ public struct WebhookDeliveryError: Error, Sendable, Equatable, CustomStringConv
         case malformedResponse
     }
 
+    /// Which step failed.
     public var kind: Kind
+    /// What happened, naming the host (and address, when one was reached).
     public var message: String
     public var description: String { message }
 
+    /// An error of `kind` saying `message`.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
