@@ -274,8 +274,9 @@ let package = Package(
         .testTarget(
             name: "OriginServerTests",
             dependencies: [
-                "OriginServer", "ServerSupport", "TestSupport", "EdgeNode", "StreamAuth",
+                "OriginServer", "ServerSupport", "TestSupport", "EdgeNode", "StreamAuth", "Subscriptions",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]

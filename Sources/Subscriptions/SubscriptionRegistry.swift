@@ -631,6 +631,7 @@ public final class SubscriptionRegistry: Sendable {
             return (actions, state.entries[id]!.machine.nextDeadline)
         }
         _ = perform(id, actions, on: group.next())
-        if let next { arm(id, at: next) }
+        // Never at once again: a deadline a tick left in the past would otherwise spin.
+        if let next { arm(id, at: max(next, now &+ 1_000_000)) }
     }
 }

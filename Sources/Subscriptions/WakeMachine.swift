@@ -104,8 +104,9 @@ public struct WakeMachine: Sendable, Equatable {
         self.retryAt = retryAt
     }
 
-    /// `failed` while a webhook retry is scheduled (§6.3).
-    public var status: String { retryAt != nil ? "failed" : "active" }
+    /// `failed` from a failed webhook delivery until one succeeds (§6.3: while retries are
+    /// scheduled).
+    public var status: String { failures > 0 ? "failed" : "active" }
 
     public var hasPending: Bool { links.values.contains { $0.hasPending } }
 
@@ -288,6 +289,8 @@ public struct WakeMachine: Sendable, Equatable {
     private mutating func wakeIfPending(now: UInt64) -> [Action] {
         guard wake == nil, hasPending else { return [] }
         if let retryAt, retryAt > now { return [] }
+        // A due retry is used up by this attempt; its outcome sets the next.
+        retryAt = nil
         var issued = newWake()
         switch kind {
         case .webhook:

@@ -5,22 +5,22 @@ import NIOPosix
 import NIOSSL
 
 /// A webhook receiver for tests: an HTTP/1.1 server on 127.0.0.1 (port 0), over TLS when given
-/// a context, that counts connections, records each request whole, and answers each with
-/// `reply` (or, with `nil`, never answers).
-final class WebhookTestServer: Sendable {
-    struct Received: Sendable {
-        var method: HTTPMethod
-        var uri: String
-        var headers: HTTPHeaders
-        var body: [UInt8]
+/// a context, that counts connections, records each request whole, and answers the n-th request
+/// (from 0) with `replies(n)` (or, with `nil`, never answers).
+public final class WebhookTestServer: Sendable {
+    public struct Received: Sendable {
+        public var method: HTTPMethod
+        public var uri: String
+        public var headers: HTTPHeaders
+        public var body: [UInt8]
     }
 
-    struct Reply: Sendable {
-        var status: HTTPResponseStatus
-        var headers: [(String, String)]
-        var body: [UInt8]
+    public struct Reply: Sendable {
+        public var status: HTTPResponseStatus
+        public var headers: [(String, String)]
+        public var body: [UInt8]
 
-        init(_ status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8] = []) {
+        public init(_ status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8] = []) {
             self.status = status
             self.headers = headers
             self.body = body
@@ -34,15 +34,20 @@ final class WebhookTestServer: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    private let reply: Reply?
-    let port: Int
+    private let replies: @Sendable (Int) -> Reply?
+    public let port: Int
 
-    private init(reply: Reply?, port: Int) {
-        self.reply = reply
+    private init(replies: @escaping @Sendable (Int) -> Reply?, port: Int) {
+        self.replies = replies
         self.port = port
     }
 
-    static func start(tls: NIOSSLContext? = nil, reply: Reply?) async throws -> WebhookTestServer {
+    /// Answers every request with `reply` (`nil`: never answers).
+    public static func start(tls: NIOSSLContext? = nil, reply: Reply?) async throws -> WebhookTestServer {
+        try await start(tls: tls, replies: { _ in reply })
+    }
+
+    public static func start(tls: NIOSSLContext? = nil, replies: @escaping @Sendable (Int) -> Reply?) async throws -> WebhookTestServer {
         // The port is known only once bound, and the handlers need the server: a holder bridges.
         let holder = NIOLockedValueBox<WebhookTestServer?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -59,16 +64,26 @@ final class WebhookTestServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let server = WebhookTestServer(reply: reply, port: channel.localAddress!.port!)
+        let server = WebhookTestServer(replies: replies, port: channel.localAddress!.port!)
         server.state.withLockedValue { $0.channel = channel }
         holder.withLockedValue { $0 = server }
         return server
     }
 
-    var received: [Received] { state.withLockedValue { $0.received } }
-    var connections: Int { state.withLockedValue { $0.connections } }
+    public var received: [Received] { state.withLockedValue { $0.received } }
+    public var connections: Int { state.withLockedValue { $0.connections } }
 
-    func stop() async {
+    /// The first `count` requests, once they have arrived (polled, bounded at about 30 s).
+    public func requests(_ count: Int) async throws -> [Received] {
+        for _ in 0..<6_000 {
+            let received = self.received
+            if received.count >= count { return Array(received.prefix(count)) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw TestClientError("the webhook receiver got \(received.count) of \(count) requests")
+    }
+
+    public func stop() async {
         let channel = state.withLockedValue { $0.channel }
         try? await channel?.close()
     }
@@ -94,10 +109,11 @@ final class WebhookTestServer: Sendable {
                 body.append(contentsOf: part.readableBytesView)
             case .end:
                 guard let head else { return }
-                server.state.withLockedValue {
+                let index = server.state.withLockedValue {
                     $0.received.append(Received(method: head.method, uri: head.uri, headers: head.headers, body: body))
+                    return $0.received.count - 1
                 }
-                guard let reply = server.reply else { return }
+                guard let reply = server.replies(index) else { return }
                 var headers = HTTPHeaders(reply.headers)
                 headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
