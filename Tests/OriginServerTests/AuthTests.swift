@@ -314,3 +314,35 @@ struct AuthReloadTests {
         }
     }
 }
+
+@Suite("Authentication of the subscription API")
+struct SubscriptionAuthTests {
+    /// Managing needs admin, claiming write; a wake's ack carries the subscription's own token,
+    /// which is no service credential and needs none; the key set is public.
+    @Test func scopesGuardTheControlAPIAndWakeTokensNeedNoServiceCredential() async throws {
+        let files = try AuthFiles()
+        defer { files.remove() }
+        try await withOrigin(configure: { $0.auth = files.settings }) { (origin: Origin) async throws in
+            let config: [String: Any] = ["type": "pull-wake", "streams": ["pub/s"], "wake_stream": "pub/wake"]
+            #expect(try await origin.request(.PUT, "/v1/stream/pub/wake", headers: bearer(AuthFiles.writer) + [("Content-Type", "application/json")], text: "[]").status == 201)
+            let path = "/v1/stream/__ds/subscriptions/s1"
+            let body = Array(try JSONSerialization.data(withJSONObject: config))
+            #expect(try await origin.request(.PUT, path, headers: [("Content-Type", "application/json")], body: body).status == 401)
+            #expect(try await origin.request(.PUT, path, headers: bearer(AuthFiles.writer), body: body).status == 403)
+            #expect(try await origin.request(.PUT, path, headers: bearer(AuthFiles.admin), body: body).status == 201)
+            #expect(try await origin.request(.GET, "/v1/stream/__ds/jwks.json").status == 200)
+
+            #expect(try await origin.request(.PUT, "/v1/stream/pub/s", headers: bearer(AuthFiles.writer) + [("Content-Type", "text/plain")], text: "x").status == 201)
+            let claimBody = Array(#"{"worker":"w"}"#.utf8)
+            #expect(try await origin.request(.POST, path + "/claim", body: claimBody).status == 401)
+            let token = try await files.token(scope: "write:__ds/subscriptions/")
+            let claim = try await origin.request(.POST, path + "/claim", headers: bearer(token), body: claimBody)
+            #expect(claim.status == 200)
+            let wakeToken = try #require(claim.json["token"] as? String)
+            let ack = Array(try JSONSerialization.data(withJSONObject: ["wake_id": claim.json["wake_id"]!, "generation": claim.json["generation"]!, "done": true]))
+            let acked = try await origin.request(.POST, path + "/ack", headers: bearer(wakeToken), body: ack)
+            #expect(acked.status == 200, "\(acked.status) \(acked.text)")
+            #expect(try await origin.request(.POST, path + "/ack", headers: bearer(AuthFiles.admin), body: ack).errorCode == "TOKEN_INVALID")
+        }
+    }
+}

@@ -33,6 +33,26 @@ struct AccessRuleTests {
         #expect(!odd.isSatisfied(by: alsoReader))
     }
 
+    /// The subscription API (§6–7): the key set is public, a wake's own token authorises its
+    /// callback, ack and release, and managing a subscription needs scopes on its name.
+    @Test func reservedControlPathsHaveTheirOwnRules() {
+        #expect(requirement("GET", "/v1/stream/__ds/jwks.json").isPublic)
+        for action in ["callback", "ack", "release"] {
+            #expect(requirement("POST", "/v1/stream/__ds/subscriptions/s1/\(action)").isPublic)
+        }
+        let name = "__ds/subscriptions/s1"
+        #expect(requirement("GET", "/v1/stream/__ds/subscriptions/s1").needs == [.init(scope: .read, stream: name)])
+        #expect(requirement("POST", "/v1/stream/__ds/subscriptions/s1/claim").needs == [.init(scope: .write, stream: name)])
+        for (method, path) in [("PUT", ""), ("DELETE", ""), ("POST", "/streams"), ("DELETE", "/streams/a%2Fb"), ("GET", "/callback")] {
+            #expect(requirement(method, "/v1/stream/__ds/subscriptions/s1" + path).needs == [.init(scope: .admin, stream: name)], "\(method) \(path)")
+        }
+        // Anything else under __ds needs read on it (and the server answers 404).
+        #expect(requirement("PUT", "/v1/stream/__ds/other").needs == [.init(scope: .read, stream: "__ds/other")])
+        let team = Principal(name: "ops", grants: [Grant(.admin, prefix: "__ds/subscriptions/team-a-")])
+        #expect(requirement("PUT", "/v1/stream/__ds/subscriptions/team-a-1").isSatisfied(by: team))
+        #expect(!requirement("PUT", "/v1/stream/__ds/subscriptions/team-b-1").isSatisfied(by: team))
+    }
+
     @Test func preflightsHealthAndPublicMetricsNeedNothing() {
         #expect(requirement("OPTIONS", "/v1/stream/a").isPublic)
         #expect(requirement("GET", "/healthz").isPublic)
