@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import Prometheus
 import ServerSupport
+import Subscriptions
 import StreamAuth
 import StreamStore
 
@@ -21,6 +22,7 @@ public final class OriginMetrics: Sendable {
     let streams: Gauge
     let connectionCounters: ConnectionCounters
     private let storage: StorageMetrics
+    private let subscriptionMetrics: SubscriptionMetrics
     /// Forward-auth checks asked of the endpoint, by what came of them.
     private let forwardAuthAsked: [String: Counter]
     private let forwardAuthCached: Counter
@@ -79,6 +81,7 @@ public final class OriginMetrics: Sendable {
         streams = registry.makeGauge(descriptor: name("streams", "", "Streams in the store"))
         connectionCounters = ConnectionCounters(registry: registry, subsystem: "origin")
         storage = StorageMetrics(registry: registry)
+        subscriptionMetrics = SubscriptionMetrics(registry: registry)
         let checks = MetricNameDescriptor(
             namespace: "ds", subsystem: "origin", metricName: "forward_auth_checks", unitName: "total",
             helpText: "Forward-auth checks asked of the endpoint, by result (allowed, unauthorized, forbidden, failed)")
@@ -197,9 +200,10 @@ public final class OriginMetrics: Sendable {
     }
 
     /// The Prometheus text exposition of every metric.
-    func render(streamCount: Int, storage statistics: StoreStatistics?) -> [UInt8] {
+    func render(streamCount: Int, storage statistics: StoreStatistics?, subscriptions: SubscriptionStatistics? = nil) -> [UInt8] {
         streams.set(Double(streamCount))
         if let statistics { storage.update(statistics) }
+        if let subscriptions { subscriptionMetrics.update(subscriptions) }
         return registry.emitToBuffer()
     }
 

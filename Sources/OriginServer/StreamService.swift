@@ -98,7 +98,7 @@ final class StreamService: HTTPResponder {
             }
         } else if path == "/metrics" && method == "GET" {
             operation = .metrics
-            let text = metrics.render(streamCount: store.streamCount, storage: store.statistics)
+            let text = metrics.render(streamCount: store.streamCount, storage: store.statistics, subscriptions: subscriptions?.statistics)
             answer = loop.makeSucceededFuture(Answer(reply: Self.local("text/plain; version=0.0.4", text)))
         } else if path == Self.statsPath && method == "GET" {
             operation = .metrics
@@ -338,6 +338,11 @@ final class StreamService: HTTPResponder {
             ? store.readForSending(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
             : store.read(path, from: read.start, maxBytes: configuration.maxChunkBytes, touch: true, on: loop)
         return future.map { result in
+            if let subscriptions = self.subscriptions, subscriptions.isWakeStream(path) {
+                // The server appends to a wake stream behind any cache's back (as a side effect
+                // of appends to other streams): a kept answer at its tail would hide new wakes.
+                return self.readReply(result, read: read, cursor: nil, noStore: true)
+            }
             // A compressed answer depends on the request; one sent as stored only on the range.
             if sentAsStored, let key = Self.reusableKey(result, read: read, maxBytes: self.answers.maxAnswerBytes) {
                 return self.reusedReply(result, read: read, key: key, request: request)
@@ -393,7 +398,7 @@ final class StreamService: HTTPResponder {
 
     /// A 200 for a read (catch-up, or a long-poll that found data), or a 304 when the client's
     /// `If-None-Match` names the same bytes and closure state.
-    func readReply(_ result: ReadResult, read: StreamOperation.Read, cursor: UInt64?) -> ServerReply {
+    func readReply(_ result: ReadResult, read: StreamOperation.Read, cursor: UInt64?, noStore: Bool = false) -> ServerReply {
         let isNow = read.start == .now && read.mode == .catchUp
         var extra: [(String, String)] = [
             ("Content-Type", result.info.contentType.headerValue), (HeaderName.nextOffset, result.end.description),
@@ -404,7 +409,7 @@ final class StreamService: HTTPResponder {
         // The stream's lifetime, as HEAD gives it: a cache in front must not serve this read
         // after the stream has expired, and for a sliding TTL it learns when to renew it.
         extra += result.info.lifetime.headers
-        extra.append(("Cache-Control", isNow ? ResponseHeaders.noStore : cacheControl(for: result.info)))
+        extra.append(("Cache-Control", isNow || noStore ? ResponseHeaders.noStore : cacheControl(for: result.info)))
         if !isNow {
             let etag = EntityTag.make(streamID: result.info.id, start: result.start, end: result.end, closed: result.reachedClosedEnd)
             extra.append(("ETag", etag))

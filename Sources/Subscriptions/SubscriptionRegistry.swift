@@ -42,6 +42,7 @@ public final class SubscriptionRegistry: Sendable {
         /// a pattern, so a `**` subscription cannot wake itself.
         var wakeStreams: [String: Int] = [:]
         var stopped = false
+        var counts = SubscriptionStatistics()
     }
 
     let state = NIOLockedValueBox(State())
@@ -229,6 +230,7 @@ public final class SubscriptionRegistry: Sendable {
                 ])
                 return .success((reply, actions))
             } catch {
+                if error.code == "FENCED" { state.counts.fenced += 1 }
                 return .failure(error)
             }
         }
@@ -257,6 +259,7 @@ public final class SubscriptionRegistry: Sendable {
                 state.entries[id] = entry
                 return .success(actions)
             } catch {
+                if error.code == "FENCED" { state.counts.fenced += 1 }
                 return .failure(error)
             }
         }
@@ -298,6 +301,21 @@ public final class SubscriptionRegistry: Sendable {
                 state.entries[id]!.machine.streamDeleted(path)
             }
         }
+    }
+
+    /// Counts for metrics.
+    public var statistics: SubscriptionStatistics {
+        state.withLockedValue { state in
+            var statistics = state.counts
+            statistics.subscriptions = state.entries.count
+            statistics.failing = state.entries.values.count { $0.machine.status == "failed" }
+            return statistics
+        }
+    }
+
+    /// Whether `path` is a pull-wake subscription's wake stream.
+    public func isWakeStream(_ path: String) -> Bool {
+        state.withLockedValue { $0.wakeStreams[path] != nil }
     }
 
     /// Whether any subscription exists: the stream routes skip all of this when none does.
@@ -459,6 +477,7 @@ public final class SubscriptionRegistry: Sendable {
                 state.entries[id] = entry
                 return .success(acknowledged)
             } catch {
+                if error.code == "FENCED" { state.counts.fenced += 1 }
                 return .failure(error)
             }
         }
@@ -529,7 +548,9 @@ public final class SubscriptionRegistry: Sendable {
         var writes: [EventLoopFuture<Void>] = []
         // A new wake moved the generation: kept in the background (a restart skips ahead by
         // `restartGenerationGap` anyway, for wakes issued after the last write).
-        if actions.contains(where: { if case .schedule = $0 { false } else { true } }) {
+        let wakes = actions.count { if case .schedule = $0 { false } else { true } }
+        if wakes > 0 {
+            state.withLockedValue { $0.counts.wakes += wakes }
             _ = persist(on: loop)
         }
         for action in actions {
@@ -548,7 +569,10 @@ public final class SubscriptionRegistry: Sendable {
         let json = ContentType("application/json")!
         let command = AppendCommand(contentType: json, seq: nil, closed: false, producer: nil,
                                     body: Body.framing(ByteBuffer(bytes: event), as: json, allowEmptyArray: false))
-        return store.append(wakeStream, command, on: loop).map { _ in }.recover { [logger] error in
+        return store.append(wakeStream, command, on: loop).map { _ in
+            self.state.withLockedValue { $0.counts.wakeEventsWritten += 1 }
+        }.recover { [logger, state] error in
+            state.withLockedValue { $0.counts.wakeEventFailures += 1 }
             // The wake stays claimable: a worker that claims without seeing the event still gets it.
             logger.warning("could not write a wake event", metadata: ["subscription": "\(id)", "wake_stream": "\(wakeStream)", "error": "\(error)"])
         }
@@ -582,12 +606,14 @@ public final class SubscriptionRegistry: Sendable {
                 guard state.entries[id] != nil else { return [] }
                 switch result {
                 case .success(let reply) where (200..<300).contains(reply.status):
+                    state.counts.webhookDeliveries += 1
                     return state.entries[id]!.machine.delivered(wake.id, done: Self.saysDone(reply.body), now: now)
                 case .success(let reply):
                     self.logger.info("webhook answered with an error", metadata: ["subscription": "\(id)", "status": "\(reply.status)"])
                 case .failure(let error):
                     self.logger.info("webhook delivery failed", metadata: ["subscription": "\(id)", "error": "\(error)"])
                 }
+                state.counts.webhookFailures += 1
                 return state.entries[id]!.machine.deliveryFailed(wake.id, now: now, jitter: Double.random(in: -0.2...0.2))
             }
             // Auto-acks and the retry schedule are kept; nobody waits for them.

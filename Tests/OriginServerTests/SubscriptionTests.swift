@@ -159,6 +159,8 @@ struct PullWakeTests {
             try await origin.create("/v1/stream/events/old", type: "application/json", body: #"{"n":0}"#)
             #expect(try await origin.control(.PUT, "subscriptions/\(id)", ["type": "pull-wake", "pattern": "**", "wake_stream": "wake/pool", "lease_ttl_ms": 60_000]).status == 201)
             #expect(try await origin.messages("/v1/stream/wake/pool").isEmpty, "existing data is not pending")
+            // The server appends wakes behind any cache's back: a wake stream's reads are never kept.
+            #expect(try await origin.request(.GET, "/v1/stream/wake/pool?offset=-1").header("Cache-Control") == "no-store")
 
             try await origin.append("/v1/stream/events/old", #"{"n":1}"#, type: "application/json")
             // Written before the append was answered: no waiting needed.
@@ -213,6 +215,10 @@ struct PullWakeTests {
             events = try await origin.messages("/v1/stream/wake/pool")
             #expect(events.count == 3 && events.last?["generation"] as? Int == 3)
             #expect(try await origin.control(.POST, "subscriptions/\(id)/release", ["wake_id": secondWake, "generation": 2], bearer: secondToken).errorCode == "FENCED")
+            // The origin's own /metrics, also when the suite runs through an edge.
+            let metrics = try await TestHTTP.request(port: origin.server.port!, .GET, "/metrics").text
+            #expect(metrics.contains("ds_origin_subscription_wake_events_total 3"))
+            #expect(metrics.contains("ds_origin_subscription_fenced_total 4"))
         }
     }
 

@@ -161,6 +161,13 @@ struct WebhookDeliveryTests {
             try await waitUntil { try await origin.ackedOffset(id, "r/1") == tail }
             #expect(try await origin.control(.GET, "subscriptions/\(id)").json["status"] as? String == "active")
             #expect(receiver.received.count == 3)
+            // The origin's own /metrics, also when the suite runs through an edge.
+            let metrics = try await TestHTTP.request(port: origin.server.port!, .GET, "/metrics").text
+            #expect(metrics.contains("ds_origin_subscription_webhook_failures_total 2"))
+            #expect(metrics.contains("ds_origin_subscription_webhook_deliveries_total 1"))
+            #expect(metrics.contains("ds_origin_subscription_wakes_total 3"))
+            #expect(metrics.contains("ds_origin_subscription_subscriptions 1"))
+            #expect(metrics.contains("ds_origin_subscription_failing 0"))
         }
     }
 }
