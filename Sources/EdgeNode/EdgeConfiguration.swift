@@ -55,9 +55,10 @@ public struct EdgeConfiguration: Sendable {
     /// A file holding the credential (an API key or a token, without `Bearer `) the edge sends
     /// upstream for the reads it has authorised, when the upstream requires one.
     public var upstreamAuthorizationFile: String?
-    /// Keep the `X-Forwarded-Host` a request arrives with instead of replacing it with the
-    /// request's `Host`. Only for an edge whose clients are other edges (an inner tier): a
-    /// client's value would otherwise end up in the URLs the origin builds (`Location`).
+    /// Keep the `X-Forwarded-Host` and `X-Forwarded-Proto` a request arrives with instead of
+    /// setting them from the request's `Host` and this edge's listener (TLS or not). Only for an
+    /// edge whose clients are other edges (an inner tier): a client's values would otherwise end
+    /// up in the URLs the origin builds (`Location`, a subscription's `callback_url`).
     public var trustForwardedHost = false
     public var maxBodyBytes = 64 << 20
     public var streamPathPrefix = "/v1/stream/"
@@ -82,7 +83,8 @@ public struct EdgeConfiguration: Sendable {
     /// (`[[route]]`). Paths under `streamPathPrefix` and the edge's own pages are never routed.
     public var routes: [EdgeRoute] = []
     /// Bytes the cache of route answers may hold (answers that say `public` with a max-age),
-    /// apart from the stream cache; 0 caches none.
+    /// apart from the stream cache; 0 caches none. The origin's key set
+    /// (`<prefix>__ds/jwks.json`) is kept there too, by the same rules.
     public var routeCacheBudgetBytes = 16 << 20
 
     /// Seconds since 1970: when streams expire (their `Stream-Expires-At`, or a sliding

@@ -16,8 +16,9 @@ public enum CacheOutcome: String, Sendable, CaseIterable {
     case revalidated = "REVALIDATED"
     /// Answered by an upstream request another client started.
     case collapsed = "COLLAPSED"
-    /// Forwarded without caching (writes, HEAD, SSE, `offset=now`, uncacheable answers, and
-    /// route requests or answers that `RouteCachePolicy` keeps out of the cache).
+    /// Forwarded without caching (writes, HEAD, SSE, `offset=now`, uncacheable answers, the
+    /// protocol's control paths (`__ds/…`), and route requests or answers that
+    /// `RouteCachePolicy` keeps out of the cache).
     case pass = "PASS"
 }
 
@@ -28,6 +29,9 @@ public enum RequestClass: String, Sendable, CaseIterable {
     case sse
     case write
     case head
+    /// Everything else under the stream prefix or outside it that is no route: requests the edge
+    /// does not decode as a stream operation, and the protocol's control paths (`__ds/…`), all
+    /// PASS but for the origin's key set, which may be a route-cache HIT or MISS.
     case other
     /// A request for a `[[route]]`, passed to that route's upstream (HIT and MISS: the route
     /// cache, `RouteCache`).

@@ -188,12 +188,16 @@ public final class EdgeServer: Sendable {
                     readCredential: credential, otherPathsScope: .admin, onRefusal: { refusals.count($0) })
             }
             let routes = self.service.routes
+            let prefix = configuration.streamPathPrefix
             authorize = { [upstreamCredential] inner in
-                let streams = authorizing(inner, .replace(upstreamCredential))
-                guard !routes.isEmpty else { return streams }
-                // Routes are authorised like any other path, but keep the client's credential.
-                return RouteSplitResponder(
-                    isRouted: { routes.target(forURI: $0) != nil }, routed: authorizing(inner, .keep), other: streams)
+                var checked: any HTTPResponder = authorizing(inner, .replace(upstreamCredential))
+                if !routes.isEmpty {
+                    // Routes are authorised like any other path, but keep the client's credential.
+                    checked = SplitResponder(takes: { routes.target(forURI: $0) != nil }, taken: authorizing(inner, .keep), other: checked)
+                }
+                // Control paths carry subscription tokens, no service credentials: only the
+                // origin can check them, so they reach it unchecked and as sent.
+                return SplitResponder(takes: { ControlPath.contains(uri: $0, prefix: prefix) }, taken: inner, other: checked)
             }
         }
         // /readyz behind the edge's own check (public unless health_scope says otherwise); the

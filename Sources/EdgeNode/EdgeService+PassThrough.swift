@@ -76,25 +76,33 @@ extension EdgeService {
 
     /// The request as it goes upstream under this edge's configuration.
     func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        Self.upstreamHead(head, trustForwardedHost: configuration.trustForwardedHost)
+        Self.upstreamHead(head, trustForwardedHost: configuration.trustForwardedHost, scheme: clientScheme)
     }
 
+    /// The scheme clients reach this edge by: every connection to a TLS listener is TLS.
+    var clientScheme: String { configuration.tls == nil ? "http" : "https" }
+
     /// The request as it goes upstream: same method, target and end-to-end headers (no
-    /// hop-by-hop ones, fixed or named by `Connection`), plus `Via` and `X-Forwarded-Host`.
-    static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool) -> HTTPRequestHead {
+    /// hop-by-hop ones, fixed or named by `Connection`), plus `Via`, `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` (`scheme`: how the client reached this edge).
+    static func upstreamHead(_ head: HTTPRequestHead, trustForwardedHost: Bool, scheme: String) -> HTTPRequestHead {
         let options = connectionOptions(head.headers)
         var headers = HTTPHeaders()
         for (name, value) in head.headers where !isHopByHop(name) && !options.contains(where: { HeaderName.equalIgnoringCase(name, $0) }) {
             headers.add(name: name, value: value)
         }
-        // The upstream sees the edge as its client; the name the reader used travels along so
-        // that URLs the upstream builds (Location) point at the edge. A client's own value would
-        // let it point them anywhere, so only a downstream edge's is kept, and only when this
-        // edge is told to trust it (an inner tier).
-        if !trustForwardedHost { headers.remove(name: "X-Forwarded-Host") }
+        // The upstream sees the edge as its client; the name and scheme the reader used travel
+        // along so that URLs the upstream builds (`Location`, a subscription's `callback_url`)
+        // point at the edge. A client's own values would let it point them anywhere, so only a
+        // downstream edge's are kept, and only when this edge is told to trust them (an inner tier).
+        if !trustForwardedHost {
+            headers.remove(name: "X-Forwarded-Host")
+            headers.remove(name: "X-Forwarded-Proto")
+        }
         if !headers.contains(name: "X-Forwarded-Host"), let host = head.headers.first(name: "Host") {
             headers.add(name: "X-Forwarded-Host", value: host)
         }
+        if !headers.contains(name: "X-Forwarded-Proto") { headers.add(name: "X-Forwarded-Proto", value: scheme) }
         headers.add(name: "Via", value: "1.1 durable-streams-edge")
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }

@@ -10,25 +10,42 @@ struct RouteUpstream: Sendable {
 }
 
 /// Requests for `[[route]]` path prefixes: passed to the route's upstream as a plain reverse
-/// proxy would (same method, target, end-to-end headers and body, with `Via` and
-/// `X-Forwarded-Host` as for the edge's own upstream), and answered with what comes back,
-/// hop-by-hop headers removed. Kept only when the answer says a shared cache may keep it
-/// (`RouteCachePolicy`), in `RouteCache`; everything else is `X-Cache: PASS`.
+/// proxy would (same method, target, end-to-end headers and body, with `Via`,
+/// `X-Forwarded-Host` and `X-Forwarded-Proto` as for the edge's own upstream), and answered with
+/// what comes back, hop-by-hop headers removed. Kept only when the answer says a shared cache
+/// may keep it (`RouteCachePolicy`), in `RouteCache`; everything else is `X-Cache: PASS`.
 extension EdgeService {
     func forward(_ request: ServerRequest, to upstream: RouteUpstream, live: LiveRequest, loop: any EventLoop) -> EventLoopFuture<ServerReply> {
-        let key = routeCache.isEnabled ? RouteCachePolicy.key(for: request.head, bodyBytes: request.body.readableBytes) : nil
+        proxy(request, via: upstream.client, timeout: upstream.route.timeout, kind: .route, mayCache: true, live: live, loop: loop)
+    }
+
+    /// Passes a request on as a plain reverse proxy would, for `[[route]]`s (`kind: .route`,
+    /// through the route's client) and for the protocol's control paths (`ControlPath`, through
+    /// the edge's own upstream): nothing of the stream protocol applies. With `mayCache`, a GET
+    /// is served from and kept in `RouteCache` when `RouteCachePolicy` allows it.
+    func proxy(
+        _ request: ServerRequest, via client: UpstreamClient, timeout: TimeAmount, kind: RequestClass, mayCache: Bool,
+        live: LiveRequest, loop: any EventLoop
+    ) -> EventLoopFuture<ServerReply> {
+        let key = mayCache && routeCache.isEnabled ? RouteCachePolicy.key(for: request.head, bodyBytes: request.body.readableBytes) : nil
         if let key, let entry = routeCache.get(key, now: configuration.clock()) {
             return loop.makeSucceededFuture(serve(
-                entry, outcome: .hit, kind: .route, ifNoneMatch: request.head.headers.first(name: "If-None-Match"),
+                entry, outcome: .hit, kind: kind, ifNoneMatch: request.head.headers.first(name: "If-None-Match"),
                 now: configuration.clock()))
         }
-        metrics.upstream(.route)
+        metrics.upstream(kind)
+        // A route's upstream is another server: its failures and timings say nothing of the origin's.
+        let isRoute = kind == .route
+        let started = NIODeadline.now()
         let body = request.body.readableBytes > 0 ? request.body : nil
         let cancellation = UpstreamCancellation()
         // A client that leaves frees its upstream connection instead of holding it to the timeout.
         live.onCancel { cancellation.cancel() }
-        return upstream.client.execute(upstreamHead(request.head), body: body, timeout: upstream.route.timeout, on: loop, cancellation: cancellation)
+        return client.execute(upstreamHead(request.head), body: body, timeout: timeout, on: loop, cancellation: cancellation)
             .map { [self] response in
+                if !isRoute {
+                    metrics.upstreamAnswered(seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9, bytes: response.body.readableBytes)
+                }
                 let stored = key.map { storeRouteAnswer(response, under: $0) } ?? false
                 var passed = response
                 var headers = Self.headersToServe(response)
@@ -41,10 +58,12 @@ extension EdgeService {
                 // the `Age` it came with: caches further on must know how old it already is.
                 if let age = response.head.headers.first(name: "Age") { headers.add(name: "Age", value: age) }
                 passed.headersToServe = headers
-                return relay(passed, outcome: stored ? .miss : .pass, kind: .route, ifNoneMatch: nil)
+                return relay(passed, outcome: stored ? .miss : .pass, kind: kind, ifNoneMatch: nil)
             }.recover { [metrics] error in
-                if !cancellation.isCancelled { metrics.routeUpstreamFailed() }
-                metrics.request(.route, .pass)
+                if !cancellation.isCancelled {
+                    if isRoute { metrics.routeUpstreamFailed() } else { metrics.upstreamFailed() }
+                }
+                metrics.request(kind, .pass)
                 return Self.upstreamFailure(error)
             }
     }

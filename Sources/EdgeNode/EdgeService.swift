@@ -74,6 +74,13 @@ final class EdgeService: HTTPResponder {
         let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
         let method = request.head.method
 
+        // The protocol's control APIs (`__ds/…`) are the origin's, whoever asks: passed through
+        // before anything below can treat them as a stream, refuse their credentials (callback
+        // and claim tokens are no service credentials; the origin checks them) or cache them.
+        if ControlPath.contains(Substring(path), prefix: configuration.streamPathPrefix) {
+            return forwardControl(request, path: Substring(path), live: live, loop: loop)
+        }
+
         // Only the first Authorization would be in the cache key, yet every one would go
         // upstream: two requests that differ in the others would share an entry they may not
         // both be entitled to. No client needs two, so refuse rather than guess.

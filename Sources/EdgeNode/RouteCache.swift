@@ -1,7 +1,8 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// The `[[route]]` answers the edge keeps (those `RouteCachePolicy` allows), apart from the
+/// The `[[route]]` answers the edge keeps (those `RouteCachePolicy` allows, and by the same
+/// rules the origin's key set, `ControlPath.isKeySet`), apart from the
 /// stream cache: route answers follow plain HTTP freshness, not the protocol's, and must not
 /// evict stream entries. Bounded by `budgetBytes`; when full, the oldest stored entry goes
 /// first (route answers are few and short-lived, so first in, first out is enough). An entry

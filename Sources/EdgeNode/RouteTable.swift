@@ -1,7 +1,7 @@
 /// Which `[[route]]` a request path belongs to: the route with the longest prefix of the path,
 /// unless the path is under the stream prefix, whose requests are always the edge's own. One
 /// rule for everything that must agree on it (`EdgeService`, and in verify mode which
-/// authorization a request gets, `RouteSplitResponder`). Pure: matching is tested without a
+/// authorization a request gets, `SplitResponder`). Pure: matching is tested without a
 /// server.
 struct RouteTable<Target: Sendable>: Sendable {
     /// Longest prefix first, so the first match is the most specific.

@@ -21,7 +21,7 @@ struct EdgeCommand: AsyncParsableCommand {
     @Option(help: "The upstream origin or edge, http://HOST:PORT or https://HOST:PORT (default http://127.0.0.1:4437).")
     var upstream: String?
 
-    @Flag(help: "Keep the X-Forwarded-Host the client sends: only for an inner tier whose clients are other edges.")
+    @Flag(help: "Keep the X-Forwarded-Host and X-Forwarded-Proto the client sends: only for an inner tier whose clients are other edges.")
     var trustForwardedHost = false
 
     func run() async throws {
