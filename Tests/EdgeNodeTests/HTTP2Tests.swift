@@ -164,7 +164,14 @@ import Testing
             $0.limits.idleTimeout = .milliseconds(300)
         }) { edges in
             let connection = try await Self.h2(ca, port: edges.port)
-            try await connection.channel.closeFuture.get()
+            // Bounded: a server that never closed it would otherwise hang the run.
+            let channel = connection.channel
+            let bound = channel.eventLoop.scheduleTask(in: .seconds(60)) {
+                Issue.record("the idle HTTP/2 connection was not closed within 60 s")
+                channel.close(promise: nil)
+            }
+            try await channel.closeFuture.get()
+            bound.cancel()
         }
     }
 

@@ -77,11 +77,27 @@ public final class TestConnection: Sendable {
         return promise.futureResult
     }
 
-    /// Sends a request and waits for the whole response.
+    /// How long `request` waits for a response before it closes the connection and fails: far
+    /// beyond any answer the servers give (their longest waits are tens of seconds), so it only
+    /// turns a lost response into a failure that names the request instead of a hung test run.
+    public static let responseBound: TimeAmount = .seconds(150)
+
+    /// Sends a request and waits for the whole response (at most `responseBound`).
     public func request(
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
     ) async throws -> TestResponse {
-        try await send(method, path, headers: headers, body: body).get()
+        let expired = NIOLockedValueBox(false)
+        let channel = self.channel
+        let bound = channel.eventLoop.scheduleTask(in: Self.responseBound) {
+            expired.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        defer { bound.cancel() }
+        do {
+            return try await send(method, path, headers: headers, body: body).get()
+        } catch where expired.withLockedValue({ $0 }) {
+            throw TestClientError("no response to \(method) \(path) on port \(port) within \(Self.responseBound.nanoseconds / 1_000_000_000) s")
+        }
     }
 
     public func close() async {
