@@ -225,7 +225,7 @@ public final class SubscriptionRegistry: Sendable {
                                               wakeID: wake.id, expires: Self.unixSeconds + CallbackTokens.lifetimeSeconds))
                 let reply = SubscriptionJSON.encode([
                     "wake_id": wake.id, "generation": wake.generation, "token": token,
-                    "streams": SubscriptionJSON.streams(entry.machine.links, snapshot: wake.snapshot),
+                    "streams": SubscriptionJSON.streams(entry.machine.links.filter { wake.snapshot[$0.key] != nil }, snapshot: wake.snapshot),
                     "lease_ttl_ms": entry.configuration.leaseMilliseconds,
                 ])
                 return .success((reply, actions))

@@ -25,7 +25,8 @@ public struct StreamLink: Sendable, Equatable {
 public struct Wake: Sendable, Equatable {
     public var id: String
     public var generation: Int
-    /// Each linked stream's tail when the wake was issued: what `{done: true}` acks.
+    /// The tail of each linked stream with pending work when the wake was issued: what
+    /// `{done: true}` acks.
     public var snapshot: [String: StreamOffset]
     /// The pull-wake worker that claimed it.
     public var holder: String?
@@ -281,8 +282,10 @@ public struct WakeMachine: Sendable, Equatable {
 
     private mutating func newWake() -> Wake {
         generation += 1
+        // Only streams with work: what a worker must read, and all that `done` acks (a wake of a
+        // `**` subscription over many idle streams stays small).
         var snapshot: [String: StreamOffset] = [:]
-        for (path, link) in links { snapshot[path] = link.tail }
+        for (path, link) in links where link.hasPending { snapshot[path] = link.tail }
         return Wake(id: "w_\(salt)_\(generation)", generation: generation, snapshot: snapshot, holder: nil, leaseDeadline: nil)
     }
 

@@ -30,6 +30,14 @@ struct WakeMachineTests {
         #expect(machine.wake?.generation == 1)
     }
 
+    @Test func aWakeListsOnlyStreamsWithWork() throws {
+        var machine = webhook()
+        _ = machine.link("idle", explicit: true, acked: offset(3), tail: offset(3), now: 0)
+        _ = machine.link("busy", explicit: true, acked: offset(1), tail: offset(1), now: 0)
+        _ = machine.advanced("busy", tail: offset(2), now: 1)
+        #expect(try #require(machine.wake).snapshot == ["busy": offset(2)])
+    }
+
     @Test func aStreamCreatedWithDataIsPendingFromItsBeginning() {
         var machine = webhook()
         let actions = machine.link("new", explicit: false, acked: .zero, tail: offset(3), now: 0)
