@@ -112,6 +112,21 @@ struct SubscriptionResourceTests {
         }
     }
 
+    /// Hostile bodies get a 400 with a reason, and the server goes on serving.
+    @Test func hostileBodiesAreRefused() async throws {
+        try await withOrigin { (origin: Origin) async throws in
+            let deep = String(repeating: "[", count: 200_000)
+            #expect(try await origin.request(.PUT, "/v1/stream/__ds/subscriptions/x", headers: jsonType, text: deep).status == 400)
+            let nested = #"{"type":"pull-wake","wake_stream":"w","streams":"# + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "}"
+            #expect(try await origin.request(.PUT, "/v1/stream/__ds/subscriptions/x", headers: jsonType, text: nested).status == 400)
+            let huge = #"{"wake_id":"w","generation":1e300,"acks":[{"stream":"s","offset":"99999999999999999999_1"}]}"#
+            #expect(try await origin.request(.POST, "/v1/stream/__ds/subscriptions/x/ack", headers: jsonType, text: huge).status == 400)
+            let oversized = [UInt8](repeating: UInt8(ascii: " "), count: (1 << 20) + 1)
+            #expect(try await origin.request(.PUT, "/v1/stream/__ds/subscriptions/x", headers: jsonType, body: oversized).status == 413)
+            #expect(try await origin.request(.GET, "/healthz").status == 200)
+        }
+    }
+
     @Test func theKeySetIsPublishedAndCacheable() async throws {
         try await withOrigin { origin in
             let jwks = try await origin.control(.GET, "jwks.json")
