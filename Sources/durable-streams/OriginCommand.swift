@@ -4,6 +4,7 @@ import NIOCore
 import OriginServer
 import ServerSupport
 import StreamStore
+import Subscriptions
 
 /// `durable-streams origin`: a Durable Streams server.
 struct OriginCommand: AsyncParsableCommand {
@@ -46,6 +47,9 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(help: "Subscriptions under <prefix>__ds/: on or off (default on).")
     var subscriptions: Toggle?
 
+    @Flag(help: "With --data-dir: retire the webhook signing key and make a new one before starting (the old one stays published for a day).")
+    var rotateWebhookKey = false
+
     @OptionGroup var storage: StorageOptions
 
     enum Toggle: String, ExpressibleByArgument {
@@ -59,6 +63,10 @@ struct OriginCommand: AsyncParsableCommand {
         signal(SIGHUP, SIG_IGN)
         var (configuration, storeOptions) = try resolve()
         let store = try storeOptions.map(StorageOptions.open)
+        if rotateWebhookKey {
+            guard let storeOptions else { throw ValidationError("--rotate-webhook-key needs --data-dir: without it the key lives only in memory") }
+            try SubscriptionKeys.rotate(directory: storeOptions.directory + "/subscriptions")
+        }
         configuration.subscriptionKeys = try storeOptions.map { try StorageOptions.subscriptionKeys($0) }
         configuration.subscriptionDirectory = storeOptions.map { $0.directory + "/subscriptions" }
         let server = OriginServer(configuration: configuration, store: store)

@@ -60,3 +60,29 @@ struct SigningTests {
         }
     }
 }
+
+@Suite("Subscriptions: keys kept in a directory")
+struct SubscriptionKeysTests {
+    @Test func keysPersistRotateAndRetiredOnesStayPublishedForTheWindow() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let first = try SubscriptionKeys.load(directory: directory, now: start)
+        let again = try SubscriptionKeys.load(directory: directory, now: start)
+        #expect(again.signer.current.kid == first.signer.current.kid)
+        #expect(again.tokenSecret == first.tokenSecret)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/webhook-signing.key")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+
+        let signedBefore = try first.signer.signatureHeader(body: [1], unixSeconds: 1_800_000_000)
+        try SubscriptionKeys.rotate(directory: directory, now: start)
+        let rotated = try SubscriptionKeys.load(directory: directory, now: start.addingTimeInterval(60))
+        #expect(rotated.signer.current.kid != first.signer.current.kid)
+        #expect(rotated.signer.keys.map(\.kid).contains(first.signer.current.kid))
+        #expect(rotated.signer.verify(header: signedBefore, body: [1]), "a delivery signed before the rotation still verifies")
+        #expect(rotated.tokenSecret == first.tokenSecret)
+
+        let later = try SubscriptionKeys.load(directory: directory, now: start.addingTimeInterval(SubscriptionKeys.retiredKeyWindow + 1))
+        #expect(later.signer.keys.map(\.kid) == [rotated.signer.current.kid], "retired past the window: gone")
+    }
+}
