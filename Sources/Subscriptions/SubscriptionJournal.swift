@@ -15,9 +15,13 @@ public final class SubscriptionJournal: Sendable {
 
     private struct State {
         var writing = false
-        /// The newest state not yet written, and who waits for it.
-        var next: [UInt8]?
-        var waiting: [EventLoopPromise<Void>] = []
+        /// The newest state not yet written, with its sequence number.
+        var next: (sequence: UInt64, bytes: [UInt8])?
+        /// The sequence number of the newest state written, and of the newest handed in.
+        var written: UInt64 = 0
+        var newest: UInt64 = 0
+        /// Who waits for which state to be durable.
+        var waiting: [(sequence: UInt64, promise: EventLoopPromise<Void>)] = []
     }
 
     private let state = NIOLockedValueBox(State())
@@ -36,12 +40,25 @@ public final class SubscriptionJournal: Sendable {
         return Array(data)
     }
 
-    /// Saves `bytes`; the future completes once they (or a newer state) are durable.
-    public func save(_ bytes: [UInt8], on loop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Saves `bytes`, the state numbered `sequence` (numbers grow with the state: a save may
+    /// arrive after a newer one, and must not overwrite it). The future completes once this
+    /// state, or a newer one, is durable.
+    public func save(_ bytes: [UInt8], sequence: UInt64, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
         let start = state.withLockedValue { state -> Bool in
-            state.next = bytes
-            state.waiting.append(promise)
+            if sequence <= state.written {
+                // Something as new is already on disk.
+                promise.succeed()
+                return false
+            }
+            // An older state than one already handed in (being written, or next) is not
+            // written: the newer one answers its waiter. (Unless nothing is under way, after a
+            // failed write: then this one is written, so its waiter is answered.)
+            if sequence > state.newest || (!state.writing && state.next == nil) {
+                state.newest = max(state.newest, sequence)
+                state.next = (sequence, bytes)
+            }
+            state.waiting.append((sequence, promise))
             guard !state.writing else { return false }
             state.writing = true
             return true
@@ -51,22 +68,26 @@ public final class SubscriptionJournal: Sendable {
     }
 
     private func writeNext() {
-        let batch = state.withLockedValue { state -> ([UInt8], [EventLoopPromise<Void>])? in
-            guard let bytes = state.next else {
+        let batch = state.withLockedValue { state -> (UInt64, [UInt8])? in
+            guard let next = state.next else {
                 state.writing = false
                 return nil
             }
-            defer {
-                state.next = nil
-                state.waiting = []
-            }
-            return (bytes, state.waiting)
+            state.next = nil
+            return next
         }
-        guard let (bytes, waiting) = batch else { return }
+        guard let (sequence, bytes) = batch else { return }
         let path = self.path
         pool.submit { _ in
             let result = Result { try Self.replace(path, with: bytes) }
-            for promise in waiting { promise.completeWith(result) }
+            let done = self.state.withLockedValue { state -> [EventLoopPromise<Void>] in
+                if case .success = result { state.written = max(state.written, sequence) }
+                // Everyone waiting for this state or an older one is answered by this write.
+                let answered = state.waiting.filter { $0.sequence <= sequence }.map(\.promise)
+                state.waiting.removeAll { $0.sequence <= sequence }
+                return answered
+            }
+            for promise in done { promise.completeWith(result) }
             self.writeNext()
         }
     }

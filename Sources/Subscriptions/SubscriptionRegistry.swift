@@ -43,6 +43,8 @@ public final class SubscriptionRegistry: Sendable {
         var wakeStreams: [String: Int] = [:]
         var stopped = false
         var counts = SubscriptionStatistics()
+        /// Numbers each state handed to the journal, so an older one never overwrites a newer.
+        var savedSequence: UInt64 = 0
     }
 
     let state = NIOLockedValueBox(State())
@@ -327,8 +329,9 @@ public final class SubscriptionRegistry: Sendable {
     /// A failed write is logged and reported to the caller, whose request then fails.
     func persist(on loop: any EventLoop) -> EventLoopFuture<Void> {
         guard let journal else { return loop.makeSucceededVoidFuture() }
-        let snapshot = state.withLockedValue { state in
-            SubscriptionSnapshot(subscriptions: state.entries.keys.sorted().map { id in
+        let (sequence, snapshot) = state.withLockedValue { state in
+            state.savedSequence += 1
+            return (state.savedSequence, SubscriptionSnapshot(subscriptions: state.entries.keys.sorted().map { id in
                 let entry = state.entries[id]!
                 let retryAt = entry.machine.retryAt.map { at -> Int64 in
                     let remaining = at > Self.monotonicNow ? at - Self.monotonicNow : 0
@@ -342,7 +345,7 @@ public final class SubscriptionRegistry: Sendable {
                         let link = entry.machine.links[path]!
                         return SubscriptionSnapshot.Link(path: path, explicit: link.explicit, glob: link.glob, acked: link.acked.description)
                     })
-            })
+            }))
         }
         let bytes: [UInt8]
         do {
@@ -350,7 +353,7 @@ public final class SubscriptionRegistry: Sendable {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        return journal.save(bytes, on: loop).flatMapErrorThrowing { [logger] error in
+        return journal.save(bytes, sequence: sequence, on: loop).flatMapErrorThrowing { [logger] error in
             logger.error("could not keep the subscriptions' state", metadata: ["error": "\(error)"])
             throw SubscriptionError(status: 503, code: "STORAGE_ERROR", "the subscription state could not be kept")
         }
@@ -372,7 +375,7 @@ public final class SubscriptionRegistry: Sendable {
         let lookups = paths.map { path in
             store.info(path, on: loop).map { Optional($0.tail) }.recover { _ in nil }.map { (path, $0) }
         }
-        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMapThrowing { found in
+        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMapThrowing { found -> (Int, [EventLoopFuture<Void>]) in
             let tails = Dictionary(found, uniquingKeysWith: { first, _ in first })
             let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
             let now = Self.monotonicNow
@@ -402,12 +405,16 @@ public final class SubscriptionRegistry: Sendable {
                     if let stream = entry.configuration.wakeStream { state.wakeStreams[stream, default: 0] += 1 }
                 }
             }
+            var wakes: [EventLoopFuture<Void>] = []
             for (id, _) in restored {
                 let actions = self.state.withLockedValue { $0.entries[id]!.machine.tick(now: now) }
-                _ = self.perform(id, actions, on: loop)
+                wakes.append(self.perform(id, actions, on: loop))
                 if let next = self.state.withLockedValue({ $0.entries[id]!.machine.nextDeadline }) { self.arm(id, at: next) }
             }
-            return restored.count
+            return (restored.count, wakes)
+        }.flatMap { count, wakes in
+            // The wake events are written before the server takes its first request.
+            EventLoopFuture.andAllComplete(wakes, on: loop).map { count }
         }
     }
 
