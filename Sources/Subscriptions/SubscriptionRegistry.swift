@@ -153,7 +153,7 @@ public final class SubscriptionRegistry: Sendable {
         return persist(on: loop)
     }
 
-    private func remove(_ id: String) throws(SubscriptionError) {
+    func remove(_ id: String) throws(SubscriptionError) {
         let removed = state.withLockedValue { state -> Entry? in
             guard let entry = state.entries.removeValue(forKey: id) else { return nil }
             if let stream = entry.configuration.wakeStream {
@@ -183,7 +183,7 @@ public final class SubscriptionRegistry: Sendable {
         return persist(on: loop)
     }
 
-    private func unlink(_ id: String, _ path: String) throws(SubscriptionError) {
+    func unlink(_ id: String, _ path: String) throws(SubscriptionError) {
         let found = state.withLockedValue { state -> Bool in
             guard state.entries[id] != nil else { return false }
             state.entries[id]!.machine.unlinkExplicit(path)
@@ -323,101 +323,6 @@ public final class SubscriptionRegistry: Sendable {
     /// Whether any subscription exists: the stream routes skip all of this when none does.
     public var isEmpty: Bool { state.withLockedValue { $0.entries.isEmpty } }
 
-    // MARK: - Keeping the state
-
-    /// Writes the whole state to the journal (when there is one); completes once it is durable.
-    /// A failed write is logged and reported to the caller, whose request then fails.
-    func persist(on loop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let journal else { return loop.makeSucceededVoidFuture() }
-        let (sequence, snapshot) = state.withLockedValue { state in
-            state.savedSequence += 1
-            return (state.savedSequence, SubscriptionSnapshot(subscriptions: state.entries.keys.sorted().map { id in
-                let entry = state.entries[id]!
-                let retryAt = entry.machine.retryAt.map { at -> Int64 in
-                    let remaining = at > Self.monotonicNow ? at - Self.monotonicNow : 0
-                    return Int64(Date().timeIntervalSince1970 * 1000) + Int64(remaining / 1_000_000)
-                }
-                return SubscriptionSnapshot.Subscription(
-                    id: id, configuration: String(decoding: entry.configuration.requestBody, as: UTF8.self), createdAt: entry.createdAt,
-                    baseURL: entry.baseURL, generation: entry.machine.generation, failures: entry.machine.failures,
-                    retryAtMilliseconds: retryAt,
-                    links: entry.machine.links.keys.sorted().map { path in
-                        let link = entry.machine.links[path]!
-                        return SubscriptionSnapshot.Link(path: path, explicit: link.explicit, glob: link.glob, acked: link.acked.description)
-                    })
-            }))
-        }
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try JSONEncoder().encode(snapshot))
-        } catch {
-            return loop.makeFailedFuture(error)
-        }
-        return journal.save(bytes, sequence: sequence, on: loop).flatMapErrorThrowing { [logger] error in
-            logger.error("could not keep the subscriptions' state", metadata: ["error": "\(error)"])
-            throw SubscriptionError(status: 503, code: "STORAGE_ERROR", "the subscription state could not be kept")
-        }
-    }
-
-    /// Loads what the journal kept (at startup, before serving): every subscription comes back
-    /// with its links and cursors, tails read from the store, no wake in flight (a new salt
-    /// fences tokens the old process gave out), and pending work wakes at once.
-    public func restore(on loop: any EventLoop) -> EventLoopFuture<Int> {
-        guard let journal else { return loop.makeSucceededFuture(0) }
-        let snapshot: SubscriptionSnapshot
-        do {
-            guard let bytes = try journal.load() else { return loop.makeSucceededFuture(0) }
-            snapshot = try JSONDecoder().decode(SubscriptionSnapshot.self, from: Data(bytes))
-        } catch {
-            return loop.makeFailedFuture(error)
-        }
-        let paths = Set(snapshot.subscriptions.flatMap { $0.links.map(\.path) })
-        let lookups = paths.map { path in
-            store.info(path, on: loop).map { Optional($0.tail) }.recover { _ in nil }.map { (path, $0) }
-        }
-        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMapThrowing { found -> (Int, [EventLoopFuture<Void>]) in
-            let tails = Dictionary(found, uniquingKeysWith: { first, _ in first })
-            let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
-            let now = Self.monotonicNow
-            var restored: [(String, Entry)] = []
-            for kept in snapshot.subscriptions {
-                let configuration = try SubscriptionConfiguration.parse(Array(kept.configuration.utf8))
-                var links: [String: StreamLink] = [:]
-                for link in kept.links {
-                    let tail = tails[link.path].flatMap { $0 } ?? .zero
-                    var acked = StreamOffset(link.acked) ?? .zero
-                    // A stream deleted and made again while we were down starts over.
-                    if acked > tail { acked = .zero }
-                    links[link.path] = StreamLink(explicit: link.explicit, glob: link.glob, acked: acked, tail: tail)
-                }
-                let kind: WakeMachine.Kind = configuration.wakeStream.map { .pullWake(wakeStream: $0) } ?? .webhook
-                let retryAt = kept.retryAtMilliseconds.map { at in now &+ UInt64(max(0, at - nowMilliseconds)) * 1_000_000 }
-                let machine = WakeMachine(
-                    kind: kind, leaseNanos: UInt64(configuration.leaseMilliseconds) * 1_000_000,
-                    salt: String(UInt32.random(in: .min ... .max), radix: 16), generation: kept.generation + Self.restartGenerationGap,
-                    links: links, failures: kept.failures, retryAt: retryAt)
-                restored.append((kept.id, Entry(configuration: configuration, hash: configuration.hash, machine: machine,
-                                                createdAt: kept.createdAt, baseURL: kept.baseURL)))
-            }
-            self.state.withLockedValue { state in
-                for (id, entry) in restored {
-                    state.entries[id] = entry
-                    if let stream = entry.configuration.wakeStream { state.wakeStreams[stream, default: 0] += 1 }
-                }
-            }
-            var wakes: [EventLoopFuture<Void>] = []
-            for (id, _) in restored {
-                let actions = self.state.withLockedValue { $0.entries[id]!.machine.tick(now: now) }
-                wakes.append(self.perform(id, actions, on: loop))
-                if let next = self.state.withLockedValue({ $0.entries[id]!.machine.nextDeadline }) { self.arm(id, at: next) }
-            }
-            return (restored.count, wakes)
-        }.flatMap { count, wakes in
-            // The wake events are written before the server takes its first request.
-            EventLoopFuture.andAllComplete(wakes, on: loop).map { count }
-        }
-    }
-
     // MARK: - Internals
 
     static let notFound = SubscriptionError(status: 404, code: "SUBSCRIPTION_NOT_FOUND", "no such subscription")
@@ -438,7 +343,7 @@ public final class SubscriptionRegistry: Sendable {
         }
     }
 
-    private func body(_ id: String, _ entry: Entry, baseURL: String) -> [UInt8] {
+    func body(_ id: String, _ entry: Entry, baseURL: String) -> [UInt8] {
         var signing: [String: Any]?
         if case .webhook = entry.configuration.delivery {
             signing = ["alg": "ed25519", "kid": signer.current.kid, "jwks_url": baseURL + "__ds/jwks.json"]
@@ -447,14 +352,14 @@ public final class SubscriptionRegistry: Sendable {
             id: id, entry.configuration, machine: entry.machine, createdAt: entry.createdAt, signing: signing))
     }
 
-    private func claims(_ bearer: String?, id: String, entry: Entry) throws(SubscriptionError) -> CallbackTokens.Claims {
+    func claims(_ bearer: String?, id: String, entry: Entry) throws(SubscriptionError) -> CallbackTokens.Claims {
         guard let bearer else { throw SubscriptionError(status: 401, code: "TOKEN_INVALID", "a bearer token is required") }
         let claims = try tokens.verify(bearer, nowSeconds: Self.unixSeconds)
         guard claims.subscription == id, claims.incarnation == entry.machine.salt else { throw CallbackTokens.invalid }
         return claims
     }
 
-    private func acknowledge(_ id: String, bearer: String?, body: [UInt8], expectPullWake: Bool, on loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+    func acknowledge(_ id: String, bearer: String?, body: [UInt8], expectPullWake: Bool, on loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
         struct Ack: Decodable { var stream: String?; var path: String?; var offset: String }
         struct Request: Decodable { var wake_id: String; var generation: Int; var acks: [Ack]?; var done: Bool? }
         guard let request = try? JSONDecoder().decode(Request.self, from: Data(body)) else {
@@ -499,7 +404,7 @@ public final class SubscriptionRegistry: Sendable {
     }
 
     /// Applies `change` to every subscription that links `path` or whose pattern matches it.
-    private func streamChanged(
+    func streamChanged(
         _ path: String, on loop: any EventLoop, _ change: (inout WakeMachine, _ globMatch: Bool, _ now: UInt64) -> [WakeMachine.Action]
     ) -> EventLoopFuture<Void> {
         guard !SubscriptionPaths.isReserved(path) else { return loop.makeSucceededVoidFuture() }
@@ -527,7 +432,7 @@ public final class SubscriptionRegistry: Sendable {
     }
 
     /// Links streams at their current tails (a stream that does not exist yet at the beginning).
-    private func linkAtTails(_ id: String, explicit: [String], globbed: [String], on loop: any EventLoop) -> EventLoopFuture<Void> {
+    func linkAtTails(_ id: String, explicit: [String], globbed: [String], on loop: any EventLoop) -> EventLoopFuture<Void> {
         let wanted = explicit.map { ($0, true) } + globbed.map { ($0, false) }
         let lookups = wanted.map { name, isExplicit in
             store.info(name, on: loop).map { Optional($0.tail) }.recover { _ in nil }.map { (name, isExplicit, $0) }
@@ -547,124 +452,5 @@ public final class SubscriptionRegistry: Sendable {
             }
             return self.perform(id, actions, on: loop)
         }
-    }
-
-    /// Runs a machine's actions. The future completes when the wake events among them are
-    /// written; deliveries and timers only start.
-    private func perform(_ id: String, _ actions: [WakeMachine.Action], on loop: any EventLoop) -> EventLoopFuture<Void> {
-        var writes: [EventLoopFuture<Void>] = []
-        // A new wake moved the generation: kept in the background (a restart skips ahead by
-        // `restartGenerationGap` anyway, for wakes issued after the last write).
-        let wakes = actions.count { if case .schedule = $0 { false } else { true } }
-        if wakes > 0 {
-            state.withLockedValue { $0.counts.wakes += wakes }
-            _ = persist(on: loop)
-        }
-        for action in actions {
-            switch action {
-            case .deliver(let wake): deliver(id, wake)
-            case .publish(let wake, let stream): writes.append(publish(id, wake, stream: stream, on: loop))
-            case .schedule(let at): arm(id, at: at)
-            }
-        }
-        return writes.isEmpty ? loop.makeSucceededVoidFuture() : EventLoopFuture.andAllComplete(writes, on: loop)
-    }
-
-    private func publish(_ id: String, _ wake: Wake, stream: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let wakeStream = state.withLockedValue({ $0.entries[id]?.configuration.wakeStream }) else { return loop.makeSucceededVoidFuture() }
-        let event = SubscriptionJSON.wakeEvent(id: id, wake: wake, stream: stream, unixMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
-        let json = ContentType("application/json")!
-        let command = AppendCommand(contentType: json, seq: nil, closed: false, producer: nil,
-                                    body: Body.framing(ByteBuffer(bytes: event), as: json, allowEmptyArray: false))
-        return store.append(wakeStream, command, on: loop).map { _ in
-            self.state.withLockedValue { $0.counts.wakeEventsWritten += 1 }
-        }.recover { [logger, state] error in
-            state.withLockedValue { $0.counts.wakeEventFailures += 1 }
-            // The wake stays claimable: a worker that claims without seeing the event still gets it.
-            logger.warning("could not write a wake event", metadata: ["subscription": "\(id)", "wake_stream": "\(wakeStream)", "error": "\(error)"])
-        }
-    }
-
-    private func deliver(_ id: String, _ wake: Wake) {
-        let prepared = state.withLockedValue { state -> (WebhookURL, [UInt8], TimeAmount)? in
-            guard let entry = state.entries[id], case .webhook(let url) = entry.configuration.delivery else { return nil }
-            let token = tokens.make(.init(subscription: id, incarnation: entry.machine.salt, generation: wake.generation,
-                                          wakeID: wake.id, expires: Self.unixSeconds + CallbackTokens.lifetimeSeconds))
-            let body = SubscriptionJSON.encode([
-                "subscription_id": id, "wake_id": wake.id, "generation": wake.generation,
-                "streams": SubscriptionJSON.streams(entry.machine.links.filter { wake.snapshot[$0.key] != nil }, snapshot: wake.snapshot),
-                "callback_url": entry.baseURL + "__ds/subscriptions/\(id)/callback",
-                "callback_token": token,
-            ])
-            return (url, body, Self.requestTimeout(leaseMilliseconds: entry.configuration.leaseMilliseconds))
-        }
-        guard let (url, body, timeout) = prepared else { return }
-        let headers: [(String, String)]
-        do {
-            headers = [("Content-Type", "application/json"), ("Webhook-Signature", try signer.signatureHeader(body: body, unixSeconds: Self.unixSeconds))]
-        } catch {
-            logger.error("could not sign a webhook", metadata: ["error": "\(error)"])
-            return
-        }
-        send(url, headers, body, timeout).whenComplete { result in
-            let now = Self.monotonicNow
-            let loop = self.group.next()
-            let actions = self.state.withLockedValue { state -> [WakeMachine.Action] in
-                guard state.entries[id] != nil else { return [] }
-                switch result {
-                case .success(let reply) where (200..<300).contains(reply.status):
-                    state.counts.webhookDeliveries += 1
-                    return state.entries[id]!.machine.delivered(wake.id, done: Self.saysDone(reply.body), now: now)
-                case .success(let reply):
-                    self.logger.info("webhook answered with an error", metadata: ["subscription": "\(id)", "status": "\(reply.status)"])
-                case .failure(let error):
-                    self.logger.info("webhook delivery failed", metadata: ["subscription": "\(id)", "error": "\(error)"])
-                }
-                state.counts.webhookFailures += 1
-                return state.entries[id]!.machine.deliveryFailed(wake.id, now: now, jitter: Double.random(in: -0.2...0.2))
-            }
-            // Auto-acks and the retry schedule are kept; nobody waits for them.
-            _ = self.persist(on: loop).flatMap { self.perform(id, actions, on: loop) }
-        }
-    }
-
-    /// Below the lease, so a slow receiver's answer is known before its lease could end.
-    static func requestTimeout(leaseMilliseconds: Int) -> TimeAmount {
-        .milliseconds(Int64(min(max(leaseMilliseconds * 4 / 5, 500), 30_000)))
-    }
-
-    /// `{"done": true}` in a webhook's answer (§7.1).
-    static func saysDone(_ body: [UInt8]) -> Bool {
-        struct Reply: Decodable { var done: Bool? }
-        return (try? JSONDecoder().decode(Reply.self, from: Data(body)))?.done == true
-    }
-
-    /// Makes sure `tick` runs for subscription `id` at `at` (one timer per subscription, the
-    /// earliest wanted; each tick arms the next deadline its machine has).
-    private func arm(_ id: String, at: UInt64) {
-        let previous = state.withLockedValue { state -> Scheduled<Void>?? in
-            guard !state.stopped, let entry = state.entries[id] else { return .none }
-            if let armed = entry.timerAt, armed <= at, entry.timer != nil { return .none }
-            let loop = group.next()
-            let timer = loop.scheduleTask(deadline: .uptimeNanoseconds(at)) { self.tick(id, at: at) }
-            state.entries[id]!.timer = timer
-            state.entries[id]!.timerAt = at
-            return .some(entry.timer)
-        }
-        if case .some(let old) = previous { old?.cancel() }
-    }
-
-    private func tick(_ id: String, at: UInt64) {
-        let now = Self.monotonicNow
-        let (actions, next) = state.withLockedValue { state -> ([WakeMachine.Action], UInt64?) in
-            guard !state.stopped, state.entries[id]?.timerAt == at else { return ([], nil) }
-            state.entries[id]!.timer = nil
-            state.entries[id]!.timerAt = nil
-            let actions = state.entries[id]!.machine.tick(now: now)
-            return (actions, state.entries[id]!.machine.nextDeadline)
-        }
-        _ = perform(id, actions, on: group.next())
-        // Never at once again: a deadline a tick left in the past would otherwise spin.
-        if let next { arm(id, at: max(next, now &+ 1_000_000)) }
     }
 }
