@@ -13,8 +13,8 @@ import NIOTLS
 /// responses as bytes: see `ResponseHeadEncoder`).
 ///
 /// HTTP/2 (over TLS, chosen by ALPN): `SendStallGuard` → `NIOSSLServerHandler` → `OutboundWriteCoalescer` → NIO's `NIOHTTP2Handler` →
-/// `NIOHTTP2ServerConnectionManagementHandler` (closes idle connections, winds down with
-/// GOAWAY); each stream: NIO's HTTP/2-to-HTTP/1 codec → `ConnectionGuardHandler` →
+/// `HTTP2CloseGuard` (a connection being closed does close) → `NIOHTTP2ServerConnectionManagementHandler`
+/// (closes idle connections, winds down with GOAWAY); each stream: NIO's HTTP/2-to-HTTP/1 codec → `ConnectionGuardHandler` →
 /// `HTTPServerHandler` writing typed parts.
 public enum HTTPServerBootstrap {
     /// Streams one HTTP/2 connection may have open at once: a browser page's SSE readers share
@@ -134,6 +134,10 @@ public enum HTTPServerBootstrap {
                 if quiescer.isQuiescing { handler.startQuiescing() }
             }
         }
+        // Between NIO's HTTP/2 handler and the manager: a connection the manager starts to close
+        // is closed, even when NIO fails it midway or the client never answers (see
+        // `HTTP2CloseGuard`), at most `sendTimeout` after its first GOAWAY.
+        try sync.addHandler(HTTP2CloseGuard(bound: limits.sendTimeout))
         try sync.addHandler(manager)
         // The streams' guards see bytes leave each stream, not whether the client takes them off
         // the connection: this one watches the socket's queue (first, so under TLS).
