@@ -212,7 +212,9 @@ import Testing
             let client = try await RawH2Client.connect(port: edges.port, tls: try ca.clientContext(protocols: ["h2"]))
             try await client.send(RawH2Client.preface + RawH2Client.frame(type: 0x4, flags: 0))
             try await eventually { client.receivedFrames.contains { $0.type == 0x4 } }  // the server's SETTINGS
-            try await client.send(RawH2Client.frame(type: 0x4, flags: 0x1))
+            // A loaded machine can hold this client back past the idle timeout and `sendTimeout`:
+            // the server has then closed the connection already, and the ACK cannot be sent.
+            try? await client.send(RawH2Client.frame(type: 0x4, flags: 0x1))
             try await eventually { client.receivedFrames.contains { $0.type == 0x6 } }  // its PING, never answered
             #expect(try await client.closedByServer(within: .seconds(30)))
         }
