@@ -21,8 +21,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Release builds (what `make dev`, the benchmarks and deploy/Containerfile run) leave out the
+# runtime exclusivity checks, in every module including swift-nio's: on a 1 KiB cache hit over
+# TLS they cost the edge about a tenth of its CPU (loadtest/README.md). The compiler still proves
+# exclusivity statically; the debug build `make test` runs keeps the runtime checks, so a
+# violation the tests reach traps there.
+RELEASE_FLAGS := -Xswiftc -enforce-exclusivity=unchecked
+
 release: deps
-	$(SWIFT) build -c release --product durable-streams
+	$(SWIFT) build -c release --product durable-streams $(RELEASE_FLAGS)
 
 dev: release
 	.build/release/durable-streams dev

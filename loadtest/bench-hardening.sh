@@ -21,7 +21,7 @@ ORIGIN_PORT=${ORIGIN_PORT:-4597}
 EDGE_PORT=${EDGE_PORT:-4598}
 
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-[ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && swift build -c release --product durable-streams)
+[ "${SKIP_BUILD:-0}" = 1 ] || make -C "$ROOT" release
 
 PIDS=()
 stop() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }

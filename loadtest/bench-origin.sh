@@ -63,8 +63,8 @@ NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
 # ---------------------------------------------------------------- 2. build + start servers
 if [ "$SKIP_BUILD" != 1 ]; then
-    log "building release binary (swift build -c release --product durable-streams)"
-    (cd "$ROOT" && swift build -c release --product durable-streams) >&2
+    log "building release binary (make release)"
+    make -C "$ROOT" release >&2
 fi
 [ -x "$BIN" ] || die "$BIN not found (build it, or unset SKIP_BUILD)"
 

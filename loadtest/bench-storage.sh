@@ -5,7 +5,7 @@
 #   BIN=/path/to/durable-streams loadtest/bench-storage.sh
 #   WRK_DURATION=3s WRK_WARMUP=1s LIVE_DURATION=5s RECOVERY_BYTES=$((64<<20)) loadtest/bench-storage.sh  # quick
 #
-# Build the binary first if needed: swift build -c release --product durable-streams
+# Build the binary first if needed: make release
 #
 # Measures, in one run, on 127.0.0.1 only, each figure for the memory store (the anchor) and the
 # file store with the same settings, and prints the ratio file/memory:
@@ -90,7 +90,7 @@ us_to_s() { LC_ALL=C awk -v us="$1" -v d="${2:-4}" 'BEGIN { printf "%.*f\n", d, 
 # ---------------------------------------------------------------- tools
 need_tools wrk curl jq
 [ -n "${EPOCHREALTIME:-}" ] || die "bash 5 or later is needed (\$EPOCHREALTIME times the restarts)"
-[ -x "$BIN" ] || die "$BIN not found: build it (swift build -c release --product durable-streams) or set BIN"
+[ -x "$BIN" ] || die "$BIN not found: build it (make release) or set BIN"
 for d in "$WRK_DURATION" "$WRK_WARMUP" "$LIVE_DURATION"; do
     [[ $d =~ ^[0-9]+s$ ]] || die "durations must be whole seconds like 10s, not '$d'"
 done
