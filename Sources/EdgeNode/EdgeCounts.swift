@@ -67,11 +67,16 @@ struct EdgeCounts: Sendable, Equatable {
     var evictions = 0
 
     func requests(_ kind: RequestClass, _ outcome: CacheOutcome) -> Int {
-        requests[kind.ordinal * Self.outcomes.count + outcome.ordinal]
+        requests[Self.requestIndex(kind, outcome)]
+    }
+
+    /// Where `kind` and `outcome` are counted in `requests`.
+    static func requestIndex(_ kind: RequestClass, _ outcome: CacheOutcome) -> Int {
+        kind.ordinal * outcomes.count + outcome.ordinal
     }
 
     mutating func countRequest(_ kind: RequestClass, _ outcome: CacheOutcome) {
-        requests[kind.ordinal * Self.outcomes.count + outcome.ordinal] &+= 1
+        requests[Self.requestIndex(kind, outcome)] &+= 1
     }
 
     mutating func countLatency(_ seconds: Double) {

@@ -43,8 +43,11 @@ public enum RequestClass: String, Sendable, CaseIterable {
 /// minute, and the busiest streams). Every Prometheus name starts with `ds_edge_`.
 public final class EdgeMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let requests: [RequestClass: [CacheOutcome: Counter]]
-    private let upstreamRequests: [RequestClass: Counter]
+    /// By `EdgeCounts.requestIndex`: a flat array, not nested dictionaries, as every request
+    /// bumps one (hashing two keys per request showed in a cache hit's profile).
+    private let requests: [Counter]
+    /// By `RequestClass.ordinal`.
+    private let upstreamRequests: [Counter]
     let collapsedWaiters: Counter
     let bytesFromCache: Counter
     let bytesFromUpstream: Counter
@@ -95,16 +98,19 @@ public final class EdgeMetrics: Sendable {
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
             MetricNameDescriptor(namespace: "ds", subsystem: "edge", metricName: metric, unitName: unit, helpText: help)
         }
-        var requests: [RequestClass: [CacheOutcome: Counter]] = [:]
-        var upstream: [RequestClass: Counter] = [:]
-        for kind in RequestClass.allCases {
-            for outcome in CacheOutcome.allCases {
-                requests[kind, default: [:]][outcome] = registry.makeCounter(
+        var requests: [Counter] = []
+        var upstream: [Counter] = []
+        // In ordinal order (`EdgeCounts.classes` and `.outcomes` are the cases in order).
+        for kind in EdgeCounts.classes {
+            for outcome in EdgeCounts.outcomes {
+                assert(requests.count == EdgeCounts.requestIndex(kind, outcome))
+                requests.append(registry.makeCounter(
                     descriptor: name("requests", "total", "Client requests by class and cache outcome"),
-                    labels: [("class", kind.rawValue), ("cache", outcome.rawValue)])
+                    labels: [("class", kind.rawValue), ("cache", outcome.rawValue)]))
             }
-            upstream[kind] = registry.makeCounter(
-                descriptor: name("upstream_requests", "total", "Requests sent upstream, by class"), labels: [("class", kind.rawValue)])
+            assert(upstream.count == kind.ordinal)
+            upstream.append(registry.makeCounter(
+                descriptor: name("upstream_requests", "total", "Requests sent upstream, by class"), labels: [("class", kind.rawValue)]))
         }
         self.requests = requests
         self.upstreamRequests = upstream
@@ -136,7 +142,7 @@ public final class EdgeMetrics: Sendable {
     /// A client request answered. `bytes`: the body sent, from the cache (`fromCache`) or from
     /// an upstream answer; `stream` names the stream it was for, if any.
     func request(_ kind: RequestClass, _ outcome: CacheOutcome, stream: String? = nil, bytes: Int = 0, fromCache: Bool = false) {
-        requests[kind]?[outcome]?.increment()
+        requests[EdgeCounts.requestIndex(kind, outcome)].increment()
         if outcome == .collapsed { collapsedWaiters.increment() }
         let bytes = kind == .route ? 0 : max(0, bytes)
         if bytes > 0 { (fromCache ? bytesFromCache : bytesFromUpstream).increment(by: Int64(bytes)) }
@@ -164,7 +170,7 @@ public final class EdgeMetrics: Sendable {
     }
 
     func upstream(_ kind: RequestClass) {
-        upstreamRequests[kind]?.increment()
+        upstreamRequests[kind.ordinal].increment()
         state.withLockedValue { $0.counts.upstream[kind.ordinal] &+= 1 }
     }
 

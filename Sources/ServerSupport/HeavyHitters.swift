@@ -7,6 +7,9 @@
 /// Each tracked key also carries `Tally`, the caller's own figures for it (bytes, hits, …),
 /// counted from the moment the key was last taken in: exact for keys that stayed tracked,
 /// a lower bound for the rest.
+///
+/// `@inlinable`, so that the modules that use it get a version specialised to their key and
+/// tally: generic, a dictionary lookup per request went through witness tables.
 public struct HeavyHitters<Key: Hashable & Sendable, Tally: Sendable>: Sendable {
     public struct Entry: Sendable {
         public var key: Key
@@ -15,14 +18,23 @@ public struct HeavyHitters<Key: Hashable & Sendable, Tally: Sendable>: Sendable 
         /// How much of `count` may belong to keys this one displaced.
         public var error: Int
         public var tally: Tally
+
+        @usableFromInline
+        init(key: Key, count: Int, error: Int, tally: Tally) {
+            self.key = key
+            self.count = count
+            self.error = error
+            self.tally = tally
+        }
     }
 
     public let capacity: Int
-    private let makeTally: @Sendable () -> Tally
-    private var entries: [Entry] = []
-    private var index: [Key: Int] = [:]
+    @usableFromInline let makeTally: @Sendable () -> Tally
+    @usableFromInline var entries: [Entry] = []
+    @usableFromInline var index: [Key: Int] = [:]
     /// The sum of every weight recorded, tracked or not.
-    public private(set) var total = 0
+    public var total: Int { recorded }
+    @usableFromInline var recorded = 0
 
     public init(capacity: Int, tally: @escaping @Sendable () -> Tally) {
         precondition(capacity > 0, "a sketch tracks at least one key")
@@ -32,9 +44,10 @@ public struct HeavyHitters<Key: Hashable & Sendable, Tally: Sendable>: Sendable 
     }
 
     /// Counts `weight` for `key` and lets `update` change its tally.
+    @inlinable
     public mutating func record(_ key: Key, weight: Int = 1, _ update: (inout Tally) -> Void = { _ in }) {
         let weight = max(0, weight)
-        total &+= weight
+        recorded &+= weight
         if let position = index[key] {
             entries[position].count &+= weight
             update(&entries[position].tally)
@@ -62,6 +75,7 @@ public struct HeavyHitters<Key: Hashable & Sendable, Tally: Sendable>: Sendable 
     }
 
     /// Changes the tally of `key` if it is tracked, without counting anything.
+    @inlinable
     public mutating func updateIfTracked(_ key: Key, _ update: (inout Tally) -> Void) {
         if let position = index[key] { update(&entries[position].tally) }
     }
