@@ -25,6 +25,11 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var closing = false
     /// Responses whose last byte reached the socket (or failed): tells whether one did at once.
     private var flushes = 0
+    /// Inside `triggerUserOutboundEvent` for a `ResponseWritten`: a flush that completes here
+    /// completed within the response's own write, so the socket took everything queued.
+    private var takingResponse = false
+    /// Set between `handlerAdded` and `handlerRemoved`.
+    private var context: ChannelHandlerContext?
 
     private let onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?
     /// Counts the bytes written to the socket's queue, so that what the client has taken is that
@@ -60,6 +65,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         // The loop's clock, not the wall clock: tests drive an embedded loop's time by hand.
         timeouts = ConnectionTimeouts(limits: timeouts.limits, now: context.eventLoop.now)
         rearm(context: context)
@@ -68,6 +74,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     public func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -88,11 +95,22 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is BytesArrived {
-            timeouts.bytesArrived(now: context.eventLoop.now)
-            rearm(context: context)
+            bytesArrived(context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Bytes arrived from the client: what `BytesArrived` says, told directly by a wire handler
+    /// this guard is linked to (`ConnectionWireHandler.arrivals`).
+    func bytesArrived() {
+        guard let context else { return }
+        bytesArrived(context: context)
+    }
+
+    private func bytesArrived(context: ChannelHandlerContext) {
+        timeouts.bytesArrived(now: context.eventLoop.now)
+        rearm(context: context)
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -104,11 +122,13 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         if let written = event as? ResponseWritten {
             timeouts.responseEnded(now: context.eventLoop.now)
             let flushesBefore = flushes
+            takingResponse = true
             written.flushed.assumeIsolated().whenComplete { [self] _ in
                 flushes &+= 1
                 timeouts.responseFlushed(now: context.eventLoop.now)
-                outputChanged(context: context)
+                outputChanged(context: context, queueEmpty: takingResponse)
             }
+            takingResponse = false
             // Usually the socket took the whole response at once and the callback above has
             // run already; only a response still queued needs watching now.
             if flushes == flushesBefore { outputChanged(context: context) }
@@ -129,15 +149,17 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
 
     /// Whether bytes wait for the client: a response not yet all in the socket, or anything
     /// queued (an SSE response between events included).
-    private func outputPending(_ context: ChannelHandlerContext) -> Bool {
-        timeouts.hasResponsesInFlight || !context.channel.isWritable || waitingBytes(context) > 0
+    /// - Parameter queueEmpty: the caller knows nothing waits in the channel's queue, which is
+    ///   then not asked (an option lookup, once per response otherwise).
+    private func outputPending(_ context: ChannelHandlerContext, queueEmpty: Bool = false) -> Bool {
+        timeouts.hasResponsesInFlight || !context.channel.isWritable || (!queueEmpty && waitingBytes(context) > 0)
     }
 
-    private func outputChanged(context: ChannelHandlerContext) {
+    private func outputChanged(context: ChannelHandlerContext, queueEmpty: Bool = false) {
         // A closing channel fails its queued writes, and their callbacks land here: its queue
         // is being emptied and must not be asked about.
         guard !closing, context.channel.isActive else { return }
-        let pending = outputPending(context)
+        let pending = outputPending(context, queueEmpty: queueEmpty)
         // The count of bytes taken is read only when a watch starts: asking the channel costs an
         // option lookup, and this runs twice per response.
         let drained = pending && !timeouts.isWatchingSend ? drainedBytes(context) : 0
@@ -214,9 +236,22 @@ public final class ConnectionWireHandler: ChannelDuplexHandler, RemovableChannel
 
     public init() {}
 
+    /// The connection's guard, told directly when bytes arrive (set by the bootstrap): a call
+    /// where the `BytesArrived` event would travel through the decoder and the pipelining handler
+    /// on every read. Unset, the event is sent.
+    public var arrivals: ConnectionGuardHandler?
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        if let arrivals {
+            arrivals.bytesArrived()
+        } else {
+            context.fireUserInboundEventTriggered(ConnectionGuardHandler.BytesArrived())
+        }
         context.fireChannelRead(data)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        arrivals = nil  // the guard holds this handler: no cycle outlives the pipeline
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -89,7 +89,9 @@ public enum HTTPServerBootstrap {
         try sync.addHandler(wire)
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try sync.addHandler(HTTPPipeliningHandler())
-        try sync.addHandler(ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry))
+        let guardHandler = ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry)
+        wire.arrivals = guardHandler
+        try sync.addHandler(guardHandler)
         let handler = makeHandler(.http1)
         try sync.addHandler(handler)
         return handler

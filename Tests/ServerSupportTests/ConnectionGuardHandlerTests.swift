@@ -25,11 +25,29 @@ struct ConnectionGuardHandlerTests {
     final class Answerer: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = IOData
+        /// Models a client that does not read: the response's flush never completes, as a
+        /// socket's would not while its bytes wait (an EmbeddedChannel completes every write).
+        let unread: Bool
+        private var held: [EventLoopPromise<Void>] = []
+
+        init(unread: Bool = false) {
+            self.unread = unread
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .end = unwrapInboundIn(data) else { return }
             let bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            let flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)))
+            var flushed = context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)))
+            if unread {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                held.append(promise)
+                flushed = promise.futureResult
+            }
             context.triggerUserOutboundEvent(ResponseWritten(flushed: flushed), promise: nil)
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            for promise in held { promise.fail(ChannelError.ioOnClosedChannel) }
         }
     }
 
@@ -74,6 +92,36 @@ struct ConnectionGuardHandlerTests {
         }
         #expect(String(buffer: bytes).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(String(buffer: bytes).contains("Connection: close"))
+        #expect(!channel.isActive)
+    }
+
+    /// A stand-in for a decoder still waiting for the rest of a head: takes bytes, passes
+    /// nothing on, events included (so only a direct call can reach the guard).
+    final class HeadInProgress: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {}
+    }
+
+    @Test func aWireLinkedToItsGuardStartsTheHeaderTimeoutWithoutAnEvent() throws {
+        let channel = EmbeddedChannel()
+        let wire = ConnectionWireHandler()
+        let guardHandler = ConnectionGuardHandler(limits: limits, wire: wire, queuedBytes: { _ in 0 })
+        wire.arrivals = guardHandler
+        try channel.pipeline.syncOperations.addHandler(wire)
+        try channel.pipeline.syncOperations.addHandler(HeadInProgress())
+        try channel.pipeline.syncOperations.addHandler(guardHandler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(ByteBuffer(string: "GET / HT"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let written = try #require(try channel.readOutbound(as: IOData.self))
+        guard case .byteBuffer(let bytes) = written else {
+            Issue.record("expected bytes")
+            return
+        }
+        #expect(String(buffer: bytes).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(!channel.isActive)
     }
 
@@ -139,11 +187,11 @@ struct ConnectionGuardHandlerTests {
         var bytes = 0
     }
 
-    func guardedChannel(queue: Queue) throws -> EmbeddedChannel {
+    func guardedChannel(queue: Queue, unread: Bool = false) throws -> EmbeddedChannel {
         // No wire handler: without an HTTP encoder the parts would reach it undecoded.
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, queuedBytes: { _ in queue.bytes }))
-        try channel.pipeline.syncOperations.addHandler(Answerer())
+        try channel.pipeline.syncOperations.addHandler(Answerer(unread: unread))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -152,7 +200,7 @@ struct ConnectionGuardHandlerTests {
     /// still writable, left the connection with no deadline at all.
     @Test func unreadOutputUnderTheHighWaterMarkIsCutAfterTheSendTimeout() throws {
         let queue = Queue()
-        let channel = try guardedChannel(queue: queue)
+        let channel = try guardedChannel(queue: queue, unread: true)
         queue.bytes = 20_000  // below NIO's high water mark: the channel stays writable
         try request(channel)
         #expect(channel.isWritable)
