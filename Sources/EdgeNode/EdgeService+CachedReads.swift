@@ -13,14 +13,14 @@ extension EdgeService {
     func read(
         _ stream: String, _ read: StreamOperation.Read, request: ServerRequest, live: LiveRequest, countsRequest: Bool = true,
         loop: any EventLoop
-    ) -> EventLoopFuture<ServerReply> {
+    ) -> ResponderAnswer {
         let kind: RequestClass = read.mode == .catchUp ? .catchUp : .longPoll
         let credentials = request.head.headers.first(name: "Authorization")
         if credentials != nil && configuration.credentials == .bypass {
-            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)
+            return .later(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))
         }
         guard let plainKey = CacheKey(stream: stream, start: read.start, mode: read.mode, credentials: credentials) else {
-            return forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop)  // offset=now: the tail position must not be cached
+            return .later(forward(request, kind: kind, live: live, countsRequest: countsRequest, loop: loop))  // offset=now: the tail position must not be cached
         }
         // Cached bodies are stored as the upstream sent them, so gzip and identity are separate
         // entries; every other encoding is asked for as identity.
@@ -44,11 +44,11 @@ extension EdgeService {
             switch lifetime == .expired ? .expired : freshness(of: entry, kind: kind, stream: stream, at: now) {
             case .fresh:
                 if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
-                return loop.makeSucceededFuture(serve(entry, outcome: .hit, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+                return .now(serve(entry, outcome: .hit, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale where kind == .catchUp:
                 if lifetime == .renewalDue { renewTTL(stream, credentials: credentials, loop: loop) }
                 revalidate(key, entry, kind: kind, loop: loop)
-                return loop.makeSucceededFuture(serve(entry, outcome: .stale, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
+                return .now(serve(entry, outcome: .stale, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, now: now, countsRequest: countsRequest))
             case .stale, .expired:
                 break  // a live answer must carry a fresh cursor: ask the upstream again
             }
@@ -115,7 +115,7 @@ extension EdgeService {
             let answer = joined.isLeader ? response : Self.adoptingCursor(response, client: read.mode.cursor)
             answered.succeed(relay(answer, outcome: outcome, kind: kind, stream: stream, ifNoneMatch: read.ifNoneMatch, countsRequest: countsRequest))
         }
-        return answered.futureResult
+        return .later(answered.futureResult)
     }
 
     /// The one upstream request of a flight; its answer is stored before any waiter sees it,

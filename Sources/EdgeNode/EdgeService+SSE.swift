@@ -54,7 +54,7 @@ extension EdgeService {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "\(path)?offset=\(offset)")
         if let credentials { head.headers.add(name: "Authorization", value: credentials) }
         let read = StreamOperation.Read(start: start, mode: .catchUp)
-        return self.read(stream, read, request: ServerRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).map { reply in
+        return self.read(stream, read, request: ServerRequest(head: head, body: ByteBuffer()), live: live, countsRequest: false, loop: loop).future(on: loop).map { reply in
             switch reply {
             case .response(let head, let body): return (head, Self.joined(body))
             case .encoded(let response, _): return (response.head, response.body)

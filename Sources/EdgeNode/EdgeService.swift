@@ -67,7 +67,7 @@ final class EdgeService: HTTPResponder {
         return reply
     }
 
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
         let path = String(uri[..<(queryStart ?? uri.endIndex)])
@@ -78,45 +78,45 @@ final class EdgeService: HTTPResponder {
         // before anything below can treat them as a stream, refuse their credentials (callback
         // and claim tokens are no service credentials; the origin checks them) or cache them.
         if ControlPath.contains(Substring(path), prefix: configuration.streamPathPrefix) {
-            return forwardControl(request, path: Substring(path), live: live, loop: loop)
+            return .later(forwardControl(request, path: Substring(path), live: live, loop: loop))
         }
 
         // Only the first Authorization would be in the cache key, yet every one would go
         // upstream: two requests that differ in the others would share an entry they may not
         // both be entitled to. No client needs two, so refuse rather than guess.
         if request.head.headers.single("Authorization") == .repeated {
-            return loop.makeSucceededFuture(Self.text(.badRequest, "more than one Authorization header\n", cache: "PASS"))
+            return .now(Self.text(.badRequest, "more than one Authorization header\n", cache: "PASS"))
         }
 
         if method == .GET {
             switch path {
             case configuration.metricsPath:
                 let text = metrics.render(cache: cache.stats, routeCache: routeCache.stats)
-                return loop.makeSucceededFuture(Self.local("text/plain; version=0.0.4", text))
+                return .now(Self.local("text/plain; version=0.0.4", text))
             case configuration.statsPath:
-                return loop.makeSucceededFuture(Self.local("application/json", statsJSON(query: query)))
+                return .now(Self.local("application/json", statsJSON(query: query)))
             case configuration.dashboardPath:
-                return loop.makeSucceededFuture(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
+                return .now(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
             default:
                 if let fleet, let reply = fleet.respond(path: path, query: query, on: loop, localStats: statsJSON(query:)) {
-                    return reply
+                    return .later(reply)
                 }
             }
         }
         // The edge's own pages (above) and streams keep priority over routes; `routes` never
         // matches a path under the stream prefix, so a route for `/` takes everything else.
         if let route = routes.target(forPath: Substring(path)) {
-            return forward(request, to: route, live: live, loop: loop)
+            return .later(forward(request, to: route, live: live, loop: loop))
         }
         guard path.hasPrefix(configuration.streamPathPrefix) else {
-            return forward(request, kind: .other, live: live, loop: loop)
+            return .later(forward(request, kind: .other, live: live, loop: loop))
         }
         // The upstream decodes the path, so many spellings name one stream (`a-b`, `a%2Db`):
         // everything kept per stream is keyed by the canonical name, or a write under one
         // spelling would leave another's entries behind. A name the upstream will refuse is
         // its to answer (400), and is neither cached nor collapsed.
         guard let stream = try? StreamPath.canonicalName(urlPath: Substring(path), prefix: configuration.streamPathPrefix) else {
-            return forward(request, kind: .other, live: live, loop: loop)
+            return .later(forward(request, kind: .other, live: live, loop: loop))
         }
         // Decode only to classify; anything the edge does not understand is the upstream's to judge.
         let operation = try? StreamOperation.decode(
@@ -126,14 +126,14 @@ final class EdgeService: HTTPResponder {
         case .read(let read)?:
             switch read.mode {
             case .sse:
-                return sse(stream, read, request: request, live: live, loop: loop)
+                return .later(sse(stream, read, request: request, live: live, loop: loop))
             case .catchUp, .longPoll:
                 return self.read(stream, read, request: request, live: live, loop: loop)
             }
         case .head?:
-            return forward(request, kind: .head, live: live, loop: loop)
+            return .later(forward(request, kind: .head, live: live, loop: loop))
         case .create?:
-            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
+            return .later(forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
                 // A new stream at a path that had one before must not be served the old one's entries.
                 if reply.status == .created {
                     cache.purge(stream: stream)
@@ -141,11 +141,11 @@ final class EdgeService: HTTPResponder {
                     lifetimes.forget(stream)
                 }
                 return reply
-            }
+            })
         case .append?:
-            return forward(request, kind: .write, live: nil, loop: loop)
+            return .later(forward(request, kind: .write, live: nil, loop: loop))
         case .delete?:
-            return forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
+            return .later(forward(request, kind: .write, live: nil, loop: loop).map { [cache, tails, lifetimes] reply in
                 // 204 for a delete or a soft delete (§4.2), 404 or 410 when it was gone already.
                 if reply.status == .noContent || reply.status == .notFound || reply.status == .gone {
                     cache.purge(stream: stream)
@@ -153,9 +153,9 @@ final class EdgeService: HTTPResponder {
                     lifetimes.forget(stream)
                 }
                 return reply
-            }
+            })
         case nil:
-            return forward(request, kind: .other, live: live, loop: loop)
+            return .later(forward(request, kind: .other, live: live, loop: loop))
         }
     }
 }

@@ -60,15 +60,15 @@ private struct FleetHTTPResponder: HTTPResponder {
     let fleet: FleetResponder
     var maxBodyBytes: Int { 0 }
 
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
         let path = String(uri[..<(queryStart ?? uri.endIndex)])
         let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
         if request.head.method == .GET || request.head.method == .HEAD, let reply = fleet.respond(path: path, query: query, on: loop) {
-            return reply
+            return .later(reply)
         }
-        return loop.makeSucceededFuture(EdgeService.text(request.head.method == .GET ? .notFound : .methodNotAllowed, "not found\n", cache: "PASS"))
+        return .now(EdgeService.text(request.head.method == .GET ? .notFound : .methodNotAllowed, "not found\n", cache: "PASS"))
     }
 
     func refusal(_ error: ProtocolError) -> ServerReply {

@@ -21,7 +21,7 @@ struct SplitResponder: HTTPResponder {
     func connectionOpened() { other.connectionOpened() }
     func connectionClosed() { other.connectionClosed() }
 
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         (takes(request.head.uri) ? taken : other).respond(to: request, live: live, on: loop)
     }
 }

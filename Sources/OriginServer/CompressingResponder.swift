@@ -18,7 +18,7 @@ struct CompressingResponder: HTTPResponder {
 
     /// Compresses on the connection's event loop, where the reply completes, as the pipeline
     /// compressor did.
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         let compression = self.compression
         let head = request.head
         return inner.respond(to: request, live: live, on: loop).map { compression.reply($0, to: head) }

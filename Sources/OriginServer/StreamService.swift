@@ -55,8 +55,12 @@ final class StreamService: HTTPResponder {
 
     func refusal(_ error: ProtocolError) -> ServerReply { Self.errorReply(error) }
 
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
+        .later(reply(to: request, live: live, on: loop))
+    }
+
     /// Answers one request. The future always succeeds: failures become error responses.
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func reply(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
         let uri = request.head.uri
         let queryStart = uri.firstIndex(of: "?")
         let path = uri[..<(queryStart ?? uri.endIndex)]

@@ -19,7 +19,7 @@ public struct AccessLogResponder: HTTPResponder {
     public func connectionClosed() { inner.connectionClosed() }
     public func refusal(_ error: ProtocolError) -> ServerReply { inner.refusal(error) }
 
-    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         let started = Date().timeIntervalSince1970
         let clock = DispatchTime.now().uptimeNanoseconds
         let head = request.head
@@ -65,7 +65,7 @@ public struct ReadinessResponder: HTTPResponder {
     public func connectionClosed() { inner.connectionClosed() }
     public func refusal(_ error: ProtocolError) -> ServerReply { inner.refusal(error) }
 
-    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         guard request.head.uri == "/readyz", request.head.method == .GET || request.head.method == .HEAD else {
             return inner.respond(to: request, live: live, on: loop)
         }
@@ -76,7 +76,7 @@ public struct ReadinessResponder: HTTPResponder {
         ]
         if draining { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: draining ? .serviceUnavailable : .ok, headers: headers)
-        return loop.makeSucceededFuture(.response(head, body: [body]))
+        return .now(.response(head, body: [body]))
     }
 }
 

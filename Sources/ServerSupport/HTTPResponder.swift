@@ -8,9 +8,10 @@ public protocol HTTPResponder: Sendable {
     /// The largest request body accepted; larger ones are refused with 413 before they arrive.
     var maxBodyBytes: Int { get }
 
-    /// Answers one request. The future always succeeds: failures become error replies. `live` is
-    /// cancelled if the client goes away or the server shuts down before the answer is ready.
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply>
+    /// Answers one request: with the reply at once when it is at hand, or with a future one that
+    /// always succeeds (failures become error replies). `live` is cancelled if the client goes
+    /// away or the server shuts down before the answer is ready.
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer
 
     /// The answer to a request refused before it reached `respond` (malformed, too large, the
     /// server out of body budget); the connection closes after it.

@@ -112,16 +112,22 @@ public final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHan
         let live = LiveRequest()
         self.live = live
         if connection.quiescing { live.cancel() }
-        responder.respond(to: request, live: live, on: context.eventLoop)
-            .assumeIsolated().whenSuccess { [self] reply in
-                // A client that left is not answered; one cancelled by shutdown still is.
-                guard self.context != nil, !live.isCancelled || connection.quiescing else {
-                    Self.discard(reply)
-                    return
-                }
-                self.live = nil
-                write(reply)
-            }
+        switch responder.respond(to: request, live: live, on: context.eventLoop) {
+        case .now(let reply):
+            answer(reply, live: live)
+        case .later(let future):
+            future.assumeIsolated().whenSuccess { [self] reply in answer(reply, live: live) }
+        }
+    }
+
+    private func answer(_ reply: ServerReply, live: LiveRequest) {
+        // A client that left is not answered; one cancelled by shutdown still is.
+        guard context != nil, !live.isCancelled || connection.quiescing else {
+            Self.discard(reply)
+            return
+        }
+        self.live = nil
+        write(reply)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {

@@ -26,7 +26,7 @@ extension AuthorizingResponder {
         return Self.decide(checks[...], by: authority, on: loop).flatMap { [self] decision in
             switch decision {
             case .allowed:
-                return inner.respond(to: request, live: live.value, on: loop).map(Self.privatised)
+                return inner.respond(to: request, live: live.value, on: loop).map(Self.privatised).future(on: loop)
             case .refused(let unauthorized, let challenges):
                 var headers = challenges.map { ("WWW-Authenticate", $0) }
                 if unauthorized && headers.isEmpty { headers = [("WWW-Authenticate", Self.forwardAuthChallenge)] }
@@ -34,13 +34,13 @@ extension AuthorizingResponder {
                     unauthorized
                     ? ProtocolError(.unauthorized, "the authorization service did not accept the credentials", headers: headers)
                     : ProtocolError(.forbidden, "the authorization service does not allow this request", headers: headers)
-                return refuse(unauthorized ? (presented ? .invalid : .missing) : .forbidden, error, on: loop)
+                return refuse(unauthorized ? (presented ? .invalid : .missing) : .forbidden, error).future(on: loop)
             case .failed(let reason):
                 return refuse(.unavailable, ProtocolError(
-                    .serviceUnavailable, "\(reason); retry shortly", headers: [("Retry-After", "1")]), on: loop)
+                    .serviceUnavailable, "\(reason); retry shortly", headers: [("Retry-After", "1")])).future(on: loop)
             case .busy:
                 return refuse(.unavailable, ProtocolError(
-                    .serviceUnavailable, "too many authorization checks in progress; retry shortly", headers: [("Retry-After", "1")]), on: loop)
+                    .serviceUnavailable, "too many authorization checks in progress; retry shortly", headers: [("Retry-After", "1")])).future(on: loop)
             }
         }
     }

@@ -108,7 +108,7 @@ public struct AuthorizingResponder: HTTPResponder {
     public func connectionOpened() { inner.connectionOpened() }
     public func connectionClosed() { inner.connectionClosed() }
 
-    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    public func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
         let policy = self.policy.current
         guard policy.isEnabled else { return inner.respond(to: request, live: live, on: loop) }
         let head = request.head
@@ -121,52 +121,52 @@ public struct AuthorizingResponder: HTTPResponder {
         let authorization = head.headers.single("Authorization")
         let presented = authorization.value
         guard authorization != .repeated else {
-            return refuse(.invalid, ProtocolError(.badRequest, "more than one Authorization header"), on: loop)
+            return refuse(.invalid, ProtocolError(.badRequest, "more than one Authorization header"))
         }
         if let authority = policy.forwardAuthority {
-            return respond(to: request, requirement: requirement, authority: authority, live: live, on: loop)
+            return .later(respond(to: request, requirement: requirement, authority: authority, live: live, on: loop))
         }
         guard let authenticator = policy.authenticator else { return inner.respond(to: request, live: live, on: loop) }
         if let outcome = authenticator.immediateOutcome(presented) {
             return answer(request, outcome: outcome, requirement: requirement, realm: authenticator.realm, live: live, on: loop)
         }
-        return authenticator.authenticate(presented, on: loop).flatMap { [self] outcome in
-            answer(request, outcome: outcome, requirement: requirement, realm: authenticator.realm, live: live, on: loop)
-        }
+        return .later(authenticator.authenticate(presented, on: loop).flatMap { [self] outcome in
+            answer(request, outcome: outcome, requirement: requirement, realm: authenticator.realm, live: live, on: loop).future(on: loop)
+        })
     }
 
     /// A refusal, counted.
-    func refuse(_ reason: AuthRefusal, _ error: ProtocolError, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+    func refuse(_ reason: AuthRefusal, _ error: ProtocolError) -> ResponderAnswer {
         onRefusal?(reason)
-        return loop.makeSucceededFuture(inner.refusal(error))
+        return .now(inner.refusal(error))
     }
 
     /// What the authenticator's `outcome` means for `request`: a refusal, or `inner`'s answer.
     private func answer(
         _ request: ServerRequest, outcome: Authenticator.Outcome, requirement: AccessRequirement, realm: String,
         live: LiveRequest, on loop: any EventLoop
-    ) -> EventLoopFuture<ServerReply> {
+    ) -> ResponderAnswer {
         let challenge = "Bearer realm=\"\(realm)\""
         switch outcome {
         case .missing:
             return refuse(.missing, ProtocolError(
-                .unauthorized, "authentication required", headers: [("WWW-Authenticate", challenge)]), on: loop)
+                .unauthorized, "authentication required", headers: [("WWW-Authenticate", challenge)]))
         case .busy:
             return refuse(.unavailable, ProtocolError(
-                .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")]), on: loop)
+                .serviceUnavailable, "too many new tokens being verified; retry shortly", headers: [("Retry-After", "1")]))
         case .otherScheme:
             // RFC 6750 §3.1: a request in another scheme gets the challenge without an error code.
             return refuse(.invalid, ProtocolError(
-                .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", challenge)]), on: loop)
+                .unauthorized, "Authorization must be a bearer token", headers: [("WWW-Authenticate", challenge)]))
         case .invalid(let reason):
             return refuse(.invalid, ProtocolError(
-                .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")]), on: loop)
+                .unauthorized, reason, headers: [("WWW-Authenticate", "\(challenge), error=\"invalid_token\"")]))
         case .principal(let principal):
             live.principal = principal.name
             guard requirement.isSatisfied(by: principal) else {
                 return refuse(.forbidden, ProtocolError(
                     .forbidden, "credentials do not allow this request",
-                    headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")]), on: loop)
+                    headers: [("WWW-Authenticate", "\(challenge), error=\"insufficient_scope\"")]))
             }
             guard case .replace(let upstream) = readCredential, request.head.method == .GET || request.head.method == .HEAD else {
                 return inner.respond(to: request, live: live, on: loop).map(Self.privatised)

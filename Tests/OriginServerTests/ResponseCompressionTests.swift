@@ -289,9 +289,9 @@ struct CompressingResponderTests {
         init(_ reply: ServerReply) { self.reply = reply }
 
         var maxBodyBytes: Int { 4321 }
-        func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
             lock.withLock { requests.append(request.head) }
-            return loop.makeSucceededFuture(reply)
+            return .now(reply)
         }
         func refusal(_ error: ProtocolError) -> ServerReply {
             ResponseCompressionTests.response([error.reason + String(repeating: " ", count: 2000)], status: .payloadTooLarge)
@@ -304,7 +304,7 @@ struct CompressingResponderTests {
         let loop = EmbeddedEventLoop()
         defer { try? loop.syncShutdownGracefully() }
         var reply: ServerReply?
-        responder.respond(to: ServerRequest(head: head, body: ByteBuffer()), live: LiveRequest(), on: loop)
+        responder.respond(to: ServerRequest(head: head, body: ByteBuffer()), live: LiveRequest(), on: loop).future(on: loop)
             .assumeIsolated().whenSuccess { reply = $0 }
         loop.run()
         guard let reply else { throw Failure("no reply") }

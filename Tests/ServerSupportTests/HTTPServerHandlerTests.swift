@@ -22,10 +22,14 @@ struct HTTPServerHandlerTests {
 
         var maxBodyBytes: Int { 16 }
 
-        func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
+        /// Set: every request is answered with it at once (`.now`), not kept pending.
+        var immediate: ServerReply?
+
+        func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
+            if let immediate = lock.withLock({ immediate }) { return .now(immediate) }
             let promise = loop.makePromise(of: ServerReply.self)
             lock.withLock { pending.append((request, live, promise)) }
-            return promise.futureResult
+            return .later(promise.futureResult)
         }
 
         func refusal(_ error: ProtocolError) -> ServerReply {
@@ -107,6 +111,25 @@ struct HTTPServerHandlerTests {
         #expect(channel.isActive)
         _ = try channel.finish()
         #expect(responder.closed == 1)
+    }
+
+    @Test func aReplyAtHandIsWrittenBeforeTheRequestsEndReturns() throws {
+        let responder = ScriptedResponder()
+        responder.immediate = Self.ok("now")
+        let (channel, _) = try makeChannel(responder)
+        try send(channel)
+        try send(channel)
+        // Both answered within their own `writeInbound`: no future, no pending request.
+        #expect(responder.pending.isEmpty)
+        let written = try parts(channel)
+        #expect(written.count == 6)
+        guard case .head(let head) = written[3], case .body(let body) = written[4], case .end = written[5] else {
+            Issue.record("unexpected parts \(written)")
+            return
+        }
+        #expect(head.status == .ok)
+        #expect(String(buffer: body) == "now")
+        #expect(channel.isActive)
     }
 
     @Test func headGetsNoBody() throws {

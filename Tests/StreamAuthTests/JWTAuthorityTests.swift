@@ -184,9 +184,10 @@ struct TokenBoundsTests {
         let responder = AuthorizingResponder(
             RecordingResponder(), policy: AuthPolicy(.init(authenticator: authenticator, operationalScope: nil)),
             streamPathPrefix: "/v1/stream/")
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let reply = try await responder.respond(
             to: ServerRequest(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/stream/a", headers: ["Authorization": "Bearer \(token)"]), body: ByteBuffer()),
-            live: LiveRequest(), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+            live: LiveRequest(), on: loop).future(on: loop).get()
         #expect(reply.status == .serviceUnavailable)
         #expect(reply.head.headers.first(name: "Retry-After") == "1")
     }
@@ -213,8 +214,8 @@ struct TokenBoundsTests {
 /// An inner responder that answers 200 to everything.
 struct RecordingResponder: HTTPResponder {
     var maxBodyBytes: Int { 1 << 20 }
-    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
-        loop.makeSucceededFuture(.response(HTTPResponseHead(version: .http1_1, status: .ok), body: []))
+    func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
+        .now(.response(HTTPResponseHead(version: .http1_1, status: .ok), body: []))
     }
     func refusal(_ error: ProtocolError) -> ServerReply {
         var headers = HTTPHeaders()
