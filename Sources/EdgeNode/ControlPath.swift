@@ -30,7 +30,7 @@ enum ControlPath {
 
     /// Whether `uri` (a whole request target, query included) is in the control namespace.
     static func contains(uri: String, prefix: String) -> Bool {
-        contains(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0], prefix: prefix)
+        contains(RequestTarget(uri).path, prefix: prefix)
     }
 
     /// Whether `path` is the origin's key set for subscription tokens, spelled plainly: the one

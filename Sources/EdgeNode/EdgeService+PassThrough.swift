@@ -109,7 +109,7 @@ extension EdgeService {
 
     /// The canonical name of the stream `uri` addresses, or `nil` if it addresses none.
     static func streamName(_ uri: String, prefix: String) -> String? {
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = RequestTarget(uri).path
         return try? StreamPath.canonicalName(urlPath: path, prefix: prefix)
     }
 }

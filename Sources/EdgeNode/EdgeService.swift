@@ -68,17 +68,16 @@ final class EdgeService: HTTPResponder {
     }
 
     func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
-        let uri = request.head.uri
-        let queryStart = uri.firstIndex(of: "?")
-        let path = String(uri[..<(queryStart ?? uri.endIndex)])
-        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let target = RequestTarget(request.head.uri)
+        let path = target.path
+        let query = target.query
         let method = request.head.method
 
         // The protocol's control APIs (`__ds/…`) are the origin's, whoever asks: passed through
         // before anything below can treat them as a stream, refuse their credentials (callback
         // and claim tokens are no service credentials; the origin checks them) or cache them.
-        if ControlPath.contains(Substring(path), prefix: configuration.streamPathPrefix) {
-            return .later(forwardControl(request, path: Substring(path), live: live, loop: loop))
+        if ControlPath.contains(path, prefix: configuration.streamPathPrefix) {
+            return .later(forwardControl(request, path: path, live: live, loop: loop))
         }
 
         // Only the first Authorization would be in the cache key, yet every one would go
@@ -89,23 +88,20 @@ final class EdgeService: HTTPResponder {
         }
 
         if method == .GET {
-            switch path {
-            case configuration.metricsPath:
+            if path == configuration.metricsPath {
                 let text = metrics.render(cache: cache.stats, routeCache: routeCache.stats)
                 return .now(Self.local("text/plain; version=0.0.4", text))
-            case configuration.statsPath:
+            } else if path == configuration.statsPath {
                 return .now(Self.local("application/json", statsJSON(query: query)))
-            case configuration.dashboardPath:
+            } else if path == configuration.dashboardPath {
                 return .now(Self.local("text/html; charset=utf-8", Array(EdgeDashboard.html(statsPath: configuration.statsPath).utf8)))
-            default:
-                if let fleet, let reply = fleet.respond(path: path, query: query, on: loop, localStats: statsJSON(query:)) {
-                    return .later(reply)
-                }
+            } else if let fleet, let reply = fleet.respond(path: String(path), query: query, on: loop, localStats: statsJSON(query:)) {
+                return .later(reply)
             }
         }
         // The edge's own pages (above) and streams keep priority over routes; `routes` never
         // matches a path under the stream prefix, so a route for `/` takes everything else.
-        if let route = routes.target(forPath: Substring(path)) {
+        if let route = routes.target(forPath: path) {
             return .later(forward(request, to: route, live: live, loop: loop))
         }
         guard path.hasPrefix(configuration.streamPathPrefix) else {
@@ -115,7 +111,7 @@ final class EdgeService: HTTPResponder {
         // everything kept per stream is keyed by the canonical name, or a write under one
         // spelling would leave another's entries behind. A name the upstream will refuse is
         // its to answer (400), and is neither cached nor collapsed.
-        guard let stream = try? StreamPath.canonicalName(urlPath: Substring(path), prefix: configuration.streamPathPrefix) else {
+        guard let stream = try? StreamPath.canonicalName(urlPath: path, prefix: configuration.streamPathPrefix) else {
             return .later(forward(request, kind: .other, live: live, loop: loop))
         }
         // Decode only to classify; anything the edge does not understand is the upstream's to judge.

@@ -61,10 +61,9 @@ private struct FleetHTTPResponder: HTTPResponder {
     var maxBodyBytes: Int { 0 }
 
     func respond(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> ResponderAnswer {
-        let uri = request.head.uri
-        let queryStart = uri.firstIndex(of: "?")
-        let path = String(uri[..<(queryStart ?? uri.endIndex)])
-        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let target = RequestTarget(request.head.uri)
+        let path = String(target.path)
+        let query = target.query
         if request.head.method == .GET || request.head.method == .HEAD, let reply = fleet.respond(path: path, query: query, on: loop) {
             return .later(reply)
         }

@@ -1,3 +1,5 @@
+import DurableStreams
+
 /// Which `[[route]]` a request path belongs to: the route with the longest prefix of the path,
 /// unless the path is under the stream prefix, whose requests are always the edge's own. One
 /// rule for everything that must agree on it (`EdgeService`, and in verify mode which
@@ -25,6 +27,6 @@ struct RouteTable<Target: Sendable>: Sendable {
 
     /// The target for a request target (`/path?query`).
     func target(forURI uri: String) -> Target? {
-        target(forPath: uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        target(forPath: RequestTarget(uri).path)
     }
 }

@@ -107,7 +107,7 @@ final class SSESubscription: Sendable {
     func connect() {
         let offset = state.withLockedValue { $0.position }
         var head = requestHead
-        let path = head.uri.split(separator: "?", maxSplits: 1)[0]
+        let path = RequestTarget(head.uri).path
         head.uri = "\(path)?offset=\(offset)&live=sse"
         let stream = upstream.stream(
             head, on: loop,

@@ -33,9 +33,9 @@ extension Fuzz {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
 
-        let queryStart = uri.firstIndex(of: "?")
-        let path = uri[..<(queryStart ?? uri.endIndex)]
-        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let target = RequestTarget(String(uri))
+        let path = target.path
+        let query = target.query
         let name = path.hasPrefix(streamPrefix) ? path.dropFirst(streamPrefix.count) : path
 
         if let validated = try? StreamPath.validate(name) {

@@ -61,10 +61,9 @@ final class StreamService: HTTPResponder {
 
     /// Answers one request. The future always succeeds: failures become error responses.
     func reply(to request: ServerRequest, live: LiveRequest, on loop: any EventLoop) -> EventLoopFuture<ServerReply> {
-        let uri = request.head.uri
-        let queryStart = uri.firstIndex(of: "?")
-        let path = uri[..<(queryStart ?? uri.endIndex)]
-        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let target = RequestTarget(request.head.uri)
+        let path = target.path
+        let query = target.query
         let method = request.head.method.rawValue
 
         let operation: OriginOperation
@@ -276,7 +275,7 @@ final class StreamService: HTTPResponder {
 
     /// `Location` must be absolute: the public scheme and host, then the path as requested.
     private func absoluteURL(for head: HTTPRequestHead) -> String {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = RequestTarget(head.uri).path
         return publicOrigin(for: head) + path
     }
 

@@ -112,7 +112,7 @@ public struct AuthorizingResponder: HTTPResponder {
         let policy = self.policy.current
         guard policy.isEnabled else { return inner.respond(to: request, live: live, on: loop) }
         let head = request.head
-        let path = head.uri[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
+        let path = RequestTarget(head.uri).path
         let requirement = AccessRequirement.of(
             method: head.method.rawValue, path: path, prefix: streamPathPrefix, operationalPaths: operationalPaths,
             operationalScope: policy.operationalScope, healthScope: policy.healthScope, otherPathsScope: otherPathsScope,

@@ -70,7 +70,7 @@ public struct ForwardAuthCheck: Hashable, Sendable {
 
     /// The path part of `uri`: decisions are shared across queries (a reader's offset changes
     /// with every read), never across anything else the endpoint sees.
-    public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    public var path: Substring { RequestTarget(uri).path }
 
     /// What a decision is remembered by: a SHA-256 over every header the endpoint sees, the
     /// query aside, so a decision is reused only for a check that would send the same question.
