@@ -2,15 +2,18 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 import NIOTLS
 
 /// The listening side both servers share: socket options, the connection cap, TLS and HTTP/2
 /// when configured, and each connection's pipeline up to the server's `HTTPServerHandler`.
 ///
 /// HTTP/1.1 (plain, or over TLS when ALPN does not choose `h2`):
-/// [`NIOSSLServerHandler` → `OutboundWriteCoalescer`] → `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder →
-/// `HTTPPipeliningHandler` → `ConnectionGuardHandler` → `HTTPServerHandler` (which frames its
-/// responses as bytes: see `ResponseHeadEncoder`).
+/// [`NIOSSLServerHandler`] → `ConnectionWireHandler` → NIO's HTTP/1.1 request decoder →
+/// `HTTPPipeliningHandler` → `ConnectionGuardHandler` → [`OutboundWriteCoalescer`] →
+/// `HTTPServerHandler` (which frames its responses as bytes: see `ResponseHeadEncoder`). With TLS
+/// the coalescer sits right under the server's handler, so a response's parts travel the pipeline
+/// as one write.
 ///
 /// HTTP/2 (over TLS, chosen by ALPN): `SendStallGuard` → `NIOSSLServerHandler` → `OutboundWriteCoalescer` → NIO's `NIOHTTP2Handler` →
 /// `HTTP2CloseGuard` (a connection being closed does close) → `NIOHTTP2ServerConnectionManagementHandler`
@@ -53,15 +56,14 @@ public enum HTTPServerBootstrap {
                 channel.closeFuture.whenComplete { _ in cap.release() }
                 let http1: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let handler = try addHTTP1(channel.pipeline.syncOperations, limits: limits, onExpiry: onExpiry, makeHandler: makeHandler)
+                        let handler = try addHTTP1(
+                            channel.pipeline.syncOperations, limits: limits, coalesce: tls != nil, onExpiry: onExpiry, makeHandler: makeHandler)
                         registry.track(channel, handler)
                     }
                 }
                 guard let tls else { return http1(channel) }
                 do {
                     try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
-                    // One TLS record per flush, not one per response part.
-                    try channel.pipeline.syncOperations.addHandler(OutboundWriteCoalescer())
                     // The handshake (ALPN included) gets the time a request head gets.
                     try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(timeout: limits.headerTimeout))
                 } catch {
@@ -80,8 +82,10 @@ public enum HTTPServerBootstrap {
             }
     }
 
+    /// - Parameter coalesce: join each flush's writes into one (`OutboundWriteCoalescer`): over
+    ///   TLS, where each write would be a record of its own.
     private static func addHTTP1(
-        _ sync: ChannelPipeline.SynchronousOperations, limits: ConnectionLimits,
+        _ sync: ChannelPipeline.SynchronousOperations, limits: ConnectionLimits, coalesce: Bool,
         onExpiry: (@Sendable (ConnectionTimeouts.Expiry) -> Void)?,
         makeHandler: @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
     ) throws -> HTTPServerHandler {
@@ -92,6 +96,9 @@ public enum HTTPServerBootstrap {
         let guardHandler = ConnectionGuardHandler(limits: limits, wire: wire, onExpiry: onExpiry)
         wire.arrivals = guardHandler
         try sync.addHandler(guardHandler)
+        // One TLS record per flush, not one per response part; and above the guard, the
+        // pipelining handler and the wire, so that they each see one write, not three.
+        if coalesce { try sync.addHandler(OutboundWriteCoalescer()) }
         let handler = makeHandler(.http1)
         try sync.addHandler(handler)
         return handler
@@ -103,6 +110,8 @@ public enum HTTPServerBootstrap {
         makeHandler: @escaping @Sendable (HTTPServerHandler.Framing) -> HTTPServerHandler
     ) throws {
         let sync = channel.pipeline.syncOperations
+        // One TLS record per flush, not one per frame.
+        try sync.addHandler(OutboundWriteCoalescer(), position: .after(try sync.handler(type: NIOSSLServerHandler.self)))
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
