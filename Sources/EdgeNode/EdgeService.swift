@@ -104,7 +104,7 @@ final class EdgeService: HTTPResponder {
         if let route = routes.target(forPath: path) {
             return .later(forward(request, to: route, live: live, loop: loop))
         }
-        guard path.hasPrefix(configuration.streamPathPrefix) else {
+        guard path.utf8.starts(with: configuration.streamPathPrefix.utf8) else {  // by byte, as `StreamPath` reads it
             return .later(forward(request, kind: .other, live: live, loop: loop))
         }
         // The upstream decodes the path, so many spellings name one stream (`a-b`, `a%2Db`):

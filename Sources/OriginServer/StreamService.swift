@@ -69,7 +69,7 @@ final class StreamService: HTTPResponder {
         let operation: OriginOperation
         var stream: String?
         let answer: EventLoopFuture<Answer>
-        if path.hasPrefix(configuration.streamPathPrefix) {
+        if path.utf8.starts(with: configuration.streamPathPrefix.utf8) {  // by byte, as `StreamPath` reads it
             if method == "OPTIONS" {
                 operation = .options
                 answer = loop.makeSucceededFuture(Answer(reply: Self.preflight()))
