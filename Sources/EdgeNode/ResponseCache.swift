@@ -5,13 +5,34 @@ import ServerSupport
 
 /// One stored answer.
 public struct CachedResponse: Sendable {
-    public var status: HTTPResponseStatus { didSet { encode() } }
+    /// What never changes once an entry is made, in one object: every hit copies its entry out of
+    /// the cache (under the cache's lock), and one reference to retain costs less than the dozen
+    /// the fields held on their own.
+    private final class Content: Sendable {
+        let status: HTTPResponseStatus
+        let headers: HTTPHeaders
+        let body: ByteBuffer
+        let encoded: EncodedResponse
+        let facts: ReadFacts
+
+        init(status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer, facts: ReadFacts) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+            self.encoded = EncodedResponse(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
+            self.facts = facts
+        }
+    }
+
+    private let content: Content
+
+    public var status: HTTPResponseStatus { content.status }
     /// As received from upstream (hop-by-hop headers already removed by the caller).
-    public var headers: HTTPHeaders { didSet { encode() } }
-    public var body: ByteBuffer { didSet { encode() } }
+    public var headers: HTTPHeaders { content.headers }
+    public var body: ByteBuffer { content.body }
     /// The response as bytes, serialized once when stored: a hit writes them as they are, plus
     /// its own `X-Cache` and `Age` lines.
-    public private(set) var encoded: EncodedResponse
+    public var encoded: EncodedResponse { content.encoded }
     /// When it was stored or last revalidated.
     public var storedAt: NIODeadline
     /// `nil` = immutable (a full chunk, or the end of a closed stream): fresh until evicted.
@@ -21,7 +42,7 @@ public struct CachedResponse: Sendable {
     /// stale (stale-while-revalidate / stale-if-error); `nil` = not at all.
     public var staleUntil: NIODeadline?
     /// The protocol facts of `headers` (end offset, closure, ETag), parsed once when stored.
-    public var facts: ReadFacts
+    public var facts: ReadFacts { content.facts }
     /// The ETag header value, if any.
     public var etag: String? { facts.etag }
 
@@ -35,21 +56,13 @@ public struct CachedResponse: Sendable {
         etag: String?,
         facts: ReadFacts? = nil
     ) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.encoded = EncodedResponse(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
-        self.storedAt = storedAt
-        self.freshUntil = freshUntil
-        self.staleUntil = staleUntil
         // An upstream answer's facts were parsed when it arrived; only a bare entry parses its own.
         var facts = facts ?? ReadFacts(headers)
         facts.etag = etag
-        self.facts = facts
-    }
-
-    private mutating func encode() {
-        encoded = EncodedResponse(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
+        self.content = Content(status: status, headers: headers, body: body, facts: facts)
+        self.storedAt = storedAt
+        self.freshUntil = freshUntil
+        self.staleUntil = staleUntil
     }
 
     /// What every entry costs on top of its bytes: the node, the index slots, the response's fixed fields.

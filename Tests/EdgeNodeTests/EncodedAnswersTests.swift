@@ -36,12 +36,18 @@ struct EncodedAnswersTests {
         #expect(Self.sameBytes(first.body, entry.body))
     }
 
-    @Test func anEntryWhoseHeadersChangeIsSerializedAgain() {
-        var entry = CachedResponse(
+    @Test func aRevalidatedCopyOfAnEntryKeepsItsBytes() {
+        let entry = CachedResponse(
             status: .ok, headers: ["A": "1"], body: ByteBuffer(string: "x"),
-            storedAt: .uptimeNanoseconds(0), freshUntil: nil, staleUntil: nil, etag: nil)
-        entry.headers.add(name: "B", value: "2")
-        #expect(String(buffer: entry.encoded.headLines) == "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 1\r\n")
+            storedAt: .uptimeNanoseconds(0), freshUntil: .uptimeNanoseconds(10), staleUntil: nil, etag: nil)
+        // What a 304 changes (the cache's `refresh`): its times only, never the bytes served.
+        var refreshed = entry
+        refreshed.storedAt = .uptimeNanoseconds(5)
+        refreshed.freshUntil = .uptimeNanoseconds(15)
+        #expect(String(buffer: refreshed.encoded.headLines) == "HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 1\r\n")
+        #expect(Self.sameBytes(refreshed.encoded.headLines, entry.encoded.headLines))
+        #expect(Self.sameBytes(refreshed.body, entry.body))
+        #expect(entry.freshUntil == .uptimeNanoseconds(10))
     }
 
     @Test func followersWhoseCursorIsKeptShareTheFlightsBytes() throws {
