@@ -14,6 +14,9 @@ public struct EncodedResponse: Sendable {
     /// not the blank line that ends the head, so that per-request lines can follow.
     public let headLines: ByteBuffer
     public let body: ByteBuffer
+    /// The first `Cache-Control` value, found once: a verifying edge looks at it on every hit it
+    /// serves (see `AuthorizingResponder.privatised`).
+    public let cacheControl: String?
 
     /// Frames `head` for `body` (a `Content-Length` for a status that has a body, no
     /// `Transfer-Encoding`) and serializes it.
@@ -32,6 +35,7 @@ public struct EncodedResponse: Sendable {
         lines.reserveCapacity(64 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         ResponseHeadEncoder.writeLines(HTTPResponseHead(version: head.version, status: head.status, headers: headers), into: &lines)
         self.head = head
+        self.cacheControl = headers.first(name: "Cache-Control")
         self.headLines = lines
         self.body = head.status.mayHaveResponseBody ? body : ByteBuffer()
     }

@@ -15,7 +15,13 @@ public struct AuthorizingResponder: HTTPResponder {
     /// `Authorization`): `public` becomes `private`, and `Vary: Authorization` is added. An edge
     /// in verify mode still caches it: it made the access decision itself.
     static func privatised(_ reply: ServerReply) -> ServerReply {
-        guard let control = reply.head.headers.first(name: "Cache-Control"), sharesPublicly(control) else { return reply }
+        let control: String?
+        if case .encoded(let response, _) = reply {
+            control = response.cacheControl  // found when it was encoded, not on every answer
+        } else {
+            control = reply.head.headers.first(name: "Cache-Control")
+        }
+        guard let control, sharesPublicly(control) else { return reply }
         var head = reply.head
         privatise(&head.headers)
         switch reply {

@@ -102,11 +102,24 @@ public final class WebhookClient: Sendable {
         self.group = group
         self.threadPool = threadPool
         self.resolve = resolve ?? Self.systemResolve
+        if case .default = trustRoots {
+            tlsContext = Self.systemTrustContext
+        } else {
+            tlsContext = Result { try Self.makeContext(trustRoots) }
+        }
+    }
+
+    /// The context for the system's trust roots, made once per process (Swift runs a static's
+    /// initialiser once, thread-safely): every client shares it, rather than each one reading
+    /// and parsing the system's CA bundle again (the tests start hundreds of origins).
+    private static let systemTrustContext: Result<NIOSSLContext, any Error> = Result { try makeContext(.default) }
+
+    private static func makeContext(_ trustRoots: NIOSSLTrustRoots) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = trustRoots
         configuration.certificateVerification = .fullVerification
         configuration.applicationProtocols = ["http/1.1"]
-        tlsContext = Result { try NIOSSLContext(configuration: configuration) }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     /// POSTs `body` to `url` with `headers`, plus `Host`, `Content-Length` and

@@ -1,5 +1,7 @@
 import DurableStreams
+import NIOCore
 import NIOHTTP1
+import ServerSupport
 import Testing
 @testable import StreamAuth
 
@@ -135,5 +137,24 @@ struct AccessRuleTests {
         var untouched = HTTPHeaders([("Cache-Control", "no-store")])
         AuthorizingResponder.privatise(&untouched)
         #expect(untouched["Cache-Control"] == ["no-store"] && untouched["Vary"].isEmpty)
+    }
+
+    /// An answer serialized ahead of time: its `Cache-Control` was found when it was encoded.
+    @Test func encodedAnswersMadePublicBecomePrivateToo() {
+        func encoded(_ control: String) -> ServerReply {
+            let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Cache-Control", control)]))
+            var extra = ExtraHeaderLines()
+            extra.add(name: "X-Cache", value: "HIT")
+            return .encoded(EncodedResponse(head, body: ByteBuffer(string: "abc")), extra: extra)
+        }
+        let made = AuthorizingResponder.privatised(encoded("public, max-age=60"))
+        #expect(made.head.headers["Cache-Control"] == ["private, max-age=60"])
+        #expect(made.head.headers["Vary"] == ["Authorization"])
+        #expect(made.head.headers["X-Cache"] == ["HIT"])
+        #expect(made.bodyBytes == 3)
+        guard case .encoded = AuthorizingResponder.privatised(encoded("private, max-age=60")) else {
+            Issue.record("an answer already private is passed on as it is")
+            return
+        }
     }
 }
