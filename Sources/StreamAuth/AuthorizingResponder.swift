@@ -46,7 +46,7 @@ public struct AuthorizingResponder: HTTPResponder {
     public static func privatise(_ headers: inout HTTPHeaders) {
         guard let control = headers.first(name: "Cache-Control"), sharesPublicly(control) else { return }
         let directives = control.split(separator: ",").map { directive -> Substring in
-            Self.isPublicDirective(directive) ? "private" : directive.trimmingASCII(" \t")
+            Self.isPublicDirective(directive.utf8) ? "private" : directive.trimmingASCII(" \t")
         }
         headers.replaceOrAdd(name: "Cache-Control", value: directives.joined(separator: ", "))
         headers.add(name: "Vary", value: "Authorization")
@@ -56,19 +56,23 @@ public struct AuthorizingResponder: HTTPResponder {
     /// §5.2). Byte by byte: this runs on every authorised answer, and Foundation's `contains`
     /// bridged through NSString in the edge's profile.
     static func sharesPublicly(_ control: String) -> Bool {
-        var rest = Substring(control)
-        while !rest.isEmpty {
-            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
-            if isPublicDirective(rest[..<comma]) { return true }
-            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.utf8.index(after: comma)...]
+        var control = control  // `withUTF8` may make a bridged string native; ours already are
+        return control.withUTF8 { bytes in
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                if isPublicDirective(bytes[start..<end]) { return true }
+                start = end + 1
+            }
+            return false
         }
-        return false
     }
 
-    private static func isPublicDirective(_ directive: Substring) -> Bool {
+    private static func isPublicDirective(_ directive: some Sequence<UInt8>) -> Bool {
         // Byte by byte, spaces and tabs around the name skipped: `trimmingASCII` showed in profiles.
         var matched = 0
-        for byte in directive.utf8 where byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") {
+        for byte in directive where byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") {
             guard matched < 6, byte | 0x20 == Self.publicName[matched] else { return false }
             matched += 1
         }

@@ -6,31 +6,33 @@ public enum BearerCredential: Equatable, Sendable {
 
     /// `nil` when the header is not a well-formed bearer credential.
     public init?(header: String) {
-        // One pass over the bytes: this runs on every request that carries credentials.
-        let bytes = header.utf8
-        var index = bytes.firstIndex { $0 != UInt8(ascii: " ") } ?? bytes.endIndex
-        // "Bearer " in any case.
-        for expected in "bearer ".utf8 {
-            guard index != bytes.endIndex, Self.lowercased(bytes[index]) == expected else { return nil }
-            bytes.formIndex(after: &index)
+        // One pass over the bytes, in place: this runs on every request that carries credentials.
+        var contiguous = header  // `withUTF8` may make a bridged string native; headers already are
+        let found = contiguous.withUTF8 { bytes -> (start: Int, isJWT: Bool)? in
+            var index = 0
+            while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
+            // "Bearer " in any case.
+            for expected in Self.scheme {
+                guard index < bytes.count, Self.lowercased(bytes[index]) == expected else { return nil }
+                index += 1
+            }
+            while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
+            // RFC 6750's b64token characters, at most 8 KiB: nothing else reaches a verifier.
+            let length = bytes.count - index
+            guard length > 0, length <= 8192 else { return nil }
+            var dots = 0
+            for byte in bytes[index...] {
+                guard Self.isTokenByte(byte) else { return nil }
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+            return (index, dots == 2)
         }
-        while index != bytes.endIndex, bytes[index] == UInt8(ascii: " ") { bytes.formIndex(after: &index) }
-        // RFC 6750's b64token characters, at most 8 KiB: nothing else reaches a verifier.
-        var length = 0
-        var dots = 0
-        var scan = index
-        while scan != bytes.endIndex {
-            let byte = bytes[scan]
-            guard Self.isTokenByte(byte) else { return nil }
-            if byte == UInt8(ascii: ".") { dots += 1 }
-            length += 1
-            guard length <= 8192 else { return nil }
-            bytes.formIndex(after: &scan)
-        }
-        guard length > 0 else { return nil }
-        let token = header[index...]
-        self = dots == 2 ? .jwt(token) : .apiKey(token)
+        guard let found else { return nil }
+        let token = header[header.utf8.index(header.startIndex, offsetBy: found.start)...]
+        self = found.isJWT ? .jwt(token) : .apiKey(token)
     }
+
+    private static let scheme = Array("bearer ".utf8)
 
     private static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
