@@ -36,7 +36,8 @@ extension Fuzz {
         let target = RequestTarget(String(uri))
         let path = target.path
         let query = target.query
-        let name = path.hasPrefix(streamPrefix) ? path.dropFirst(streamPrefix.count) : path
+        // By byte, as the servers match the prefix (`StreamPath.canonicalName`).
+        let name = path.utf8.starts(with: streamPrefix.utf8) ? path[path.utf8.index(path.startIndex, offsetBy: streamPrefix.utf8.count)...] : path
 
         if let validated = try? StreamPath.validate(name) {
             checkValidStreamName(validated)

@@ -45,8 +45,10 @@ public struct AuthorizingResponder: HTTPResponder {
     /// edge in verify mode applies it once to what it caches, so its hits need no rewriting.
     public static func privatise(_ headers: inout HTTPHeaders) {
         guard let control = headers.first(name: "Cache-Control"), sharesPublicly(control) else { return }
-        let directives = control.split(separator: ",").map { directive -> Substring in
-            Self.isPublicDirective(directive.utf8) ? "private" : directive.trimmingASCII(" \t")
+        // Cut at each comma byte, as `sharesPublicly` reads the value: a comma followed by a
+        // combining mark is one Character, and a Character split would keep `public` whole.
+        let directives = control.utf8.split(separator: UInt8(ascii: ",")).map { bytes -> Substring in
+            Self.isPublicDirective(bytes) ? "private" : Substring(bytes).trimmingASCII(" \t")
         }
         headers.replaceOrAdd(name: "Cache-Control", value: directives.joined(separator: ", "))
         headers.add(name: "Vary", value: "Authorization")

@@ -134,6 +134,11 @@ struct AccessRuleTests {
         AuthorizingResponder.privatise(&headers)
         #expect(headers["Cache-Control"] == ["max-age=60, private, immutable"])
         #expect(headers["Vary"] == ["Authorization"])
+        // A comma followed by a combining accent still separates directives, as it does for
+        // `sharesPublicly`: the `public` before it is rewritten, not left beside a `Vary`.
+        var accented = HTTPHeaders([("Cache-Control", "public,\u{301}x")])
+        AuthorizingResponder.privatise(&accented)
+        #expect(accented["Cache-Control"] == ["private, \u{301}x"])
         var untouched = HTTPHeaders([("Cache-Control", "no-store")])
         AuthorizingResponder.privatise(&untouched)
         #expect(untouched["Cache-Control"] == ["no-store"] && untouched["Vary"].isEmpty)
