@@ -267,7 +267,7 @@ private final class RawH2Client: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
-                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                    try channel.pipeline.syncOperations.addHandler(RawCollector(received: received))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
@@ -303,18 +303,5 @@ private final class RawH2Client: Sendable {
         try? await channel.closeFuture.get()
         guardTask.cancel()
         return !timedOut.withLockedValue { $0 }
-    }
-
-    private final class Collector: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let received: NIOLockedValueBox<[UInt8]>
-        init(received: NIOLockedValueBox<[UInt8]>) { self.received = received }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = unwrapInboundIn(data)
-            received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
-        }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
     }
 }

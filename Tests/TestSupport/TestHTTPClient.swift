@@ -197,15 +197,16 @@ public enum TestHTTP {
     }
 }
 
-final class RawCollector: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+/// Keeps every byte a raw client connection receives in `received`; closes on an error.
+public final class RawCollector: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
     let received: NIOLockedValueBox<[UInt8]>
-    init(received: NIOLockedValueBox<[UInt8]>) { self.received = received }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public init(received: NIOLockedValueBox<[UInt8]>) { self.received = received }
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
     }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 }
